@@ -1,0 +1,35 @@
+//! The event bus: services record events in a transactional outbox, a relay publishes them to
+//! a transport (the embedded SQLite log or NATS JetStream), and consumers apply each event
+//! exactly once through an idempotent inbox, dead-lettering what keeps failing.
+
+mod consumer;
+mod embedded;
+mod envelope;
+mod nats;
+mod outbox;
+mod schema;
+mod transport;
+
+pub use consumer::{Consumer, DeadLetter, Handler, HandlerError, RetryPolicy, dead_letters, redrive};
+pub use embedded::EmbeddedTransport;
+pub use envelope::Envelope;
+pub use nats::NatsTransport;
+pub use outbox::{OutboxRelay, enqueue, outbox_backlog};
+pub use schema::MIGRATIONS;
+pub use transport::{Acker, ConsumerSpec, ConsumerStats, Delivery, StreamStats, Subscription, Transport};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("event broker unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Db(#[from] bazaar_db::DbError),
+    #[error("malformed event: {0}")]
+    Malformed(String),
+}
+
+impl From<bazaar_db::sqlx::Error> for BusError {
+    fn from(e: bazaar_db::sqlx::Error) -> Self {
+        BusError::Db(e.into())
+    }
+}

@@ -1,0 +1,201 @@
+//! Calling another service's internal API: in process (embedded) or over HTTP (at scale),
+//! with the same request types, the same service credential and the same error shape.
+//!
+//! Every internal operation is `POST /internal/<op>` with a JSON body. The caller proves it is
+//! a bazaar service with [`INTERNAL_TOKEN_HEADER`] and says on whose behalf it acts with
+//! [`PRINCIPAL_HEADER`]; services trust the principal only behind a valid token.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rand::Rng;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tower::ServiceExt;
+
+use crate::{ApiError, ErrorCode, Principal};
+
+pub const INTERNAL_TOKEN_HEADER: &str = "x-bazaar-service-token";
+pub const PRINCIPAL_HEADER: &str = "x-bazaar-principal";
+/// Largest internal response we read; bigger means a bug, not data.
+const MAX_RESPONSE: usize = 16 * 1024 * 1024;
+
+#[derive(Clone)]
+enum Target {
+    Local(axum::Router),
+    Remote { base: String, http: reqwest::Client },
+}
+
+/// A handle on one service's internal API.
+#[derive(Clone)]
+pub struct ServiceClient {
+    service: &'static str,
+    target: Target,
+    token: Arc<str>,
+    timeout: Duration,
+}
+
+impl ServiceClient {
+    /// Calls `router` in this process, without a socket.
+    pub fn local(service: &'static str, router: axum::Router, token: &str) -> Self {
+        ServiceClient { service, target: Target::Local(router), token: token.into(), timeout: Duration::from_secs(10) }
+    }
+
+    /// Calls the service at `base_url` (e.g. `http://127.0.0.1:9101`).
+    pub fn remote(service: &'static str, base_url: &str, token: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        ServiceClient {
+            service,
+            target: Target::Remote { base: base_url.trim_end_matches('/').to_owned(), http },
+            token: token.into(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    pub fn service(&self) -> &'static str {
+        self.service
+    }
+
+    /// A call that changes state: made once, never retried (the outcome may be unknown).
+    pub async fn command<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        op: &str,
+        principal: &Principal,
+        req: &Req,
+    ) -> Result<Resp, ApiError> {
+        self.call_once(op, principal, req).await
+    }
+
+    /// A read or otherwise idempotent call: retried with backoff and jitter while the service
+    /// is unreachable, within the overall timeout.
+    pub async fn query<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        op: &str,
+        principal: &Principal,
+        req: &Req,
+    ) -> Result<Resp, ApiError> {
+        let mut delay = Duration::from_millis(50);
+        for _ in 0..3 {
+            match self.call_once(op, principal, req).await {
+                Err(e) if e.code == ErrorCode::ServiceUnavailable => {
+                    let jitter = rand::rng().random_range(0..=delay.as_millis() as u64);
+                    tokio::time::sleep(delay + Duration::from_millis(jitter)).await;
+                    delay *= 4;
+                }
+                other => return other,
+            }
+        }
+        self.call_once(op, principal, req).await
+    }
+
+    async fn call_once<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        op: &str,
+        principal: &Principal,
+        req: &Req,
+    ) -> Result<Resp, ApiError> {
+        let body = serde_json::to_vec(req).map_err(ApiError::internal)?;
+        let principal = serde_json::to_string(principal).map_err(ApiError::internal)?;
+        let path = format!("/internal/{op}");
+        let call = async {
+            match &self.target {
+                Target::Local(router) => {
+                    let request = http::Request::post(&path)
+                        .header(http::header::CONTENT_TYPE, "application/json")
+                        .header(INTERNAL_TOKEN_HEADER, &*self.token)
+                        .header(PRINCIPAL_HEADER, &principal)
+                        .body(Body::from(body))
+                        .map_err(ApiError::internal)?;
+                    let response = router.clone().oneshot(request).await.map_err(ApiError::internal)?;
+                    let status = response.status();
+                    let bytes = axum::body::to_bytes(response.into_body(), MAX_RESPONSE)
+                        .await
+                        .map_err(ApiError::internal)?;
+                    Ok::<_, ApiError>((status, bytes.to_vec()))
+                }
+                Target::Remote { base, http } => {
+                    let response = http
+                        .post(format!("{base}{path}"))
+                        .header(http::header::CONTENT_TYPE, "application/json")
+                        .header(INTERNAL_TOKEN_HEADER, &*self.token)
+                        .header(PRINCIPAL_HEADER, &principal)
+                        .body(body)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            tracing::warn!(service = self.service, error = %e, "internal call failed");
+                            ApiError::unavailable(format!("the {} service is unavailable", self.service))
+                        })?;
+                    let status = response.status();
+                    let bytes = response.bytes().await.map_err(|_| {
+                        ApiError::unavailable(format!("the {} service is unavailable", self.service))
+                    })?;
+                    Ok((status, bytes.to_vec()))
+                }
+            }
+        };
+        let (status, bytes) = tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| ApiError::unavailable(format!("the {} service did not answer in time", self.service)))??;
+        if status.is_success() {
+            serde_json::from_slice(&bytes).map_err(ApiError::internal)
+        } else {
+            Err(serde_json::from_slice::<ApiError>(&bytes).unwrap_or_else(|_| {
+                ApiError::internal(format!("{} answered {status} without an error body", self.service))
+            }))
+        }
+    }
+}
+
+/// Middleware for a service's internal router: refuses callers without the service credential.
+pub async fn require_service_token(token: Arc<str>, request: Request, next: Next) -> Response {
+    let presented = request.headers().get(INTERNAL_TOKEN_HEADER).map(|v| v.as_bytes());
+    if presented.is_some_and(|p| constant_time_eq(p, token.as_bytes())) {
+        next.run(request).await
+    } else {
+        ApiError::unauthenticated("service credential required").into_response()
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The principal of an internal call (behind [`require_service_token`]).
+pub struct Caller(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match parts.headers.get(PRINCIPAL_HEADER) {
+            None => Ok(Caller(Principal::anonymous())),
+            Some(v) => serde_json::from_slice(v.as_bytes())
+                .map(Caller)
+                .map_err(|_| ApiError::unauthenticated("malformed principal")),
+        }
+    }
+}
+
+/// A JSON request body whose rejection is a BAD_USER_INPUT in our error shape.
+pub struct Input<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequest<S> for Input<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Input(v)),
+            Err(e) => Err(ApiError::bad_input("body", e.body_text())),
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The contracts between bazaar's services: event payloads, internal API types, the error
+//! shape every service answers with, and typed clients that call a service in process or
+//! over HTTP.
+
+pub mod client;
+pub mod error;
+pub mod events;
+pub mod principal;
+pub mod users;
+
+pub use client::{Caller, INTERNAL_TOKEN_HEADER, Input, PRINCIPAL_HEADER, ServiceClient, require_service_token};
+pub use error::{ApiError, ErrorCode};
+pub use principal::{Principal, Role};

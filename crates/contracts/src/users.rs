@@ -1,0 +1,137 @@
+//! The users service's internal API: accounts, sign-in and tokens.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ApiError, Principal, Role, ServiceClient};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Address {
+    pub line1: String,
+    pub line2: Option<String>,
+    pub city: String,
+    pub postal_code: String,
+    pub country: String,
+}
+
+/// A user as other services and the gateway see it: never a password or its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub phone: Option<String>,
+    pub address: Option<Address>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterRequest {
+    pub email: String,
+    pub password: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshTokenRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthResult {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    pub user: User,
+}
+
+/// Fields left `None` stay as they are. `address: Some(None)` is not expressible on purpose:
+/// an address is replaced, not removed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateProfileRequest {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub address: Option<Address>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserIdRequest {
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserIdsRequest {
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetRoleRequest {
+    pub id: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PageRequest {
+    pub first: i64,
+    pub after: Option<String>,
+}
+
+/// One page of a keyset-paginated list.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_next_page: bool,
+    pub total_count: i64,
+}
+
+/// Typed calls to the users service.
+#[derive(Clone)]
+pub struct UsersClient(pub ServiceClient);
+
+impl UsersClient {
+    pub async fn register(&self, p: &Principal, req: &RegisterRequest) -> Result<AuthResult, ApiError> {
+        self.0.command("register", p, req).await
+    }
+    pub async fn login(&self, p: &Principal, req: &LoginRequest) -> Result<AuthResult, ApiError> {
+        self.0.command("login", p, req).await
+    }
+    pub async fn refresh_token(&self, p: &Principal, req: &RefreshTokenRequest) -> Result<AuthResult, ApiError> {
+        self.0.command("refresh-token", p, req).await
+    }
+    pub async fn logout(&self, p: &Principal, req: &RefreshTokenRequest) -> Result<bool, ApiError> {
+        self.0.command("logout", p, req).await
+    }
+    pub async fn update_profile(&self, p: &Principal, req: &UpdateProfileRequest) -> Result<User, ApiError> {
+        self.0.command("update-profile", p, req).await
+    }
+    pub async fn set_role(&self, p: &Principal, req: &SetRoleRequest) -> Result<User, ApiError> {
+        self.0.command("set-role", p, req).await
+    }
+    /// The user, when the caller may see them (themself or an admin); `None` otherwise.
+    pub async fn user(&self, p: &Principal, id: &str) -> Result<Option<User>, ApiError> {
+        self.0.query("user", p, &UserIdRequest { id: id.to_owned() }).await
+    }
+    /// Users by id in one call (for batching); ids the caller may not see are left out.
+    pub async fn users_by_id(&self, p: &Principal, ids: Vec<String>) -> Result<Vec<User>, ApiError> {
+        self.0.query("users-by-id", p, &UserIdsRequest { ids }).await
+    }
+    pub async fn list(&self, p: &Principal, req: &PageRequest) -> Result<Page<User>, ApiError> {
+        self.0.query("users", p, req).await
+    }
+}

@@ -1,0 +1,194 @@
+//! Storage for every service: one `Db` handle over SQLite or PostgreSQL with the same SQL.
+//!
+//! Queries are written once in the SQL both engines accept (`$1` placeholders, `ON CONFLICT`,
+//! `RETURNING`, TEXT ids, BIGINT unix-millisecond times) and run through sqlx's `Any` driver.
+//! The few places where the engines differ go through [`Dialect`].
+
+mod migrate;
+
+pub use migrate::Migration;
+pub use sqlx;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+/// A row as read through the `Any` driver.
+pub type Row = sqlx::any::AnyRow;
+/// A write transaction; SQLite takes its write lock at `BEGIN`.
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("invalid database configuration: {0}")]
+    Config(String),
+    #[error("migration {version} failed: {source}")]
+    Migration { version: &'static str, source: sqlx::Error },
+}
+
+impl DbError {
+    /// True when the statement broke a UNIQUE or PRIMARY KEY constraint (maps to CONFLICT).
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            DbError::Sqlx(sqlx::Error::Database(e)) => e.is_unique_violation(),
+            _ => false,
+        }
+    }
+
+    /// True when a CHECK constraint refused the change.
+    pub fn is_check_violation(&self) -> bool {
+        match self {
+            DbError::Sqlx(sqlx::Error::Database(e)) => e.is_check_violation(),
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T, E = DbError> = std::result::Result<T, E>;
+
+/// The SQL engine behind a [`Db`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// Where one service keeps its data.
+#[derive(Debug, Clone)]
+pub enum DbTarget {
+    /// A SQLite file (created when missing).
+    SqliteFile(std::path::PathBuf),
+    /// A PostgreSQL URL and the schema this service owns in it.
+    Postgres { url: String, schema: String },
+}
+
+/// A connection pool to one service's database.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+impl Db {
+    /// Connects, creating the SQLite file or the PostgreSQL schema when missing.
+    pub async fn connect(target: &DbTarget) -> Result<Db> {
+        sqlx::any::install_default_drivers();
+        match target {
+            DbTarget::SqliteFile(path) => Self::connect_sqlite(path).await,
+            DbTarget::Postgres { url, schema } => Self::connect_postgres(url, schema).await,
+        }
+    }
+
+    async fn connect_sqlite(path: &Path) -> Result<Db> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| DbError::Config(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // WAL lets readers run beside the one writer; FULL sync keeps every
+                    // acknowledged commit across power loss; the busy timeout makes a second
+                    // writer wait for the lock instead of failing.
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                         PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Db { pool, dialect: Dialect::Sqlite })
+    }
+
+    async fn connect_postgres(url: &str, schema: &str) -> Result<Db> {
+        if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || schema.is_empty() {
+            return Err(DbError::Config(format!("invalid schema name {schema:?}")));
+        }
+        let options = AnyConnectOptions::from_str(url)?;
+        // The schema must exist before pooled connections put it on their search path.
+        {
+            let admin = AnyPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options.clone())
+                .await?;
+            let create = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
+            match admin.execute(sqlx::AssertSqlSafe(create)).await {
+                Ok(_) => {}
+                // Two processes creating the same schema at once: the loser sees a duplicate.
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {}
+                Err(e) => return Err(e.into()),
+            }
+            admin.close().await;
+        }
+        let search_path = format!("SET search_path TO \"{schema}\"");
+        let pool = AnyPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                let search_path = search_path.clone();
+                Box::pin(async move {
+                    conn.execute(sqlx::AssertSqlSafe(search_path)).await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Db { pool, dialect: Dialect::Postgres })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock up front (`BEGIN
+    /// IMMEDIATE`): a deferred transaction that reads and then writes fails with SQLITE_BUSY
+    /// instead of waiting when another writer got there first.
+    pub async fn begin(&self) -> Result<Tx> {
+        let tx = match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.pool.begin().await?,
+        };
+        Ok(tx)
+    }
+
+    /// True when a trivial query succeeds (used by /readyz).
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A new time-ordered id (UUID v7) as stored: lower-case hyphenated text.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Current time as stored: unix milliseconds.
+pub fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Converts stored unix milliseconds back into a timestamp.
+pub fn from_millis(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}

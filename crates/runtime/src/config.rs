@@ -1,0 +1,429 @@
+//! Configuration: command-line flags, `BAZAAR_*` environment variables and an optional TOML
+//! file (in that order of precedence), merged and validated once at start-up into [`Settings`].
+//! `config.default.toml` at the repository root documents every key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bazaar_db::DbTarget;
+use serde::Deserialize;
+
+/// The services bazaar is made of, in start-up order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ServiceName {
+    Users,
+    Catalog,
+    Orders,
+    Notifications,
+    Recommendations,
+    Gateway,
+}
+
+impl ServiceName {
+    pub const ALL: [ServiceName; 6] = [
+        ServiceName::Users,
+        ServiceName::Catalog,
+        ServiceName::Orders,
+        ServiceName::Notifications,
+        ServiceName::Recommendations,
+        ServiceName::Gateway,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceName::Users => "users",
+            ServiceName::Catalog => "catalog",
+            ServiceName::Orders => "orders",
+            ServiceName::Notifications => "notifications",
+            ServiceName::Recommendations => "recommendations",
+            ServiceName::Gateway => "gateway",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ServiceName> {
+        Self::ALL.into_iter().find(|n| n.as_str() == s)
+    }
+
+    /// Prefix of this service's own environment variables, e.g. `BAZAAR_USERS_`.
+    fn env_prefix(self) -> String {
+        format!("BAZAAR_{}_", self.as_str().to_uppercase())
+    }
+}
+
+impl std::fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A value that must never be printed: `Debug` shows `[redacted]`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Settings that can come from flags or the environment. Secrets (`BAZAAR_JWT_SECRET`,
+/// `BAZAAR_ADMIN_PASSWORD`, database and Redis URLs with passwords) are read from the
+/// environment or the file only, never from flags, so they do not show in `ps`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ConfigArgs {
+    /// TOML configuration file; see config.default.toml for every key.
+    #[arg(long, env = "BAZAAR_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Address of the public GraphQL listener (or of the service's own listener).
+    #[arg(long, env = "BAZAAR_LISTEN", global = true)]
+    pub listen: Option<String>,
+    /// Directory for SQLite files, the embedded event log, mail and generated secrets.
+    #[arg(long, env = "BAZAAR_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Prefix of every NATS stream/subject and Redis key.
+    #[arg(long, env = "BAZAAR_NAMESPACE", global = true)]
+    pub namespace: Option<String>,
+    /// NATS server with JetStream, e.g. nats://127.0.0.1:4222 (default: embedded event log).
+    #[arg(long, env = "BAZAAR_NATS_URL", global = true)]
+    pub nats_url: Option<String>,
+    /// Log format: text or json.
+    #[arg(long, env = "BAZAAR_LOG_FORMAT", global = true)]
+    pub log_format: Option<String>,
+}
+
+/// The optional TOML file. Unknown keys are an error, so a typo does not go unnoticed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    namespace: Option<String>,
+    database_url: Option<Secret>,
+    nats_url: Option<String>,
+    redis_url: Option<Secret>,
+    jwt_secret: Option<Secret>,
+    admin_email: Option<String>,
+    admin_password: Option<Secret>,
+    access_token_ttl_secs: Option<u64>,
+    refresh_token_ttl_days: Option<u64>,
+    login_limit_per_account: Option<u64>,
+    login_limit_per_ip: Option<u64>,
+    login_limit_window_secs: Option<u64>,
+    max_query_depth: Option<usize>,
+    max_query_complexity: Option<usize>,
+    max_body_bytes: Option<usize>,
+    log_format: Option<String>,
+    #[serde(default)]
+    services: BTreeMap<String, FileServiceConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileServiceConfig {
+    database_url: Option<Secret>,
+}
+
+/// Everything a bazaar process needs to know, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub namespace: String,
+    pub database_url: Option<Secret>,
+    pub service_database_urls: BTreeMap<ServiceName, Secret>,
+    pub nats_url: Option<String>,
+    pub redis_url: Option<Secret>,
+    pub jwt_secret: Secret,
+    pub admin_email: Option<String>,
+    pub admin_password: Option<Secret>,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub login_limit_per_account: u64,
+    pub login_limit_per_ip: u64,
+    pub login_limit_window: Duration,
+    pub max_query_depth: usize,
+    pub max_query_complexity: usize,
+    pub max_body_bytes: usize,
+    pub log_json: bool,
+}
+
+/// Every problem found in the configuration, one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigError(pub Vec<String>);
+
+/// Where a value came from, so that the first one present wins.
+fn first<T>(values: impl IntoIterator<Item = Option<T>>) -> Option<T> {
+    values.into_iter().flatten().next()
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn env_secret(name: &str) -> Option<Secret> {
+    env(name).map(Secret)
+}
+
+/// Reads a number from the environment, recording a clear error when it is not one.
+fn env_number<T: std::str::FromStr>(name: &str, errors: &mut Vec<String>) -> Option<T> {
+    let raw = env(name)?;
+    match raw.parse() {
+        Ok(v) => Some(v),
+        Err(_) => {
+            errors.push(format!("{name}={raw:?} is not a valid non-negative number"));
+            None
+        }
+    }
+}
+
+impl Settings {
+    /// Merges flags/environment (`args`), the process environment and the TOML file, then
+    /// validates. In the embedded mode a missing JWT secret is generated once and kept in the
+    /// data directory so tokens survive restarts.
+    pub fn load(args: &ConfigArgs) -> Result<Settings, ConfigError> {
+        let mut errors = Vec::new();
+        let file = match &args.config {
+            Some(path) => read_file(path).unwrap_or_else(|e| {
+                errors.push(e);
+                FileConfig::default()
+            }),
+            None => FileConfig::default(),
+        };
+
+        let listen_raw = first([args.listen.clone(), file.listen.clone()]).unwrap_or_else(|| "127.0.0.1:8000".into());
+        let listen = listen_raw.parse().unwrap_or_else(|_| {
+            errors.push(format!("listen address {listen_raw:?} is not HOST:PORT (e.g. 127.0.0.1:8000)"));
+            SocketAddr::from(([127, 0, 0, 1], 8000))
+        });
+        let data_dir = first([args.data_dir.clone(), file.data_dir.clone()]).unwrap_or_else(|| PathBuf::from("./data"));
+        let namespace = first([args.namespace.clone(), file.namespace.clone()]).unwrap_or_else(|| "bazaar".into());
+        if namespace.is_empty() || !namespace.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            errors.push(format!("namespace {namespace:?} may only contain letters, digits, '_' and '-'"));
+        }
+
+        let database_url = first([env_secret("BAZAAR_DATABASE_URL"), file.database_url.clone()]);
+        let mut service_database_urls = BTreeMap::new();
+        for service in ServiceName::ALL {
+            let from_env = env_secret(&format!("{}DATABASE_URL", service.env_prefix()));
+            let from_file = file.services.get(service.as_str()).and_then(|s| s.database_url.clone());
+            if let Some(url) = first([from_env, from_file]) {
+                service_database_urls.insert(service, url);
+            }
+        }
+        for name in file.services.keys() {
+            if ServiceName::parse(name).is_none() {
+                errors.push(format!("[services.{name}] in the config file names no service"));
+            }
+        }
+        for url in database_url.iter().chain(service_database_urls.values()) {
+            if !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://")) {
+                errors.push("database URLs must be PostgreSQL URLs (postgres://user@host:port/db)".into());
+            }
+        }
+        let nats_url = first([args.nats_url.clone(), file.nats_url.clone()]);
+        if let Some(url) = &nats_url
+            && !(url.starts_with("nats://") || url.starts_with("tls://"))
+        {
+            errors.push(format!("NATS URL {url:?} must start with nats:// or tls://"));
+        }
+        let redis_url = first([env_secret("BAZAAR_REDIS_URL"), file.redis_url.clone()]);
+        if let Some(url) = &redis_url
+            && !(url.expose().starts_with("redis://") || url.expose().starts_with("rediss://"))
+        {
+            errors.push("Redis URL must start with redis:// or rediss://".into());
+        }
+
+        let admin_email = first([env("BAZAAR_ADMIN_EMAIL"), file.admin_email.clone()]);
+        let admin_password = first([env_secret("BAZAAR_ADMIN_PASSWORD"), file.admin_password.clone()]);
+        match (&admin_email, &admin_password) {
+            (Some(_), None) | (None, Some(_)) => {
+                errors.push("BAZAAR_ADMIN_EMAIL and BAZAAR_ADMIN_PASSWORD must be set together".into())
+            }
+            (Some(email), Some(password)) => {
+                if !email.contains('@') {
+                    errors.push(format!("BAZAAR_ADMIN_EMAIL {email:?} is not an email address"));
+                }
+                if password.expose().chars().count() < 8 {
+                    errors.push("BAZAAR_ADMIN_PASSWORD must be at least 8 characters".into());
+                }
+            }
+            (None, None) => {}
+        }
+
+        let number = |name: &str, file_value: Option<u64>, default: u64, errors: &mut Vec<String>| {
+            first([env_number::<u64>(name, errors), file_value]).unwrap_or(default)
+        };
+        let access_ttl = number("BAZAAR_ACCESS_TOKEN_TTL_SECS", file.access_token_ttl_secs, 900, &mut errors);
+        let refresh_days = number("BAZAAR_REFRESH_TOKEN_TTL_DAYS", file.refresh_token_ttl_days, 30, &mut errors);
+        let per_account = number("BAZAAR_LOGIN_LIMIT_PER_ACCOUNT", file.login_limit_per_account, 5, &mut errors);
+        let per_ip = number("BAZAAR_LOGIN_LIMIT_PER_IP", file.login_limit_per_ip, 30, &mut errors);
+        let window = number("BAZAAR_LOGIN_LIMIT_WINDOW_SECS", file.login_limit_window_secs, 60, &mut errors);
+        let depth = number("BAZAAR_MAX_QUERY_DEPTH", file.max_query_depth.map(|v| v as u64), 12, &mut errors);
+        let complexity =
+            number("BAZAAR_MAX_QUERY_COMPLEXITY", file.max_query_complexity.map(|v| v as u64), 1000, &mut errors);
+        let body = number("BAZAAR_MAX_BODY_BYTES", file.max_body_bytes.map(|v| v as u64), 1 << 20, &mut errors);
+        if !(60..=3600).contains(&access_ttl) {
+            errors.push(format!("access token lifetime {access_ttl}s must be between 60 and 3600 seconds"));
+        }
+        if !(1..=365).contains(&refresh_days) {
+            errors.push(format!("refresh token lifetime {refresh_days} days must be between 1 and 365"));
+        }
+        if per_account == 0 || per_ip == 0 || window == 0 {
+            errors.push("login limits and their window must be positive".into());
+        }
+
+        let log_format = first([args.log_format.clone(), file.log_format.clone()]).unwrap_or_else(|| "text".into());
+        if log_format != "text" && log_format != "json" {
+            errors.push(format!("log format {log_format:?} must be text or json"));
+        }
+
+        let jwt_secret = match first([env_secret("BAZAAR_JWT_SECRET"), file.jwt_secret.clone()]) {
+            Some(s) if s.expose().len() < bazaar_auth::MIN_SECRET_LEN => {
+                errors.push(format!("BAZAAR_JWT_SECRET must be at least {} bytes", bazaar_auth::MIN_SECRET_LEN));
+                s
+            }
+            Some(s) => s,
+            None if database_url.is_some() || !service_database_urls.is_empty() => {
+                errors.push("BAZAAR_JWT_SECRET is required when running on PostgreSQL (every process must share it)".into());
+                Secret::new("")
+            }
+            None if errors.is_empty() => match generated_secret(&data_dir) {
+                Ok(s) => s,
+                Err(e) => {
+                    errors.push(e);
+                    Secret::new("")
+                }
+            },
+            None => Secret::new(""),
+        };
+
+        if !errors.is_empty() {
+            return Err(ConfigError(errors));
+        }
+        Ok(Settings {
+            listen,
+            data_dir,
+            namespace,
+            database_url,
+            service_database_urls,
+            nats_url,
+            redis_url,
+            jwt_secret,
+            admin_email,
+            admin_password,
+            access_token_ttl: Duration::from_secs(access_ttl),
+            refresh_token_ttl: Duration::from_secs(refresh_days * 24 * 3600),
+            login_limit_per_account: per_account,
+            login_limit_per_ip: per_ip,
+            login_limit_window: Duration::from_secs(window),
+            max_query_depth: depth as usize,
+            max_query_complexity: complexity as usize,
+            max_body_bytes: body as usize,
+            log_json: log_format == "json",
+        })
+    }
+
+    /// Where `service` keeps its data: its own PostgreSQL schema when a URL is configured,
+    /// else its own SQLite file in the data directory.
+    pub fn db_target(&self, service: ServiceName) -> DbTarget {
+        match self.service_database_urls.get(&service).or(self.database_url.as_ref()) {
+            Some(url) => DbTarget::Postgres { url: url.expose().to_owned(), schema: service.as_str().to_owned() },
+            None => DbTarget::SqliteFile(self.data_dir.join(format!("{}.db", service.as_str()))),
+        }
+    }
+
+    /// True when nothing outside this process is configured.
+    pub fn is_embedded(&self) -> bool {
+        self.database_url.is_none()
+            && self.service_database_urls.is_empty()
+            && self.nats_url.is_none()
+            && self.redis_url.is_none()
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+}
+
+/// Reads the secret generated by an earlier start, or makes one (readable by the owner only).
+fn generated_secret(data_dir: &Path) -> Result<Secret, String> {
+    let path = data_dir.join("jwt-secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim().to_owned();
+        if existing.len() >= bazaar_auth::MIN_SECRET_LEN {
+            return Ok(Secret(existing));
+        }
+    }
+    std::fs::create_dir_all(data_dir).map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    write_private(&path, &secret).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(Secret(secret))
+}
+
+/// Writes a file only its owner can read.
+pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_embedded_and_generate_a_lasting_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = ConfigArgs { data_dir: Some(dir.path().into()), ..Default::default() };
+        let a = Settings::load(&args).unwrap();
+        assert_eq!(a.listen.to_string(), "127.0.0.1:8000");
+        assert!(matches!(a.db_target(ServiceName::Users), DbTarget::SqliteFile(p) if p.ends_with("users.db")));
+        let b = Settings::load(&args).unwrap();
+        assert_eq!(a.jwt_secret, b.jwt_secret, "secret kept across starts");
+        assert_eq!(format!("{:?}", a.jwt_secret), "[redacted]");
+    }
+
+    #[test]
+    fn every_bad_value_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bazaar.toml");
+        std::fs::write(&file, "namespace = \"has space\"\nlog_format = \"xml\"\n[services.nope]\n").unwrap();
+        let args = ConfigArgs {
+            config: Some(file),
+            listen: Some("not-an-address".into()),
+            nats_url: Some("http://x".into()),
+            data_dir: Some(dir.path().into()),
+            ..Default::default()
+        };
+        let err = Settings::load(&args).unwrap_err().to_string();
+        for needle in ["not-an-address", "namespace", "xml", "services.nope", "NATS URL"] {
+            assert!(err.contains(needle), "{needle} missing from {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bazaar.toml");
+        std::fs::write(&file, "lisen = \"127.0.0.1:1\"\n").unwrap();
+        let args = ConfigArgs { config: Some(file), data_dir: Some(dir.path().into()), ..Default::default() };
+        assert!(Settings::load(&args).unwrap_err().to_string().contains("lisen"));
+    }
+}

@@ -1,0 +1,111 @@
+//! HTTP scaffolding shared by every listener: health, readiness and metrics endpoints, the
+//! standard middleware stack, and serving with graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::http::{HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// Something /readyz waits for: a database, the event broker, the cache, another service.
+#[async_trait]
+pub trait ReadyCheck: Send + Sync + 'static {
+    fn name(&self) -> String;
+    async fn ready(&self) -> bool;
+}
+
+#[async_trait]
+impl ReadyCheck for (String, bazaar_db::Db) {
+    fn name(&self) -> String {
+        format!("{} database", self.0)
+    }
+    async fn ready(&self) -> bool {
+        self.1.ping().await
+    }
+}
+
+#[async_trait]
+impl ReadyCheck for Arc<dyn bazaar_bus::Transport> {
+    fn name(&self) -> String {
+        format!("{} event bus", self.kind())
+    }
+    async fn ready(&self) -> bool {
+        self.as_ref().ready().await
+    }
+}
+
+#[async_trait]
+impl ReadyCheck for Arc<dyn bazaar_cache::Cache> {
+    fn name(&self) -> String {
+        format!("{} cache", self.kind())
+    }
+    async fn ready(&self) -> bool {
+        self.ping().await
+    }
+}
+
+/// `/healthz` (the process is alive), `/readyz` (every check passes, each bounded to 2 s) and
+/// `/metrics` (Prometheus text).
+pub fn ops_routes(checks: Vec<Arc<dyn ReadyCheck>>) -> Router {
+    let checks = Arc::new(checks);
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(move || readyz(checks.clone())))
+        .route("/metrics", get(|| async { crate::telemetry::metrics().render() }))
+}
+
+async fn readyz(checks: Arc<Vec<Arc<dyn ReadyCheck>>>) -> Response {
+    let results = futures_join(checks.iter().map(|c| async move {
+        let ok = tokio::time::timeout(Duration::from_secs(2), c.ready()).await.unwrap_or(false);
+        (c.name(), ok)
+    }))
+    .await;
+    let failing: Vec<String> = results.into_iter().filter(|(_, ok)| !ok).map(|(n, _)| n).collect();
+    if failing.is_empty() {
+        "ready".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}", failing.join(", "))).into_response()
+    }
+}
+
+async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut out = Vec::new();
+    let handles: Vec<_> = futures.collect();
+    for f in handles {
+        out.push(f.await);
+    }
+    out
+}
+
+/// Request ids, tracing, a panic becoming an opaque 500, and a request timeout.
+pub fn with_standard_layers(router: Router, timeout: Duration) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    router
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("request handler panicked");
+            (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(serde_json::json!({
+                "errors": [{"message": "internal error", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]
+            })))
+                .into_response()
+        }))
+        .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, timeout))
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Serves `router` until `stop` fires, then stops accepting and drains in-flight requests.
+pub async fn serve(listener: TcpListener, router: Router, stop: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+}

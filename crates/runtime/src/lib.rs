@@ -1,0 +1,13 @@
+//! The runtime every bazaar process shares: typed configuration, logging, metrics, the HTTP
+//! server with its health and readiness endpoints, and graceful shutdown.
+
+pub mod config;
+pub mod error;
+pub mod platform;
+pub mod http;
+pub mod telemetry;
+
+pub use config::{ConfigArgs, Secret, ServiceName, Settings};
+pub use error::{ServiceError, ServiceResult};
+pub use platform::{Platform, Service, Task};
+pub use http::{ReadyCheck, ops_routes, serve, with_standard_layers};
