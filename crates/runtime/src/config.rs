@@ -14,30 +14,15 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ServiceName {
     Users,
-    Catalog,
-    Orders,
-    Notifications,
-    Recommendations,
     Gateway,
 }
 
 impl ServiceName {
-    pub const ALL: [ServiceName; 6] = [
-        ServiceName::Users,
-        ServiceName::Catalog,
-        ServiceName::Orders,
-        ServiceName::Notifications,
-        ServiceName::Recommendations,
-        ServiceName::Gateway,
-    ];
+    pub const ALL: [ServiceName; 2] = [ServiceName::Users, ServiceName::Gateway];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ServiceName::Users => "users",
-            ServiceName::Catalog => "catalog",
-            ServiceName::Orders => "orders",
-            ServiceName::Notifications => "notifications",
-            ServiceName::Recommendations => "recommendations",
             ServiceName::Gateway => "gateway",
         }
     }
@@ -47,7 +32,7 @@ impl ServiceName {
     }
 
     /// Prefix of this service's own environment variables, e.g. `BAZAAR_USERS_`.
-    fn env_prefix(self) -> String {
+    pub fn env_prefix(self) -> String {
         format!("BAZAAR_{}_", self.as_str().to_uppercase())
     }
 }

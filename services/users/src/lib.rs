@@ -18,10 +18,7 @@ pub use accounts::Accounts;
 /// Connects and migrates the users database, bootstraps the admin account, and returns the
 /// service ready to run.
 pub async fn build(platform: &Platform) -> anyhow::Result<Service> {
-    let settings = &platform.settings;
-    let db = Db::connect(&settings.db_target(ServiceName::Users)).await?;
-    db.migrate("bus", bazaar_bus::MIGRATIONS).await?;
-    db.migrate("users", store::MIGRATIONS).await?;
+    let db = open_db(&platform.settings).await?;
     let relay = OutboxRelay::new(accounts::SERVICE, db.clone(), platform.transport.clone());
     let accounts = Accounts { db: db.clone(), platform: platform.clone(), relay: relay.clone() };
     bootstrap_admin(&accounts).await?;
@@ -29,6 +26,14 @@ pub async fn build(platform: &Platform) -> anyhow::Result<Service> {
     let internal = http::routes(accounts)
         .layer(axum::middleware::from_fn(move |req, next| require_service_token(token.clone(), req, next)));
     Ok(Service { name: ServiceName::Users, db, internal, relay, consumers: Vec::new(), tasks: Vec::new() })
+}
+
+/// Connects to the users database and brings its schema up to date.
+pub async fn open_db(settings: &bazaar_runtime::Settings) -> anyhow::Result<Db> {
+    let db = Db::connect(&settings.db_target(ServiceName::Users)).await?;
+    db.migrate("bus", bazaar_bus::MIGRATIONS).await?;
+    db.migrate("users", store::MIGRATIONS).await?;
+    Ok(db)
 }
 
 /// The configured admin always exists after start-up. A fresh embedded start without one

@@ -1,0 +1,145 @@
+//! One bazaar process: the services it runs, wired to each other in process (or, for services
+//! running elsewhere, over HTTP), behind one listener.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use bazaar_contracts::ServiceClient;
+use bazaar_contracts::users::UsersClient;
+use bazaar_runtime::{Platform, ReadyCheck, ServiceName, Settings, ops_routes, serve, telemetry, with_standard_layers};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// A built process, listening but not yet serving.
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+    platform: Platform,
+}
+
+/// Applies every service's migrations (the `bazaar migrate` command).
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    bazaar_users::open_db(settings).await?.close().await;
+    Ok(())
+}
+
+impl App {
+    /// Connects infrastructure, builds `services`, and binds the listener. The process serves
+    /// the public GraphQL API when it runs the gateway, else the internal APIs of its services.
+    pub async fn build(settings: Settings, services: &[ServiceName]) -> anyhow::Result<App> {
+        let _ = telemetry::metrics();
+        let runs_all = ServiceName::ALL.iter().all(|s| services.contains(s));
+        if !runs_all && !services.contains(&ServiceName::Gateway) && settings.nats_url.is_none() {
+            anyhow::bail!(
+                "running {} without the gateway needs NATS (BAZAAR_NATS_URL) and PostgreSQL \
+                 (BAZAAR_DATABASE_URL): the embedded event log cannot reach other processes",
+                names(services)
+            );
+        }
+        let settings = Arc::new(settings);
+        let platform = crate::platform::connect(settings.clone()).await?;
+        let stop = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let mut checks: Vec<Arc<dyn ReadyCheck>> = vec![Arc::new(platform.transport.clone()), Arc::new(platform.cache.clone())];
+        let mut internal = Router::new();
+        let mut users_router = None;
+
+        for &name in services {
+            let service = match name {
+                ServiceName::Users => bazaar_users::build(&platform).await?,
+                ServiceName::Gateway => continue,
+            };
+            checks.push(Arc::new((name.to_string(), service.db.clone())));
+            let (name, _db, router, _consumers) = service.spawn(&tracker, &stop);
+            internal = internal.merge(router.clone());
+            if name == ServiceName::Users {
+                users_router = Some(router);
+            }
+        }
+
+        let router = if services.contains(&ServiceName::Gateway) {
+            let users = client(&platform, ServiceName::Users, users_router)?;
+            let clients = bazaar_gateway::Clients { users: UsersClient(users) };
+            bazaar_gateway::router(&platform, clients)
+        } else {
+            internal
+        };
+        let router = with_standard_layers(router.merge(ops_routes(checks)), Duration::from_secs(30));
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        tracing::info!(address = %listener.local_addr()?, services = %names(services),
+            bus = platform.transport.kind(), cache = platform.cache.kind(), "bazaar is ready");
+        Ok(App { listener, router, tracker, stop, platform })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+    }
+
+    /// Cancel to shut the process down gracefully (what SIGINT/SIGTERM do).
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    pub fn platform(&self) -> &Platform {
+        &self.platform
+    }
+
+    /// Serves until SIGINT, SIGTERM or the stop token; then stops accepting, drains requests,
+    /// stops consumers and flushes the outbox relays.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let stop = self.stop.clone();
+        tokio::spawn(cancel_on_signal(stop.clone()));
+        let served = serve(self.listener, self.router, stop.clone()).await;
+        stop.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(Duration::from_secs(20), self.tracker.wait()).await.is_err() {
+            tracing::warn!("background work did not stop within 20 s");
+        }
+        tracing::info!("bazaar stopped");
+        served.context("server failed")
+    }
+}
+
+/// The client of `service`: in process when it runs here, else at `BAZAAR_<SERVICE>_URL`.
+fn client(platform: &Platform, service: ServiceName, local: Option<Router>) -> anyhow::Result<ServiceClient> {
+    let name = service.as_str();
+    if let Some(router) = local {
+        return Ok(ServiceClient::local(name, router, &platform.service_token));
+    }
+    let var = format!("{}URL", service.env_prefix());
+    let url = std::env::var(&var)
+        .map_err(|_| anyhow::anyhow!("the gateway needs the {name} service: run it in this process or set {var}"))?;
+    Ok(ServiceClient::remote(name, &url, &platform.service_token))
+}
+
+fn names(services: &[ServiceName]) -> String {
+    services.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
+}
+
+async fn cancel_on_signal(stop: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received; shutting down"),
+        _ = terminate => tracing::info!("SIGTERM received; shutting down"),
+        _ = stop.cancelled() => {}
+    }
+    stop.cancel();
+}

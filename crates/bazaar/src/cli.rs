@@ -1,0 +1,83 @@
+//! The command line: `bazaar serve`, `bazaar services`, `bazaar migrate`.
+
+use std::process::ExitCode;
+
+use bazaar_runtime::{ConfigArgs, ServiceName, Settings, telemetry};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "bazaar", version, about = "An event-driven e-commerce backend")]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run services: all of them in this process by default.
+    Serve {
+        /// Comma-separated services to run in this process (see `bazaar services`).
+        #[arg(long, env = "BAZAAR_SERVICES", value_delimiter = ',')]
+        services: Option<Vec<String>>,
+    },
+    /// Print the service names, one per line.
+    Services,
+    /// Apply database migrations for every service and exit.
+    Migrate,
+}
+
+impl Cli {
+    pub async fn run(self) -> ExitCode {
+        match self.execute().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bazaar: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    async fn execute(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Services => {
+                for name in ServiceName::ALL {
+                    println!("{name}");
+                }
+                Ok(())
+            }
+            Command::Migrate => {
+                let settings = Settings::load(&self.config)?;
+                telemetry::init_logging(settings.log_json);
+                crate::app::migrate(&settings).await?;
+                println!("migrations applied");
+                Ok(())
+            }
+            Command::Serve { services } => {
+                let services = parse_services(services)?;
+                let settings = Settings::load(&self.config)?;
+                telemetry::init_logging(settings.log_json);
+                let app = crate::App::build(settings, &services).await?;
+                app.run_until_stopped().await
+            }
+        }
+    }
+}
+
+fn parse_services(names: Option<Vec<String>>) -> anyhow::Result<Vec<ServiceName>> {
+    let Some(names) = names else { return Ok(ServiceName::ALL.to_vec()) };
+    let mut services = Vec::new();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        let service = ServiceName::parse(name).ok_or_else(|| {
+            let known: Vec<&str> = ServiceName::ALL.iter().map(|s| s.as_str()).collect();
+            anyhow::anyhow!("unknown service {name:?}; known services: {}", known.join(", "))
+        })?;
+        if !services.contains(&service) {
+            services.push(service);
+        }
+    }
+    anyhow::ensure!(!services.is_empty(), "--services names no service");
+    services.sort();
+    Ok(services)
+}

@@ -1,0 +1,50 @@
+//! Connecting the shared infrastructure chosen by the configuration: the embedded event log or
+//! NATS JetStream, the in-memory cache or Redis.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bazaar_auth::TokenKeys;
+use bazaar_bus::{EmbeddedTransport, NatsTransport, Transport};
+use bazaar_cache::{Cache, MemoryCache, RedisCache};
+use bazaar_runtime::{Platform, Settings};
+
+pub async fn connect(settings: Arc<Settings>) -> anyhow::Result<Platform> {
+    let transport: Arc<dyn Transport> = match &settings.nats_url {
+        Some(url) => {
+            tracing::info!(url, "connecting to NATS JetStream");
+            Arc::new(NatsTransport::connect(url, &settings.namespace).await?)
+        }
+        None => {
+            std::fs::create_dir_all(&settings.data_dir)
+                .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
+            Arc::new(EmbeddedTransport::open(&settings.data_dir.join("bus.db")).await?)
+        }
+    };
+    let cache: Arc<dyn Cache> = match &settings.redis_url {
+        Some(url) => Arc::new(
+            connect_redis(url.expose(), &settings.namespace).await.context("cannot connect to Redis (BAZAAR_REDIS_URL)")?,
+        ),
+        None => Arc::new(MemoryCache::new(100_000)),
+    };
+    let secret = settings.jwt_secret.expose().as_bytes();
+    let tokens = TokenKeys::new(secret, settings.access_token_ttl)?;
+    let service_token = bazaar_auth::service_token(secret).into();
+    Ok(Platform { settings, transport, cache, tokens, service_token })
+}
+
+/// Retries for a while: in a fresh deployment Redis may start after bazaar.
+async fn connect_redis(url: &str, namespace: &str) -> anyhow::Result<RedisCache> {
+    let mut delay = Duration::from_millis(200);
+    for _ in 0..8 {
+        match RedisCache::connect(url, namespace).await {
+            Ok(cache) if cache.ping().await => return Ok(cache),
+            Ok(_) => tracing::warn!("Redis does not answer yet; retrying"),
+            Err(e) => tracing::warn!(error = %e, "Redis unavailable; retrying"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+    Ok(RedisCache::connect(url, namespace).await?)
+}

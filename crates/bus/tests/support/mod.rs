@@ -1,0 +1,381 @@
+//! Harness for the transport conformance suite: one fresh backend pair per test (embedded log +
+//! SQLite, or NATS JetStream + PostgreSQL), a recording decorator over the real transport, and a
+//! configurable handler whose effects land in the service database.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bazaar_bus::{
+    Acker, BusError, Consumer, ConsumerSpec, Delivery, Envelope, EmbeddedTransport, Handler, HandlerError,
+    NatsTransport, OutboxRelay, RetryPolicy, StreamStats, Subscription, Transport, enqueue,
+};
+use bazaar_db::sqlx::{self, Connection, Executor, postgres::PgConnection};
+use bazaar_db::{Db, DbTarget, Migration, Tx};
+use futures::FutureExt;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Defaults; `BAZAAR_TEST_NATS_URL` and `BAZAAR_TEST_PG_URL` (a database to run CREATE DATABASE
+/// from) override them.
+const NATS_URL: &str = "nats://127.0.0.1:4222";
+const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const REACH_TIMEOUT: Duration = Duration::from_secs(3);
+/// Whole-scenario bound, so a hang fails fast instead of stalling the run.
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long `eventually` waits for a condition.
+const WAIT: Duration = Duration::from_secs(12);
+
+pub const EVENT_TYPE: &str = "Tested";
+
+const TEST_MIGRATIONS: &[Migration] = &[Migration {
+    version: "0001_applied",
+    // No uniqueness on event_id: a double effect must be visible, not swallowed.
+    sql: "CREATE TABLE applied (
+              n {{id_seq}},
+              event_id TEXT NOT NULL,
+              seq BIGINT NOT NULL,
+              worker TEXT NOT NULL
+          );",
+}];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Embedded,
+    Nats,
+}
+
+/// One delivery as the consumer runtime received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub consumer: String,
+    pub event_id: String,
+    pub attempt: u32,
+}
+
+type Log = Arc<Mutex<Vec<Seen>>>;
+
+/// What a scenario gets: a transport, a migrated service DB, an outbox relay over both.
+#[derive(Clone)]
+pub struct Ctx {
+    /// The real transport behind a decorator that records every delivery it hands out.
+    pub transport: Arc<dyn Transport>,
+    pub db: Db,
+    pub relay: OutboxRelay,
+    log: Log,
+    stop: CancellationToken,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+/// What must be torn down after the scenario, pass or fail.
+enum Cleanup {
+    Embedded(#[allow(dead_code)] tempfile::TempDir),
+    Nats { nats: NatsTransport, admin: PgConnection, database: String },
+}
+
+/// Runs `scenario` against a fresh backend of `kind`, bounded in time, and always cleans up.
+pub async fn run<F, Fut>(kind: Kind, scenario: F)
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some((transport, db, cleanup)) = (match kind {
+        Kind::Embedded => Some(embedded().await),
+        Kind::Nats => nats_and_postgres().await,
+    }) else {
+        return;
+    };
+    db.migrate("bus", bazaar_bus::MIGRATIONS).await.expect("bus migrations");
+    db.migrate("conformance", TEST_MIGRATIONS).await.expect("test migrations");
+    let log: Log = Arc::default();
+    let transport: Arc<dyn Transport> = Arc::new(Recording { inner: transport, log: log.clone() });
+    let ctx = Ctx {
+        relay: OutboxRelay::new("conformance", db.clone(), transport.clone()),
+        transport,
+        db,
+        log,
+        stop: CancellationToken::new(),
+        tasks: Arc::default(),
+    };
+    let outcome =
+        tokio::time::timeout(SCENARIO_TIMEOUT, AssertUnwindSafe(scenario(ctx.clone())).catch_unwind()).await;
+
+    ctx.stop.cancel();
+    let tasks: Vec<_> = ctx.tasks.lock().unwrap().drain(..).collect();
+    for task in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    ctx.db.close().await;
+    if let Cleanup::Nats { nats, mut admin, database } = cleanup {
+        nats.delete_stream().await.expect("delete test stream");
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")))
+            .await
+            .expect("drop test database");
+    }
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("{kind:?} scenario did not finish within {SCENARIO_TIMEOUT:?}"),
+    }
+}
+
+async fn embedded() -> (Arc<dyn Transport>, Db, Cleanup) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let transport = EmbeddedTransport::open(&dir.path().join("bus.db")).await.expect("open embedded log");
+    let db = Db::connect(&DbTarget::SqliteFile(dir.path().join("svc.db"))).await.expect("open service db");
+    (Arc::new(transport), db, Cleanup::Embedded(dir))
+}
+
+/// Skips (or, with `BAZAAR_REQUIRE_BACKENDS=1`, fails) when a backend is not reachable.
+fn unreachable_backend<T>(backend: &str, error: impl std::fmt::Display) -> Option<T> {
+    if std::env::var("BAZAAR_REQUIRE_BACKENDS").as_deref() == Ok("1") {
+        panic!("{backend} backend unreachable within {REACH_TIMEOUT:?} and BAZAAR_REQUIRE_BACKENDS=1: {error}");
+    }
+    eprintln!("SKIPPED: {backend} backend unreachable ({error})");
+    None
+}
+
+async fn nats_and_postgres() -> Option<(Arc<dyn Transport>, Db, Cleanup)> {
+    let pg_url = std::env::var("BAZAAR_TEST_PG_URL").unwrap_or_else(|_| PG_ADMIN_URL.into());
+    let nats_url = std::env::var("BAZAAR_TEST_NATS_URL").unwrap_or_else(|_| NATS_URL.into());
+    let mut admin = match tokio::time::timeout(REACH_TIMEOUT, PgConnection::connect(&pg_url)).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => return unreachable_backend(&format!("PostgreSQL at {pg_url}"), e),
+        Err(_) => return unreachable_backend(&format!("PostgreSQL at {pg_url}"), "timed out"),
+    };
+    let namespace = format!("conf_{}", uuid::Uuid::now_v7().simple());
+    let nats = match NatsTransport::connect_with_timeout(&nats_url, &namespace, REACH_TIMEOUT).await {
+        Ok(nats) => nats,
+        Err(e) => return unreachable_backend(&format!("NATS JetStream at {nats_url}"), e),
+    };
+    let database = format!("bazaar_test_{}", uuid::Uuid::now_v7().simple());
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{database}\"")))
+        .await
+        .expect("create test database");
+    // Same server and credentials, the new database (query parameters are not expected here).
+    let url = format!("{}/{database}", pg_url.rsplit_once('/').expect("database URL with a path").0);
+    let db = Db::connect(&DbTarget::Postgres { url, schema: "svc".into() }).await.expect("connect test database");
+    Some((Arc::new(nats.clone()), db, Cleanup::Nats { nats, admin, database }))
+}
+
+impl Ctx {
+    /// A consumer of this context's transport and DB with `handler`.
+    pub fn consumer(&self, name: &str, handler: Arc<TestHandler>, policy: RetryPolicy) -> Consumer {
+        Consumer {
+            db: self.db.clone(),
+            transport: self.transport.clone(),
+            spec: ConsumerSpec::new(name),
+            handler,
+            policy,
+            relay: None,
+        }
+    }
+
+    /// Creates the durable (so it sees everything published from now on), then runs the
+    /// consumer loop until the scenario ends.
+    pub async fn start(&self, consumer: &Consumer) {
+        drop(self.transport.subscribe(&consumer.spec).await.expect("create durable consumer"));
+        let task = tokio::spawn(consumer.clone().run(self.stop.child_token()));
+        self.tasks.lock().unwrap().push(task);
+    }
+
+    /// Writes `events` to the outbox in one transaction per chunk, then flushes the relay.
+    pub async fn publish_via_outbox(&self, events: &[Envelope], per_tx: usize) {
+        for chunk in events.chunks(per_tx) {
+            let mut tx = self.db.begin().await.unwrap();
+            for e in chunk {
+                enqueue(&mut tx, e).await.unwrap();
+            }
+            tx.commit().await.unwrap();
+        }
+        self.relay.flush().await.expect("relay flush");
+    }
+
+    /// Rows of `applied` in insertion order: (event id, seq, worker).
+    pub async fn applied(&self) -> Vec<(String, i64, String)> {
+        sqlx::query_as("SELECT event_id, seq, worker FROM applied ORDER BY n")
+            .fetch_all(self.db.pool())
+            .await
+            .unwrap()
+    }
+
+    /// How many effects `event_id` has had.
+    pub async fn effects(&self, event_id: &str) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM applied WHERE event_id = $1")
+            .bind(event_id)
+            .fetch_one(self.db.pool())
+            .await
+            .unwrap()
+    }
+
+    pub async fn stats(&self) -> StreamStats {
+        self.transport.stats().await.expect("transport stats")
+    }
+
+    /// True when the consumer has nothing pending or in flight on the broker.
+    pub async fn idle(&self, consumer: &str) -> bool {
+        let stats = self.stats().await;
+        let c = stats.consumers.iter().find(|c| c.name == consumer).unwrap_or_else(|| {
+            panic!("no consumer {consumer} in {stats:?}");
+        });
+        c.pending == 0 && c.ack_pending == 0
+    }
+
+    /// Every delivery handed out so far, in order.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Attempt numbers of the deliveries of `event_id`, in order.
+    pub fn attempts(&self, event_id: &str) -> Vec<u32> {
+        self.seen().into_iter().filter(|s| s.event_id == event_id).map(|s| s.attempt).collect()
+    }
+}
+
+/// Polls `check` until it holds; panics naming `what` after a deadline.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {WAIT:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A test event; `payload` carries the handler's instructions (seq, fail_times, poison, ...).
+pub fn event(aggregate: &str, payload: serde_json::Value) -> Envelope {
+    Envelope::new("conformance", EVENT_TYPE, 1, aggregate, payload)
+}
+
+/// A decorator over the real transport recording each delivery it hands out.
+struct Recording {
+    inner: Arc<dyn Transport>,
+    log: Log,
+}
+
+#[async_trait]
+impl Transport for Recording {
+    async fn publish(&self, event: &Envelope) -> Result<(), BusError> {
+        self.inner.publish(event).await
+    }
+
+    async fn subscribe(&self, spec: &ConsumerSpec) -> Result<Box<dyn Subscription>, BusError> {
+        let inner = self.inner.subscribe(spec).await?;
+        Ok(Box::new(RecordingSubscription { inner, log: self.log.clone(), consumer: spec.name.clone() }))
+    }
+
+    async fn ready(&self) -> bool {
+        self.inner.ready().await
+    }
+
+    async fn stats(&self) -> Result<StreamStats, BusError> {
+        self.inner.stats().await
+    }
+
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+}
+
+struct RecordingSubscription {
+    inner: Box<dyn Subscription>,
+    log: Log,
+    consumer: String,
+}
+
+#[async_trait]
+impl Subscription for RecordingSubscription {
+    async fn next(&mut self) -> Result<Option<Delivery>, BusError> {
+        let delivery = self.inner.next().await?;
+        if let Some(d) = &delivery {
+            self.log.lock().unwrap().push(Seen {
+                consumer: self.consumer.clone(),
+                event_id: d.event.id.clone(),
+                attempt: d.attempt,
+            });
+        }
+        Ok(delivery)
+    }
+}
+
+/// Settles a hand-made delivery by recording what the consumer decided.
+#[derive(Clone, Default)]
+pub struct RecordingAcker(pub Arc<Mutex<Vec<&'static str>>>);
+
+#[async_trait]
+impl Acker for RecordingAcker {
+    async fn ack(&self) -> Result<(), BusError> {
+        self.0.lock().unwrap().push("ack");
+        Ok(())
+    }
+
+    async fn nak(&self, _delay: Duration) -> Result<(), BusError> {
+        self.0.lock().unwrap().push("nak");
+        Ok(())
+    }
+}
+
+/// Applies `Tested` events by inserting into `applied`, following instructions in the payload:
+/// `seq` (recorded), `fail_times` (Retry on the first n calls), `poison` (Retry until healed),
+/// `reject` (always Reject), `slow_ms` (sleep inside the transaction).
+pub struct TestHandler {
+    pub worker: &'static str,
+    pub healed: AtomicBool,
+    calls: Mutex<HashMap<String, u32>>,
+}
+
+impl TestHandler {
+    pub fn new(worker: &'static str) -> Arc<Self> {
+        Arc::new(TestHandler { worker, healed: AtomicBool::new(false), calls: Mutex::default() })
+    }
+
+    /// How many times the handler ran for `event_id` (the inbox skips it for duplicates).
+    pub fn calls(&self, event_id: &str) -> u32 {
+        self.calls.lock().unwrap().get(event_id).copied().unwrap_or(0)
+    }
+}
+
+#[async_trait]
+impl Handler for TestHandler {
+    fn handles(&self, event_type: &str) -> bool {
+        event_type == EVENT_TYPE
+    }
+
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
+        let p = &event.payload;
+        let calls = {
+            let mut calls = self.calls.lock().unwrap();
+            let n = calls.entry(event.id.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        if p["reject"].as_bool() == Some(true) {
+            return Err(HandlerError::Reject("rejected: malformed test order".into()));
+        }
+        if p["poison"].as_bool() == Some(true) && !self.healed.load(Ordering::SeqCst) {
+            return Err(HandlerError::Retry("poison event: downstream refuses it".into()));
+        }
+        if calls <= p["fail_times"].as_u64().unwrap_or(0) as u32 {
+            return Err(HandlerError::Retry(format!("transient failure #{calls}")));
+        }
+        if let Some(ms) = p["slow_ms"].as_u64() {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        sqlx::query("INSERT INTO applied (event_id, seq, worker) VALUES ($1, $2, $3)")
+            .bind(&event.id)
+            .bind(p["seq"].as_i64().unwrap_or(-1))
+            .bind(self.worker)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}

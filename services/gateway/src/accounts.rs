@@ -1,0 +1,228 @@
+//! The accounts slice of the schema: sign-up, sign-in, tokens, profiles and roles.
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
+use bazaar_contracts::users::{self, LoginRequest, PageRequest, RefreshTokenRequest, RegisterRequest, SetRoleRequest, UpdateProfileRequest};
+use chrono::{DateTime, Utc};
+
+use crate::context::{clients, principal};
+use crate::error::{GqlResult, OrGql};
+use crate::pagination::{PageInfo, decode_cursor, encode_cursor, page_size};
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum Role {
+    Customer,
+    Admin,
+}
+
+impl From<bazaar_contracts::Role> for Role {
+    fn from(r: bazaar_contracts::Role) -> Self {
+        match r {
+            bazaar_contracts::Role::Customer => Role::Customer,
+            bazaar_contracts::Role::Admin => Role::Admin,
+        }
+    }
+}
+
+impl From<Role> for bazaar_contracts::Role {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Customer => bazaar_contracts::Role::Customer,
+            Role::Admin => bazaar_contracts::Role::Admin,
+        }
+    }
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Address {
+    pub line1: String,
+    pub line2: Option<String>,
+    pub city: String,
+    pub postal_code: String,
+    pub country: String,
+}
+
+impl From<users::Address> for Address {
+    fn from(a: users::Address) -> Self {
+        Address { line1: a.line1, line2: a.line2, city: a.city, postal_code: a.postal_code, country: a.country }
+    }
+}
+
+#[derive(InputObject, Clone, Debug)]
+pub struct AddressInput {
+    pub line1: String,
+    pub line2: Option<String>,
+    pub city: String,
+    pub postal_code: String,
+    pub country: String,
+}
+
+impl From<AddressInput> for users::Address {
+    fn from(a: AddressInput) -> Self {
+        users::Address { line1: a.line1, line2: a.line2, city: a.city, postal_code: a.postal_code, country: a.country }
+    }
+}
+
+/// An account. Never exposes a password or its hash: the service does not send them.
+pub struct User(pub users::User);
+
+#[Object]
+impl User {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn role(&self) -> Role {
+        self.0.role.into()
+    }
+    async fn phone(&self) -> Option<&str> {
+        self.0.phone.as_deref()
+    }
+    async fn address(&self) -> Option<Address> {
+        self.0.address.clone().map(Into::into)
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        bazaar_db::from_millis(self.0.created_at)
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        bazaar_db::from_millis(self.0.updated_at)
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct AuthPayload {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Seconds until `accessToken` expires.
+    pub expires_in: i32,
+    pub user: User,
+}
+
+impl From<users::AuthResult> for AuthPayload {
+    fn from(a: users::AuthResult) -> Self {
+        AuthPayload {
+            access_token: a.access_token,
+            refresh_token: a.refresh_token,
+            expires_in: a.expires_in as i32,
+            user: User(a.user),
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct UserEdge {
+    pub cursor: String,
+    pub node: User,
+}
+
+#[derive(SimpleObject)]
+pub struct UserConnection {
+    pub edges: Vec<UserEdge>,
+    pub page_info: PageInfo,
+    pub total_count: i32,
+}
+
+#[derive(InputObject)]
+pub struct RegisterInput {
+    pub email: String,
+    pub password: String,
+    pub name: String,
+}
+
+#[derive(InputObject)]
+pub struct UpdateProfileInput {
+    pub name: Option<String>,
+    /// An empty string removes the phone number.
+    pub phone: Option<String>,
+    pub address: Option<AddressInput>,
+}
+
+#[derive(Default)]
+pub struct AccountsQuery;
+
+#[Object]
+impl AccountsQuery {
+    /// The signed-in user; null when not signed in.
+    async fn me(&self, ctx: &Context<'_>) -> GqlResult<Option<User>> {
+        let p = principal(ctx);
+        let Some(caller) = &p.user else { return Ok(None) };
+        Ok(clients(ctx).users.user(p, &caller.id).await.gql()?.map(User))
+    }
+
+    /// A user by id: admins see anyone, users see themselves; anyone else gets null.
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<User>> {
+        let p = principal(ctx);
+        if !p.may_see_user(&id) {
+            return Ok(None);
+        }
+        Ok(clients(ctx).users.user(p, &id).await.gql()?.map(User))
+    }
+
+    /// Every user, oldest first (admins only).
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: i32,
+        after: Option<String>,
+    ) -> GqlResult<UserConnection> {
+        let p = principal(ctx);
+        p.require_admin().gql()?;
+        let req = PageRequest { first: page_size(first).gql()?, after: decode_cursor(after.as_deref()).gql()? };
+        let page = clients(ctx).users.list(p, &req).await.gql()?;
+        let edges: Vec<UserEdge> =
+            page.items.into_iter().map(|u| UserEdge { cursor: encode_cursor(&u.id), node: User(u) }).collect();
+        Ok(UserConnection {
+            page_info: PageInfo { has_next_page: page.has_next_page, end_cursor: edges.last().map(|e| e.cursor.clone()) },
+            edges,
+            total_count: page.total_count as i32,
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct AccountsMutation;
+
+#[Object]
+impl AccountsMutation {
+    /// Creates a customer account and signs it in.
+    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> GqlResult<AuthPayload> {
+        let req = RegisterRequest { email: input.email, password: input.password, name: input.name };
+        Ok(clients(ctx).users.register(principal(ctx), &req).await.gql()?.into())
+    }
+
+    /// Signs in. A wrong password and an unknown email give the same UNAUTHENTICATED.
+    async fn login(&self, ctx: &Context<'_>, email: String, password: String) -> GqlResult<AuthPayload> {
+        Ok(clients(ctx).users.login(principal(ctx), &LoginRequest { email, password }).await.gql()?.into())
+    }
+
+    /// Exchanges a refresh token for new tokens; the presented one stops working.
+    async fn refresh_token(&self, ctx: &Context<'_>, refresh_token: String) -> GqlResult<AuthPayload> {
+        let req = RefreshTokenRequest { refresh_token };
+        Ok(clients(ctx).users.refresh_token(principal(ctx), &req).await.gql()?.into())
+    }
+
+    /// Ends the session of this refresh token. False when the token is unknown.
+    async fn logout(&self, ctx: &Context<'_>, refresh_token: String) -> GqlResult<bool> {
+        clients(ctx).users.logout(principal(ctx), &RefreshTokenRequest { refresh_token }).await.gql()
+    }
+
+    /// Changes the signed-in user's name, phone or address.
+    async fn update_profile(&self, ctx: &Context<'_>, input: UpdateProfileInput) -> GqlResult<User> {
+        let p = principal(ctx);
+        p.require_user().gql()?;
+        let req = UpdateProfileRequest { name: input.name, phone: input.phone, address: input.address.map(Into::into) };
+        Ok(User(clients(ctx).users.update_profile(p, &req).await.gql()?))
+    }
+
+    /// Grants or removes the admin role (admins only).
+    async fn set_user_role(&self, ctx: &Context<'_>, id: ID, role: Role) -> GqlResult<User> {
+        let p = principal(ctx);
+        p.require_admin().gql()?;
+        let req = SetRoleRequest { id: id.0, role: role.into() };
+        Ok(User(clients(ctx).users.set_role(p, &req).await.gql()?))
+    }
+}

@@ -1,0 +1,74 @@
+//! The GraphQL schema: every slice's queries and mutations merged, with limits on depth and
+//! complexity and per-operation metrics.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo};
+use async_graphql::{EmptySubscription, MergedObject, Schema, ServerResult, Value};
+
+use crate::accounts::{AccountsMutation, AccountsQuery};
+use crate::context::Clients;
+
+#[derive(MergedObject, Default)]
+pub struct Query(AccountsQuery);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(AccountsMutation);
+
+pub type BazaarSchema = Schema<Query, Mutation, EmptySubscription>;
+
+pub struct Limits {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+}
+
+pub fn build(clients: Option<Clients>, limits: &Limits) -> BazaarSchema {
+    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_recursive_depth(32)
+        .extension(OperationMetrics);
+    if let Some(clients) = clients {
+        builder = builder.data(clients);
+    }
+    builder.finish()
+}
+
+/// The schema in SDL, for the snapshot test and for clients.
+pub fn sdl() -> String {
+    build(None, &Limits { max_depth: 12, max_complexity: 1000 }).sdl()
+}
+
+/// Counts and times each root field (`Query.me`, `Mutation.login`, …). Labels come from the
+/// schema, never from client-chosen operation names, so the series stay bounded.
+struct OperationMetrics;
+
+impl ExtensionFactory for OperationMetrics {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(OperationMetrics)
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for OperationMetrics {
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<Value>> {
+        if info.path_node.parent.is_some() {
+            return next.run(ctx, info).await;
+        }
+        let operation = format!("{}.{}", info.parent_type, info.name);
+        let started = Instant::now();
+        let result = next.run(ctx, info).await;
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        metrics::counter!("bazaar_graphql_requests_total", "operation" => operation.clone(), "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("bazaar_graphql_request_duration_seconds", "operation" => operation)
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+}
