@@ -59,3 +59,105 @@ pub struct UserProfileUpdated {
     pub updated_at: i64,
 }
 event!(UserProfileUpdated, 1, user_id);
+
+/// A product line in an event: which product and how many units.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StockLine {
+    pub product_id: String,
+    pub quantity: i64,
+}
+
+/// A product was added to the catalogue (the full product).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductCreated {
+    pub product_id: String,
+    pub product: crate::catalog::Product,
+}
+event!(ProductCreated, 1, product_id);
+
+/// A product's name, description, category or price changed (the full new product).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductUpdated {
+    pub product_id: String,
+    pub product: crate::catalog::Product,
+}
+event!(ProductUpdated, 1, product_id);
+
+/// A product was withdrawn; it is no longer listed or sold.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductDeleted {
+    pub product_id: String,
+}
+event!(ProductDeleted, 1, product_id);
+
+/// A product's stock changed, by an admin adjustment, a reservation or a release.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StockChanged {
+    pub product_id: String,
+    pub stock: i64,
+    pub delta: i64,
+    /// `ADJUSTMENT`, `RESERVATION` or `RELEASE`.
+    pub reason: String,
+}
+event!(StockChanged, 1, product_id);
+
+/// A customer placed an order; the catalogue now reserves its stock.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderPlaced {
+    pub order_id: String,
+    pub user_id: String,
+    pub items: Vec<crate::orders::OrderItem>,
+    pub total_cents: i64,
+    pub placed_at: i64,
+}
+event!(OrderPlaced, 1, order_id);
+
+/// Every line of the order is reserved (all or nothing).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StockReserved {
+    pub order_id: String,
+    pub items: Vec<StockLine>,
+}
+event!(StockReserved, 1, order_id);
+
+/// The order could not be reserved; nothing was taken.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StockRejected {
+    pub order_id: String,
+    /// Readable, e.g. "not enough stock for Teapot (requested 3, available 1)".
+    pub reason: String,
+}
+event!(StockRejected, 1, order_id);
+
+/// A cancelled order's reservation went back into stock.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StockReleased {
+    pub order_id: String,
+    pub items: Vec<StockLine>,
+}
+event!(StockReleased, 1, order_id);
+
+/// An order moved from one status to another. Emitted for every transition after placement
+/// (CONFIRMED, REJECTED, PAID, SHIPPED, DELIVERED, CANCELLED), in order per order.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderStatusChanged {
+    pub order_id: String,
+    pub user_id: String,
+    pub from: crate::orders::OrderStatus,
+    pub to: crate::orders::OrderStatus,
+    pub reason: Option<String>,
+    pub items: Vec<crate::orders::OrderItem>,
+    pub total_cents: i64,
+    pub changed_at: i64,
+}
+event!(OrderStatusChanged, 1, order_id);

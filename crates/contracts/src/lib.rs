@@ -2,9 +2,11 @@
 //! shape every service answers with, and typed clients that call a service in process or
 //! over HTTP.
 
+pub mod catalog;
 pub mod client;
 pub mod error;
 pub mod events;
+pub mod orders;
 pub mod principal;
 pub mod users;
 

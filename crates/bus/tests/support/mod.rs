@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::io::Write;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -131,27 +132,40 @@ async fn embedded() -> (Arc<dyn Transport>, Db, Cleanup) {
     (Arc::new(transport), db, Cleanup::Embedded(dir))
 }
 
+/// The first unreachable backend seen in this test binary: later tests skip without waiting.
+static UNREACHABLE: Mutex<Option<String>> = Mutex::new(None);
+
 /// Skips (or, with `BAZAAR_REQUIRE_BACKENDS=1`, fails) when a backend is not reachable.
-fn unreachable_backend<T>(backend: &str, error: impl std::fmt::Display) -> Option<T> {
+fn unreachable_backend<T>(what: String) -> Option<T> {
     if std::env::var("BAZAAR_REQUIRE_BACKENDS").as_deref() == Ok("1") {
-        panic!("{backend} backend unreachable within {REACH_TIMEOUT:?} and BAZAAR_REQUIRE_BACKENDS=1: {error}");
+        panic!("{what} and BAZAAR_REQUIRE_BACKENDS=1");
     }
-    eprintln!("SKIPPED: {backend} backend unreachable ({error})");
+    // Straight to stderr, past the test harness's capture, so a skip is never silent.
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {what}");
+    UNREACHABLE.lock().unwrap().get_or_insert(what);
     None
 }
 
 async fn nats_and_postgres() -> Option<(Arc<dyn Transport>, Db, Cleanup)> {
+    let known = UNREACHABLE.lock().unwrap().clone();
+    if let Some(what) = known {
+        return unreachable_backend(what);
+    }
     let pg_url = std::env::var("BAZAAR_TEST_PG_URL").unwrap_or_else(|_| PG_ADMIN_URL.into());
     let nats_url = std::env::var("BAZAAR_TEST_NATS_URL").unwrap_or_else(|_| NATS_URL.into());
-    let mut admin = match tokio::time::timeout(REACH_TIMEOUT, PgConnection::connect(&pg_url)).await {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => return unreachable_backend(&format!("PostgreSQL at {pg_url}"), e),
-        Err(_) => return unreachable_backend(&format!("PostgreSQL at {pg_url}"), "timed out"),
+    let pg = match tokio::time::timeout(REACH_TIMEOUT, PgConnection::connect(&pg_url)).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {REACH_TIMEOUT:?}")),
+    };
+    let mut admin = match pg {
+        Ok(conn) => conn,
+        Err(e) => return unreachable_backend(format!("PostgreSQL backend at {pg_url} unreachable: {e}")),
     };
     let namespace = format!("conf_{}", uuid::Uuid::now_v7().simple());
     let nats = match NatsTransport::connect_with_timeout(&nats_url, &namespace, REACH_TIMEOUT).await {
         Ok(nats) => nats,
-        Err(e) => return unreachable_backend(&format!("NATS JetStream at {nats_url}"), e),
+        Err(e) => return unreachable_backend(format!("NATS JetStream backend at {nats_url} unreachable: {e}")),
     };
     let database = format!("bazaar_test_{}", uuid::Uuid::now_v7().simple());
     admin
