@@ -53,6 +53,9 @@ impl App {
             let service = match name {
                 ServiceName::Users => bazaar_users::build(&platform).await?,
                 ServiceName::Gateway => continue,
+                ServiceName::Catalog | ServiceName::Orders => {
+                    anyhow::bail!("the {name} service is not wired into this build yet")
+                }
             };
             checks.push(Arc::new((name.to_string(), service.db.clone())));
             let (name, _db, router, _consumers) = service.spawn(&tracker, &stop);

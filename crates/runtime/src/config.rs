@@ -14,15 +14,19 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ServiceName {
     Users,
+    Catalog,
+    Orders,
     Gateway,
 }
 
 impl ServiceName {
-    pub const ALL: [ServiceName; 2] = [ServiceName::Users, ServiceName::Gateway];
+    pub const ALL: [ServiceName; 4] = [ServiceName::Users, ServiceName::Catalog, ServiceName::Orders, ServiceName::Gateway];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ServiceName::Users => "users",
+            ServiceName::Catalog => "catalog",
+            ServiceName::Orders => "orders",
             ServiceName::Gateway => "gateway",
         }
     }
@@ -106,6 +110,7 @@ struct FileConfig {
     login_limit_per_account: Option<u64>,
     login_limit_per_ip: Option<u64>,
     login_limit_window_secs: Option<u64>,
+    unpaid_order_timeout_secs: Option<u64>,
     max_query_depth: Option<usize>,
     max_query_complexity: Option<usize>,
     max_body_bytes: Option<usize>,
@@ -138,6 +143,8 @@ pub struct Settings {
     pub login_limit_per_account: u64,
     pub login_limit_per_ip: u64,
     pub login_limit_window: Duration,
+    /// A confirmed order not paid within this time is cancelled and its stock released.
+    pub unpaid_order_timeout: Duration,
     pub max_query_depth: usize,
     pub max_query_complexity: usize,
     pub max_body_bytes: usize,
@@ -256,6 +263,10 @@ impl Settings {
         let per_account = number("BAZAAR_LOGIN_LIMIT_PER_ACCOUNT", file.login_limit_per_account, 5, &mut errors);
         let per_ip = number("BAZAAR_LOGIN_LIMIT_PER_IP", file.login_limit_per_ip, 30, &mut errors);
         let window = number("BAZAAR_LOGIN_LIMIT_WINDOW_SECS", file.login_limit_window_secs, 60, &mut errors);
+        let unpaid = number("BAZAAR_UNPAID_ORDER_TIMEOUT_SECS", file.unpaid_order_timeout_secs, 1800, &mut errors);
+        if unpaid == 0 {
+            errors.push("the unpaid order timeout must be positive".into());
+        }
         let depth = number("BAZAAR_MAX_QUERY_DEPTH", file.max_query_depth.map(|v| v as u64), 12, &mut errors);
         let complexity =
             number("BAZAAR_MAX_QUERY_COMPLEXITY", file.max_query_complexity.map(|v| v as u64), 1000, &mut errors);
@@ -314,6 +325,7 @@ impl Settings {
             login_limit_per_account: per_account,
             login_limit_per_ip: per_ip,
             login_limit_window: Duration::from_secs(window),
+            unpaid_order_timeout: Duration::from_secs(unpaid),
             max_query_depth: depth as usize,
             max_query_complexity: complexity as usize,
             max_body_bytes: body as usize,

@@ -1,0 +1,240 @@
+//! Test harness: starts a real bazaar process-in-a-task on port 0 against either backend set,
+//! and talks to it over HTTP like a client.
+//!
+//! - `Backend::Embedded`: SQLite files, the embedded event log and the in-memory cache in a
+//!   fresh temporary directory.
+//! - `Backend::Real`: a fresh PostgreSQL database, a random NATS/Redis namespace.
+//!   When PostgreSQL, NATS or Redis cannot be reached the test is skipped with a message, unless
+//!   `BAZAAR_REQUIRE_BACKENDS=1` (CI), where it fails.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use bazaar::App;
+use bazaar_db::sqlx;
+use bazaar_runtime::{ConfigArgs, Secret, ServiceName, Settings};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub const NATS_URL: &str = "nats://127.0.0.1:4222";
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Real,
+}
+
+/// Where a test app keeps its state, so a second app can be started on the same state.
+pub struct Environment {
+    pub backend: Backend,
+    pub data_dir: tempfile::TempDir,
+    pub database: Option<String>,
+    pub namespace: String,
+}
+
+impl Environment {
+    /// A fresh environment, or `None` (after saying so) when the backend is unavailable.
+    pub async fn new(backend: Backend) -> Option<Environment> {
+        let namespace = format!("t{}", uuid::Uuid::now_v7().simple());
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let database = match backend {
+            Backend::Embedded => None,
+            Backend::Real => {
+                if let Err(why) = real_backends_reachable().await {
+                    if std::env::var("BAZAAR_REQUIRE_BACKENDS").as_deref() == Ok("1") {
+                        panic!("backend suite required but {why}");
+                    }
+                    eprintln!("SKIPPED: PostgreSQL+NATS+Redis backend suite: {why}");
+                    return None;
+                }
+                sqlx::any::install_default_drivers();
+                let name = format!("bazaar_test_{namespace}");
+                let admin = sqlx::AnyPool::connect(PG_ADMIN_URL).await.expect("postgres");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&admin)
+                    .await
+                    .expect("create test database");
+                admin.close().await;
+                Some(name)
+            }
+        };
+        Some(Environment { backend, data_dir, database, namespace })
+    }
+
+    /// Settings for an app in this environment.
+    pub fn settings(&self) -> Settings {
+        let args = ConfigArgs { data_dir: Some(self.data_dir.path().into()), listen: Some("127.0.0.1:0".into()), ..Default::default() };
+        let mut settings = Settings::load(&args).expect("settings");
+        settings.namespace = self.namespace.clone();
+        settings.admin_email = Some("admin@test.local".into());
+        settings.admin_password = Some(Secret::new("admin-password-1"));
+        settings.login_limit_per_ip = 10_000;
+        settings.login_limit_per_account = 10_000;
+        if let Some(db) = &self.database {
+            settings.database_url = Some(Secret::new(format!("postgres://postgres@127.0.0.1:5432/{db}")));
+            settings.nats_url = Some(NATS_URL.into());
+            settings.redis_url = Some(Secret::new(REDIS_URL));
+            settings.jwt_secret = Secret::new(format!("test-secret-{}-0123456789abcdef", self.namespace));
+        }
+        settings
+    }
+
+    /// Starts an app with every service.
+    pub async fn start(&self) -> TestApp {
+        self.start_with(self.settings()).await
+    }
+
+    pub async fn start_with(&self, settings: Settings) -> TestApp {
+        let app = App::build(settings, &[ServiceName::Users, ServiceName::Gateway]).await.expect("app builds");
+        let port = app.port();
+        let stop = app.stop_token();
+        let task = tokio::spawn(app.run_until_stopped());
+        TestApp { base: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new(), stop, task: Some(task) }
+    }
+
+    /// Removes what the environment created outside the temp directory.
+    pub async fn cleanup(self) {
+        if let Some(db) = &self.database {
+            sqlx::any::install_default_drivers();
+            if let Ok(admin) = sqlx::AnyPool::connect(PG_ADMIN_URL).await {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))).execute(&admin).await;
+                admin.close().await;
+            }
+            if let Ok(nats) = bazaar_bus::NatsTransport::connect_with_timeout(NATS_URL, &self.namespace, Duration::from_secs(3)).await {
+                let _ = nats.delete_stream().await;
+            }
+            if let Ok(redis) = bazaar_cache::RedisCache::connect(REDIS_URL, &self.namespace).await {
+                let _ = redis.flush_namespace().await;
+            }
+        }
+    }
+}
+
+async fn real_backends_reachable() -> Result<(), String> {
+    let reach = |addr: &'static str| async move {
+        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+            .await
+            .map_err(|_| format!("{addr} did not answer"))?
+            .map(|_| ())
+            .map_err(|e| format!("{addr} unreachable ({e})"))
+    };
+    reach("127.0.0.1:5432").await.map_err(|e| format!("PostgreSQL {e}"))?;
+    reach("127.0.0.1:4222").await.map_err(|e| format!("NATS {e}"))?;
+    reach("127.0.0.1:6379").await.map_err(|e| format!("Redis {e}"))?;
+    Ok(())
+}
+
+/// A running app and an HTTP client for it.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    stop: CancellationToken,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    /// Runs a GraphQL operation and returns the whole response body.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = self.http.post(format!("{}/graphql", self.base)).json(&json!({"query": query, "variables": variables}));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        response.json().await.expect("json body")
+    }
+
+    /// Runs an operation that must succeed and returns its `data`.
+    pub async fn ok(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let body = self.gql(token, query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
+        body["data"].clone()
+    }
+
+    /// Runs an operation that must fail with `code` and returns the first error.
+    pub async fn err(&self, token: Option<&str>, query: &str, variables: Value, code: &str) -> Value {
+        let body = self.gql(token, query, variables).await;
+        let error = body["errors"][0].clone();
+        assert_eq!(error["extensions"]["code"], code, "expected {code}: {body:#}");
+        error
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(format!("{}{path}", self.base)).send().await.expect("request")
+    }
+
+    /// Registers a customer and returns (access token, refresh token, user id).
+    pub async fn register(&self, email: &str, name: &str) -> (String, String, String) {
+        let data = self
+            .ok(None, REGISTER, json!({"input": {"email": email, "password": "correct-horse-1", "name": name}}))
+            .await;
+        let auth = &data["register"];
+        (str(&auth["accessToken"]), str(&auth["refreshToken"]), str(&auth["user"]["id"]))
+    }
+
+    /// Signs in as the bootstrap admin and returns the access token.
+    pub async fn admin_token(&self) -> String {
+        let data = self.ok(None, LOGIN, json!({"email": "admin@test.local", "password": "admin-password-1"})).await;
+        str(&data["login"]["accessToken"])
+    }
+
+    /// Shuts the app down gracefully and waits for it.
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.expect("app task").expect("app stopped cleanly");
+        }
+    }
+}
+
+pub const REGISTER: &str =
+    "mutation($input: RegisterInput!) { register(input: $input) { accessToken refreshToken expiresIn user { id email name role } } }";
+pub const LOGIN: &str = "mutation($email: String!, $password: String!) { login(email: $email, password: $password) { accessToken refreshToken user { id role } } }";
+
+pub fn str(v: &Value) -> String {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v}")).to_owned()
+}
+
+/// Polls `check` until it returns `Some`, failing after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "condition not reached within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Declares one test body run on both backends: `<name>::embedded` and
+/// `<name>::postgres_nats_redis`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident) => {
+        mod $name {
+            use super::support::{Backend, Environment};
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn embedded() {
+                if let Some(env) = Environment::new(Backend::Embedded).await {
+                    super::$name(&env).await;
+                    env.cleanup().await;
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres_nats_redis() {
+                if let Some(env) = Environment::new(Backend::Real).await {
+                    super::$name(&env).await;
+                    env.cleanup().await;
+                }
+            }
+        }
+    };
+}
