@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use std::collections::HashMap;
+
 use bazaar_contracts::ServiceClient;
+use bazaar_contracts::catalog::CatalogClient;
+use bazaar_contracts::orders::OrdersClient;
 use bazaar_contracts::users::UsersClient;
 use bazaar_runtime::{Platform, ReadyCheck, ServiceName, Settings, ops_routes, serve, telemetry, with_standard_layers};
 use tokio::net::TcpListener;
@@ -25,6 +29,8 @@ pub struct App {
 /// Applies every service's migrations (the `bazaar migrate` command).
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     bazaar_users::open_db(settings).await?.close().await;
+    bazaar_catalog::open_db(settings).await?.close().await;
+    bazaar_orders::open_db(settings).await?.close().await;
     Ok(())
 }
 
@@ -47,28 +53,35 @@ impl App {
         let tracker = TaskTracker::new();
         let mut checks: Vec<Arc<dyn ReadyCheck>> = vec![Arc::new(platform.transport.clone()), Arc::new(platform.cache.clone())];
         let mut internal = Router::new();
-        let mut users_router = None;
+        let mut local: HashMap<ServiceName, Router> = HashMap::new();
 
+        // ServiceName orders dependencies first: catalog is built before orders calls it.
         for &name in services {
             let service = match name {
                 ServiceName::Users => bazaar_users::build(&platform).await?,
-                ServiceName::Gateway => continue,
-                ServiceName::Catalog | ServiceName::Orders => {
-                    anyhow::bail!("the {name} service is not wired into this build yet")
+                ServiceName::Catalog => bazaar_catalog::build(&platform).await?,
+                ServiceName::Orders => {
+                    let catalog = CatalogClient(client(&platform, ServiceName::Catalog, &local)?);
+                    let payments = Arc::new(bazaar_orders::SimulatedPayments);
+                    bazaar_orders::build(&platform, catalog, payments).await?
                 }
+                ServiceName::Gateway => continue,
             };
             checks.push(Arc::new((name.to_string(), service.db.clone())));
             let (name, _db, router, _consumers) = service.spawn(&tracker, &stop);
             internal = internal.merge(router.clone());
-            if name == ServiceName::Users {
-                users_router = Some(router);
-            }
+            local.insert(name, router);
         }
 
         let router = if services.contains(&ServiceName::Gateway) {
-            let users = client(&platform, ServiceName::Users, users_router)?;
-            let clients = bazaar_gateway::Clients { users: UsersClient(users) };
-            bazaar_gateway::router(&platform, clients)
+            let clients = bazaar_gateway::Clients {
+                users: UsersClient(client(&platform, ServiceName::Users, &local)?),
+                catalog: CatalogClient(client(&platform, ServiceName::Catalog, &local)?),
+                orders: OrdersClient(client(&platform, ServiceName::Orders, &local)?),
+            };
+            let (router, invalidation) = bazaar_gateway::build(&platform, clients);
+            tracker.spawn(invalidation(stop.clone()));
+            router
         } else {
             internal
         };
@@ -111,14 +124,14 @@ impl App {
 }
 
 /// The client of `service`: in process when it runs here, else at `BAZAAR_<SERVICE>_URL`.
-fn client(platform: &Platform, service: ServiceName, local: Option<Router>) -> anyhow::Result<ServiceClient> {
+fn client(platform: &Platform, service: ServiceName, local: &HashMap<ServiceName, Router>) -> anyhow::Result<ServiceClient> {
     let name = service.as_str();
-    if let Some(router) = local {
-        return Ok(ServiceClient::local(name, router, &platform.service_token));
+    if let Some(router) = local.get(&service) {
+        return Ok(ServiceClient::local(name, router.clone(), &platform.service_token));
     }
     let var = format!("{}URL", service.env_prefix());
     let url = std::env::var(&var)
-        .map_err(|_| anyhow::anyhow!("the gateway needs the {name} service: run it in this process or set {var}"))?;
+        .map_err(|_| anyhow::anyhow!("the {name} service is needed: run it in this process or set {var}"))?;
     Ok(ServiceClient::remote(name, &url, &platform.service_token))
 }
 

@@ -1,13 +1,21 @@
-//! Per-request data the resolvers read: who is calling, and the clients of the services.
+//! Per-request data the resolvers read: who is calling, the service clients, the product
+//! cache and the batch loaders.
 
 use async_graphql::Context;
 use bazaar_contracts::Principal;
+use bazaar_contracts::catalog::CatalogClient;
+use bazaar_contracts::orders::OrdersClient;
 use bazaar_contracts::users::UsersClient;
+
+use crate::loaders::{Products, Users};
+use crate::product_cache::ProductCache;
 
 /// Typed clients of every service the gateway talks to.
 #[derive(Clone)]
 pub struct Clients {
     pub users: UsersClient,
+    pub catalog: CatalogClient,
+    pub orders: OrdersClient,
 }
 
 /// The caller of one GraphQL request, established from its bearer token.
@@ -20,4 +28,12 @@ pub fn principal<'a>(ctx: &Context<'a>) -> &'a Principal {
 
 pub fn clients<'a>(ctx: &Context<'a>) -> &'a Clients {
     ctx.data_unchecked::<Clients>()
+}
+
+pub fn products<'a>(ctx: &Context<'a>) -> &'a ProductCache {
+    ctx.data_unchecked::<ProductCache>()
+}
+
+pub fn loaders<'a>(ctx: &Context<'a>) -> &'a (Products, Users) {
+    ctx.data_unchecked::<(Products, Users)>()
 }

@@ -2,10 +2,15 @@
 //! and resolves GraphQL through the services' internal APIs.
 
 mod accounts;
+mod catalog;
 mod context;
 mod error;
 mod graphiql;
+mod invalidation;
+mod loaders;
+mod orders;
 mod pagination;
+mod product_cache;
 pub mod schema;
 
 use std::net::SocketAddr;
@@ -18,29 +23,40 @@ use axum::routing::get;
 use axum::Router;
 use bazaar_auth::TokenKeys;
 use bazaar_contracts::{ApiError, Principal, Role};
-use bazaar_runtime::Platform;
+use bazaar_runtime::{Platform, Task};
 use tower_http::limit::RequestBodyLimitLayer;
 
 pub use context::Clients;
 use context::RequestPrincipal;
+use product_cache::ProductCache;
 use schema::{BazaarSchema, Limits};
 
 #[derive(Clone)]
 struct Gateway {
     schema: BazaarSchema,
     tokens: TokenKeys,
+    clients: Clients,
 }
 
-/// The public routes: `POST /graphql` for operations, `GET /graphql` for GraphiQL.
-pub fn router(platform: &Platform, clients: Clients) -> Router {
+/// The public routes (`POST /graphql` for operations, `GET /graphql` for GraphiQL) and the
+/// task that keeps the product cache in step with catalogue events.
+pub fn build(platform: &Platform, clients: Clients) -> (Router, Task) {
     let settings = &platform.settings;
     let limits = Limits { max_depth: settings.max_query_depth, max_complexity: settings.max_query_complexity };
-    let gateway = Gateway { schema: schema::build(Some(clients), &limits), tokens: platform.tokens.clone() };
-    Router::new()
+    let products = ProductCache::new(platform.cache.clone(), clients.catalog.clone());
+    let gateway = Gateway {
+        schema: schema::build(Some((clients.clone(), products.clone())), &limits),
+        tokens: platform.tokens.clone(),
+        clients,
+    };
+    let transport = platform.transport.clone();
+    let invalidation: Task = Box::new(move |stop| Box::pin(invalidation::run(transport, products, stop)));
+    let router = Router::new()
         .route("/graphql", get(graphiql::page).post(graphql))
         .route("/graphiql/{file}", get(graphiql::asset))
         .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
-        .with_state(gateway)
+        .with_state(gateway);
+    (router, invalidation)
 }
 
 async fn graphql(
@@ -56,7 +72,8 @@ async fn graphql(
         }
         Err(e) => return async_graphql::Response::from_errors(vec![error::gql(e).into_server_error(Default::default())]).into(),
     };
-    let request = request.into_inner().data(RequestPrincipal(principal));
+    let loaders = loaders::for_request(&gateway.clients.catalog, &gateway.clients.users, &principal);
+    let request = request.into_inner().data(loaders).data(RequestPrincipal(principal));
     error::ensure_codes(gateway.schema.execute(request).await).into()
 }
 

@@ -8,13 +8,16 @@ use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, N
 use async_graphql::{EmptySubscription, MergedObject, Schema, ServerResult, Value};
 
 use crate::accounts::{AccountsMutation, AccountsQuery};
+use crate::catalog::{CatalogMutation, CatalogQuery};
 use crate::context::Clients;
+use crate::orders::{OrdersMutation, OrdersQuery};
+use crate::product_cache::ProductCache;
 
 #[derive(MergedObject, Default)]
-pub struct Query(AccountsQuery);
+pub struct Query(AccountsQuery, CatalogQuery, OrdersQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(AccountsMutation);
+pub struct Mutation(AccountsMutation, CatalogMutation, OrdersMutation);
 
 pub type BazaarSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -23,14 +26,14 @@ pub struct Limits {
     pub max_complexity: usize,
 }
 
-pub fn build(clients: Option<Clients>, limits: &Limits) -> BazaarSchema {
+pub fn build(clients: Option<(Clients, ProductCache)>, limits: &Limits) -> BazaarSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(32)
         .extension(OperationMetrics);
-    if let Some(clients) = clients {
-        builder = builder.data(clients);
+    if let Some((clients, products)) = clients {
+        builder = builder.data(clients).data(products);
     }
     builder.finish()
 }

@@ -8,6 +8,8 @@
 //!   `BAZAAR_REQUIRE_BACKENDS=1` (CI), where it fails.
 #![allow(dead_code)]
 
+pub mod shop;
+
 use std::time::{Duration, Instant};
 
 use bazaar::App;
@@ -87,7 +89,7 @@ impl Environment {
     }
 
     pub async fn start_with(&self, settings: Settings) -> TestApp {
-        let app = App::build(settings, &[ServiceName::Users, ServiceName::Gateway]).await.expect("app builds");
+        let app = App::build(settings, &ServiceName::ALL).await.expect("app builds");
         let port = app.port();
         let stop = app.stop_token();
         let task = tokio::spawn(app.run_until_stopped());

@@ -1,0 +1,45 @@
+//! The catalog service: products and their stock, and the stock side of the order saga
+//! (reserve on `OrderPlaced`, release on cancellation) with the events other services follow.
+
+mod domain;
+mod http;
+mod products;
+mod saga;
+mod store;
+
+use std::sync::Arc;
+
+use bazaar_bus::{Consumer, ConsumerSpec, OutboxRelay, RetryPolicy};
+use bazaar_contracts::require_service_token;
+use bazaar_db::Db;
+use bazaar_runtime::{Platform, Service, ServiceName};
+
+pub use products::Catalog;
+pub use saga::StockReservations;
+
+/// Connects and migrates the catalog database and returns the service ready to run.
+pub async fn build(platform: &Platform) -> anyhow::Result<Service> {
+    let db = open_db(&platform.settings).await?;
+    let relay = OutboxRelay::new(products::SERVICE, db.clone(), platform.transport.clone());
+    let catalog = Catalog { db: db.clone(), relay: relay.clone() };
+    let consumer = Consumer {
+        db: db.clone(),
+        transport: platform.transport.clone(),
+        spec: ConsumerSpec::new(products::SERVICE),
+        handler: Arc::new(StockReservations),
+        policy: RetryPolicy::default(),
+        relay: Some(relay.clone()),
+    };
+    let token: Arc<str> = platform.service_token.clone();
+    let internal = http::routes(catalog)
+        .layer(axum::middleware::from_fn(move |req, next| require_service_token(token.clone(), req, next)));
+    Ok(Service { name: ServiceName::Catalog, db, internal, relay, consumers: vec![consumer], tasks: Vec::new() })
+}
+
+/// Connects to the catalog database and brings its schema up to date.
+pub async fn open_db(settings: &bazaar_runtime::Settings) -> anyhow::Result<Db> {
+    let db = Db::connect(&settings.db_target(ServiceName::Catalog)).await?;
+    db.migrate("bus", bazaar_bus::MIGRATIONS).await?;
+    db.migrate("catalog", store::MIGRATIONS).await?;
+    Ok(db)
+}

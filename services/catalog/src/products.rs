@@ -1,0 +1,127 @@
+//! Product use cases: create, edit, delete, adjust stock, read and list. Each change and the
+//! event announcing it commit in one transaction (transactional outbox).
+
+use bazaar_bus::{BusError, OutboxRelay, enqueue};
+use bazaar_contracts::catalog::{
+    AdjustStockRequest, CreateProductRequest, ListProductsRequest, Product, ProductsByIdRequest, UpdateProductRequest,
+};
+use bazaar_contracts::events::{Event, ProductCreated, ProductDeleted, ProductUpdated, StockChanged};
+use bazaar_contracts::users::Page;
+use bazaar_contracts::{ApiError, Principal};
+use bazaar_db::{Db, Tx, new_id};
+use bazaar_runtime::ServiceResult;
+
+use crate::domain::{ListFilter, MAX_AMOUNT, NewProduct, ProductChanges, stock_delta};
+use crate::store::products as store;
+
+pub const SERVICE: &str = "catalog";
+
+/// Why stock moved, as `StockChanged.reason` says it.
+pub const ADJUSTMENT: &str = "ADJUSTMENT";
+pub const RESERVATION: &str = "RESERVATION";
+pub const RELEASE: &str = "RELEASE";
+
+#[derive(Clone)]
+pub struct Catalog {
+    pub db: Db,
+    pub relay: OutboxRelay,
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("product not found")
+}
+
+/// Enqueues `StockChanged` for one product whose stock moved by `delta` to `stock`.
+pub async fn stock_changed(
+    tx: &mut Tx,
+    product_id: &str,
+    stock: i64,
+    delta: i64,
+    reason: &str,
+) -> Result<(), BusError> {
+    let event = StockChanged { product_id: product_id.to_owned(), stock, delta, reason: reason.to_owned() };
+    enqueue(tx, &event.envelope(SERVICE)).await
+}
+
+impl Catalog {
+    pub async fn create(&self, principal: &Principal, req: CreateProductRequest) -> ServiceResult<Product> {
+        principal.require_admin()?;
+        let new = NewProduct::parse(&req)?;
+        let mut tx = self.db.begin().await?;
+        let product = store::insert(&mut tx, &new_id(), &new).await?;
+        let event = ProductCreated { product_id: product.id.clone(), product: product.clone() };
+        enqueue(&mut tx, &event.envelope(SERVICE)).await?;
+        tx.commit().await?;
+        self.relay.wake();
+        Ok(product)
+    }
+
+    /// Edits a live product; a deleted one is NOT_FOUND (it can no longer be sold, so there
+    /// is nothing to edit).
+    pub async fn update(&self, principal: &Principal, req: UpdateProductRequest) -> ServiceResult<Product> {
+        principal.require_admin()?;
+        let changes = ProductChanges::parse(&req)?;
+        let mut tx = self.db.begin().await?;
+        let product = store::update(&mut tx, &req.id, &changes).await?.ok_or_else(not_found)?;
+        let event = ProductUpdated { product_id: product.id.clone(), product: product.clone() };
+        enqueue(&mut tx, &event.envelope(SERVICE)).await?;
+        tx.commit().await?;
+        self.relay.wake();
+        Ok(product)
+    }
+
+    /// Withdraws a product (soft delete: orders still show what was bought). False when it
+    /// was absent or already deleted, so a repeated delete is harmless.
+    pub async fn delete(&self, principal: &Principal, id: &str) -> ServiceResult<bool> {
+        principal.require_admin()?;
+        let mut tx = self.db.begin().await?;
+        if !store::soft_delete(&mut tx, id).await? {
+            return Ok(false);
+        }
+        enqueue(&mut tx, &ProductDeleted { product_id: id.to_owned() }.envelope(SERVICE)).await?;
+        tx.commit().await?;
+        self.relay.wake();
+        Ok(true)
+    }
+
+    /// Adds (or, with a negative delta, removes) stock; the result never leaves 0..=2e9.
+    pub async fn adjust_stock(&self, principal: &Principal, req: AdjustStockRequest) -> ServiceResult<Product> {
+        principal.require_admin()?;
+        let delta = stock_delta(req.delta)?;
+        let mut tx = self.db.begin().await?;
+        let Some(product) = store::adjust_stock(&mut tx, &req.id, delta).await? else {
+            // The conditional update refused: say why, from the state this transaction sees.
+            return Err(match store::by_id_tx(&mut tx, &req.id).await? {
+                Some(p) if p.deleted_at.is_none() && delta < 0 => ApiError::bad_input(
+                    "delta",
+                    format!("delta: cannot remove {} units; current stock is {}", -delta, p.stock),
+                ),
+                Some(p) if p.deleted_at.is_none() => ApiError::bad_input(
+                    "delta",
+                    format!("delta: stock would exceed {MAX_AMOUNT}; current stock is {}", p.stock),
+                ),
+                _ => not_found(),
+            }
+            .into());
+        };
+        stock_changed(&mut tx, &product.id, product.stock, delta, ADJUSTMENT).await?;
+        tx.commit().await?;
+        self.relay.wake();
+        Ok(product)
+    }
+
+    /// The product, or `None` when absent or deleted.
+    pub async fn product(&self, id: &str) -> ServiceResult<Option<Product>> {
+        Ok(store::by_id(&self.db, id).await?.filter(|p| p.deleted_at.is_none()))
+    }
+
+    pub async fn products_by_id(&self, req: ProductsByIdRequest) -> ServiceResult<Vec<Product>> {
+        Ok(store::by_ids(&self.db, &req.ids, req.include_deleted).await?)
+    }
+
+    pub async fn list(&self, req: ListProductsRequest) -> ServiceResult<Page<Product>> {
+        let filter = ListFilter::parse(&req)?;
+        let (items, has_next_page, total_count) = store::list(&self.db, &filter).await?;
+        Ok(Page { items, has_next_page, total_count })
+    }
+}

@@ -1,0 +1,128 @@
+//! The catalog's part of the order saga: reserve stock when an order is placed (all lines or
+//! none), give it back when the order is cancelled. Runs in the consumer's transaction, which
+//! also records the event in the inbox, so a redelivered event has no second effect.
+
+use async_trait::async_trait;
+use bazaar_bus::{Envelope, Handler, HandlerError, enqueue};
+use bazaar_contracts::events::{
+    Event, OrderPlaced, OrderStatusChanged, StockLine, StockRejected, StockReleased, StockReserved,
+};
+use bazaar_contracts::orders::OrderStatus;
+use bazaar_db::Tx;
+
+use crate::domain::merge_lines;
+use crate::products::{RELEASE, RESERVATION, SERVICE, stock_changed};
+use crate::store::products as products_store;
+use crate::store::reservations::{self, Status};
+
+/// Handles `OrderPlaced` and `OrderStatusChanged` for the catalog's consumer.
+pub struct StockReservations;
+
+#[async_trait]
+impl Handler for StockReservations {
+    fn handles(&self, event_type: &str) -> bool {
+        event_type == OrderPlaced::TYPE || event_type == OrderStatusChanged::TYPE
+    }
+
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
+        match event.event_type.as_str() {
+            OrderPlaced::TYPE => {
+                check_version::<OrderPlaced>(event)?;
+                reserve(tx, event.decode::<OrderPlaced>()?).await
+            }
+            OrderStatusChanged::TYPE => {
+                check_version::<OrderStatusChanged>(event)?;
+                let change = event.decode::<OrderStatusChanged>()?;
+                if change.to == OrderStatus::Cancelled { release(tx, &change.order_id).await } else { Ok(()) }
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A payload version this code does not know cannot be read safely: dead-letter it.
+fn check_version<E: Event>(event: &Envelope) -> Result<(), HandlerError> {
+    if event.version == E::VERSION {
+        Ok(())
+    } else {
+        Err(HandlerError::Reject(format!("{} version {} is not supported", E::TYPE, event.version)))
+    }
+}
+
+async fn reserve(tx: &mut Tx, placed: OrderPlaced) -> Result<(), HandlerError> {
+    let order_id = placed.order_id;
+    // An existing row means this order was decided already or cancelled before it arrived.
+    if !reservations::claim(tx, &order_id, Status::Reserved).await? {
+        tracing::debug!(order_id, "order already has a reservation; placement ignored");
+        return Ok(());
+    }
+    let lines = match merge_lines(&placed.items) {
+        Ok(lines) => lines,
+        Err(reason) => return reject(tx, &order_id, &reason).await,
+    };
+    let mut taken: Vec<(&StockLine, i64)> = Vec::with_capacity(lines.len());
+    for line in &lines {
+        match products_store::take_stock(tx, &line.product_id, line.quantity).await? {
+            Some(stock) => taken.push((line, stock)),
+            None => {
+                let reason = shortfall(tx, line).await?;
+                // All or nothing: what this order already took goes back in this transaction.
+                for (done, _) in &taken {
+                    products_store::put_back_stock(tx, &done.product_id, done.quantity).await?;
+                }
+                return reject(tx, &order_id, &reason).await;
+            }
+        }
+    }
+    reservations::settle(tx, &order_id, Status::Reserved, &lines, None).await?;
+    enqueue(tx, &StockReserved { order_id: order_id.clone(), items: lines.clone() }.envelope(SERVICE)).await?;
+    for (line, stock) in taken {
+        stock_changed(tx, &line.product_id, stock, -line.quantity, RESERVATION).await?;
+    }
+    tracing::info!(order_id, lines = lines.len(), "stock reserved");
+    Ok(())
+}
+
+/// Why `line` could not be taken, in words a customer can read.
+async fn shortfall(tx: &mut Tx, line: &StockLine) -> Result<String, HandlerError> {
+    Ok(match products_store::by_id_tx(tx, &line.product_id).await? {
+        Some(p) if p.deleted_at.is_none() => {
+            format!("not enough stock for {} (requested {}, available {})", p.name, line.quantity, p.stock)
+        }
+        _ => format!("{} is no longer sold", line.product_id),
+    })
+}
+
+async fn reject(tx: &mut Tx, order_id: &str, reason: &str) -> Result<(), HandlerError> {
+    reservations::settle(tx, order_id, Status::Rejected, &[], Some(reason)).await?;
+    let event = StockRejected { order_id: order_id.to_owned(), reason: reason.to_owned() };
+    enqueue(tx, &event.envelope(SERVICE)).await?;
+    tracing::info!(order_id, reason, "stock reservation rejected");
+    Ok(())
+}
+
+async fn release(tx: &mut Tx, order_id: &str) -> Result<(), HandlerError> {
+    // The cancellation overtook the placement: leave a marker so the placement is ignored.
+    if reservations::claim(tx, order_id, Status::Cancelled).await? {
+        tracing::info!(order_id, "order cancelled before its placement arrived");
+        return Ok(());
+    }
+    // Only a RESERVED reservation holds stock; REJECTED, RELEASED and CANCELLED hold none.
+    let Some(lines) = reservations::release(tx, order_id).await? else {
+        return Ok(());
+    };
+    let mut restocked = Vec::with_capacity(lines.len());
+    for line in &lines {
+        match products_store::put_back_stock(tx, &line.product_id, line.quantity).await? {
+            Some(stock) => restocked.push((line, stock)),
+            // Products are never hard-deleted; if one were, its units have nowhere to go.
+            None => tracing::warn!(order_id, product_id = %line.product_id, "reserved product vanished; units dropped"),
+        }
+    }
+    enqueue(tx, &StockReleased { order_id: order_id.to_owned(), items: lines.clone() }.envelope(SERVICE)).await?;
+    for (line, stock) in restocked {
+        stock_changed(tx, &line.product_id, stock, line.quantity, RELEASE).await?;
+    }
+    tracing::info!(order_id, "reservation released");
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! Products and their stock. Every stock change is one conditional statement, so concurrent
+//! writers can never take stock below zero (the CHECK constraint is the second line).
+
+use bazaar_contracts::catalog::Product;
+use bazaar_db::{Db, DbError, Tx, now_millis, sqlx};
+
+use crate::domain::{ListFilter, MAX_AMOUNT, NewProduct, ProductChanges};
+
+const PRODUCT_COLUMNS: &str = "id, name, description, category, price_cents, stock, deleted_at, created_at, updated_at";
+
+type ProductRow = (String, String, String, String, i64, i64, Option<i64>, i64, i64);
+
+fn to_product(row: ProductRow) -> Product {
+    let (id, name, description, category, price_cents, stock, deleted_at, created_at, updated_at) = row;
+    Product { id, name, description, category, price_cents, stock, deleted_at, created_at, updated_at }
+}
+
+pub async fn insert(tx: &mut Tx, id: &str, p: &NewProduct) -> Result<Product, DbError> {
+    let sql = format!(
+        "INSERT INTO products (id, name, description, category, price_cents, stock, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {PRODUCT_COLUMNS}"
+    );
+    let row: ProductRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(&p.name)
+        .bind(&p.description)
+        .bind(&p.category)
+        .bind(p.price_cents)
+        .bind(p.stock)
+        .bind(now_millis())
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(to_product(row))
+}
+
+/// The product, deleted or not.
+pub async fn by_id(db: &Db, id: &str) -> Result<Option<Product>, DbError> {
+    let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE id = $1");
+    let row: Option<ProductRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(db.pool()).await?;
+    Ok(row.map(to_product))
+}
+
+/// The product, deleted or not, as this transaction sees it.
+pub async fn by_id_tx(tx: &mut Tx, id: &str) -> Result<Option<Product>, DbError> {
+    let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE id = $1");
+    let row: Option<ProductRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut **tx).await?;
+    Ok(row.map(to_product))
+}
+
+pub async fn by_ids(db: &Db, ids: &[String], include_deleted: bool) -> Result<Vec<Product>, DbError> {
+    let mut products = Vec::with_capacity(ids.len());
+    // Batches come from the gateway's DataLoader, bounded in size; one query per 100 ids.
+    for chunk in ids.chunks(100) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let live = if include_deleted { "" } else { " AND deleted_at IS NULL" };
+        let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE id IN ({}){live}", placeholders.join(", "));
+        let mut query = sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            query = query.bind(id);
+        }
+        products.extend(query.fetch_all(db.pool()).await?.into_iter().map(to_product));
+    }
+    Ok(products)
+}
+
+/// Applies `changes` to a live product in one statement, so two admins editing different
+/// fields at once both keep their edit. `None` when the product is absent or deleted.
+pub async fn update(tx: &mut Tx, id: &str, changes: &ProductChanges) -> Result<Option<Product>, DbError> {
+    let sql = format!(
+        "UPDATE products SET
+             name = COALESCE(CAST($2 AS TEXT), name),
+             description = COALESCE(CAST($3 AS TEXT), description),
+             category = COALESCE(CAST($4 AS TEXT), category),
+             price_cents = COALESCE(CAST($5 AS BIGINT), price_cents),
+             updated_at = $6
+         WHERE id = $1 AND deleted_at IS NULL RETURNING {PRODUCT_COLUMNS}"
+    );
+    let row: Option<ProductRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(changes.name.clone())
+        .bind(changes.description.clone())
+        .bind(changes.category.clone())
+        .bind(changes.price_cents)
+        .bind(now_millis())
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row.map(to_product))
+}
+
+/// Marks a live product deleted; false when it was absent or already deleted.
+pub async fn soft_delete(tx: &mut Tx, id: &str) -> Result<bool, DbError> {
+    let done = sqlx::query("UPDATE products SET deleted_at = $2, updated_at = $2 WHERE id = $1 AND deleted_at IS NULL")
+        .bind(id)
+        .bind(now_millis())
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Adds `delta` to a live product's stock unless the result would leave 0..=MAX_AMOUNT.
+/// `None` when nothing changed (absent, deleted, or out of range: the caller tells which).
+pub async fn adjust_stock(tx: &mut Tx, id: &str, delta: i64) -> Result<Option<Product>, DbError> {
+    let sql = format!(
+        "UPDATE products SET stock = stock + $2, updated_at = $3
+         WHERE id = $1 AND deleted_at IS NULL AND stock + $2 >= 0 AND stock + $2 <= $4
+         RETURNING {PRODUCT_COLUMNS}"
+    );
+    let row: Option<ProductRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(delta)
+        .bind(now_millis())
+        .bind(MAX_AMOUNT)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row.map(to_product))
+}
+
+/// Takes `quantity` units of a live product if that many are in stock; the new stock, or
+/// `None` when the product is absent, deleted or short.
+pub async fn take_stock(tx: &mut Tx, id: &str, quantity: i64) -> Result<Option<i64>, DbError> {
+    Ok(sqlx::query_scalar(
+        "UPDATE products SET stock = stock - $2, updated_at = $3
+         WHERE id = $1 AND deleted_at IS NULL AND stock >= $2 RETURNING stock",
+    )
+    .bind(id)
+    .bind(quantity)
+    .bind(now_millis())
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+/// Returns units taken earlier, deleted product or not: stock that was reserved was real.
+/// The new stock, or `None` if the row is gone (products are never hard-deleted).
+pub async fn put_back_stock(tx: &mut Tx, id: &str, quantity: i64) -> Result<Option<i64>, DbError> {
+    Ok(sqlx::query_scalar("UPDATE products SET stock = stock + $2, updated_at = $3 WHERE id = $1 RETURNING stock")
+        .bind(id)
+        .bind(quantity)
+        .bind(now_millis())
+        .fetch_optional(&mut **tx)
+        .await?)
+}
+
+/// A bind value of a query assembled from optional filters.
+enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+/// `WHERE` clause and its arguments for the listing filters, the cursor only when asked for.
+fn filters(filter: &ListFilter, with_cursor: bool) -> (String, Vec<Arg>) {
+    let mut clauses = vec!["deleted_at IS NULL".to_owned()];
+    let mut args = Vec::new();
+    if with_cursor {
+        args.push(Arg::Text(filter.after.clone().unwrap_or_default()));
+        clauses.push(format!("id > ${}", args.len()));
+    }
+    if let Some(category) = &filter.category {
+        args.push(Arg::Text(category.clone()));
+        clauses.push(format!("category = ${}", args.len()));
+    }
+    if let Some(pattern) = &filter.search {
+        args.push(Arg::Text(pattern.clone()));
+        let n = args.len();
+        clauses.push(format!("(LOWER(name) LIKE ${n} ESCAPE '\\' OR LOWER(description) LIKE ${n} ESCAPE '\\')"));
+    }
+    (clauses.join(" AND "), args)
+}
+
+fn bind_all<'q, O>(
+    mut query: sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments>,
+    args: Vec<Arg>,
+) -> sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments> {
+    for arg in args {
+        query = match arg {
+            Arg::Text(s) => query.bind(s),
+            Arg::Int(i) => query.bind(i),
+        };
+    }
+    query
+}
+
+/// A page of live products in id order (ids are time-ordered, so new products land at the
+/// end and never shift a page a client is walking through), whether more follow, and the
+/// total matching the filters.
+pub async fn list(db: &Db, filter: &ListFilter) -> Result<(Vec<Product>, bool, i64), DbError> {
+    let (where_page, mut args) = filters(filter, true);
+    args.push(Arg::Int(filter.first + 1));
+    let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE {where_page} ORDER BY id LIMIT ${}", args.len());
+    let mut rows: Vec<ProductRow> =
+        bind_all(sqlx::query_as(sqlx::AssertSqlSafe(sql)), args).fetch_all(db.pool()).await?;
+    let has_next = rows.len() as i64 > filter.first;
+    rows.truncate(filter.first as usize);
+    let (where_all, args) = filters(filter, false);
+    let sql = format!("SELECT COUNT(*) FROM products WHERE {where_all}");
+    let (total,): (i64,) = bind_all(sqlx::query_as(sqlx::AssertSqlSafe(sql)), args).fetch_one(db.pool()).await?;
+    Ok((rows.into_iter().map(to_product).collect(), has_next, total))
+}

@@ -1,0 +1,168 @@
+//! The catalogue slice of the schema: browsing products, and admin product management.
+
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use bazaar_contracts::catalog::{self, AdjustStockRequest, CreateProductRequest, ListProductsRequest, UpdateProductRequest};
+use chrono::{DateTime, Utc};
+
+use crate::context::{principal, products};
+use crate::error::{GqlResult, OrGql};
+use crate::pagination::{PageInfo, decode_cursor, encode_cursor, page_size};
+
+pub struct Product(pub catalog::Product);
+
+#[Object]
+impl Product {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn description(&self) -> &str {
+        &self.0.description
+    }
+    async fn category(&self) -> &str {
+        &self.0.category
+    }
+    /// Price in cents.
+    async fn price_cents(&self) -> i32 {
+        self.0.price_cents as i32
+    }
+    /// Units available to order now.
+    async fn stock(&self) -> i32 {
+        self.0.stock as i32
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        bazaar_db::from_millis(self.0.created_at)
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        bazaar_db::from_millis(self.0.updated_at)
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct ProductEdge {
+    pub cursor: String,
+    pub node: Product,
+}
+
+#[derive(SimpleObject)]
+pub struct ProductConnection {
+    pub edges: Vec<ProductEdge>,
+    pub page_info: PageInfo,
+    pub total_count: i32,
+}
+
+#[derive(InputObject)]
+pub struct CreateProductInput {
+    pub name: String,
+    pub description: String,
+    pub category: String,
+    pub price_cents: i32,
+    pub stock: i32,
+}
+
+#[derive(InputObject)]
+pub struct UpdateProductInput {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub price_cents: Option<i32>,
+}
+
+#[derive(Default)]
+pub struct CatalogQuery;
+
+#[Object]
+impl CatalogQuery {
+    /// A product; null when absent or deleted.
+    async fn product(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<Product>> {
+        Ok(products(ctx).product(principal(ctx), &id).await.gql()?.map(Product))
+    }
+
+    /// Products in creation order, optionally in one category and/or matching `search`
+    /// (case-insensitive, in name and description).
+    async fn products(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: i32,
+        after: Option<String>,
+        category: Option<String>,
+        search: Option<String>,
+    ) -> GqlResult<ProductConnection> {
+        let req = ListProductsRequest {
+            first: page_size(first).gql()?,
+            after: decode_cursor(after.as_deref()).gql()?,
+            category: category.filter(|c| !c.trim().is_empty()),
+            search: search.filter(|s| !s.trim().is_empty()),
+        };
+        let page = products(ctx).list(principal(ctx), &req).await.gql()?;
+        let edges: Vec<ProductEdge> =
+            page.items.into_iter().map(|p| ProductEdge { cursor: encode_cursor(&p.id), node: Product(p) }).collect();
+        Ok(ProductConnection {
+            page_info: PageInfo { has_next_page: page.has_next_page, end_cursor: edges.last().map(|e| e.cursor.clone()) },
+            edges,
+            total_count: page.total_count as i32,
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct CatalogMutation;
+
+#[Object]
+impl CatalogMutation {
+    /// Adds a product (admins only).
+    async fn create_product(&self, ctx: &Context<'_>, input: CreateProductInput) -> GqlResult<Product> {
+        let p = principal(ctx);
+        p.require_admin().gql()?;
+        let req = CreateProductRequest {
+            name: input.name,
+            description: input.description,
+            category: input.category,
+            price_cents: input.price_cents.into(),
+            stock: input.stock.into(),
+        };
+        let cache = products(ctx);
+        let product = cache.catalog().create_product(p, &req).await.gql()?;
+        cache.invalidate().await;
+        Ok(Product(product))
+    }
+
+    /// Changes a product's details or price (admins only). Orders already placed keep theirs.
+    async fn update_product(&self, ctx: &Context<'_>, id: ID, input: UpdateProductInput) -> GqlResult<Product> {
+        let p = principal(ctx);
+        p.require_admin().gql()?;
+        let req = UpdateProductRequest {
+            id: id.0,
+            name: input.name,
+            description: input.description,
+            category: input.category,
+            price_cents: input.price_cents.map(Into::into),
+        };
+        let cache = products(ctx);
+        let product = cache.catalog().update_product(p, &req).await.gql()?;
+        cache.invalidate().await;
+        Ok(Product(product))
+    }
+
+    /// Withdraws a product from sale (admins only).
+    async fn delete_product(&self, ctx: &Context<'_>, id: ID) -> GqlResult<bool> {
+        let p = principal(ctx);
+        p.require_admin().gql()?;
+        let cache = products(ctx);
+        let deleted = cache.catalog().delete_product(p, &id).await.gql()?;
+        cache.invalidate().await;
+        Ok(deleted)
+    }
+
+    /// Adds or removes stock (admins only); stock never goes below zero.
+    async fn adjust_stock(&self, ctx: &Context<'_>, id: ID, delta: i32) -> GqlResult<Product> {
+        let p = principal(ctx);
+        p.require_admin().gql()?;
+        let cache = products(ctx);
+        let product = cache.catalog().adjust_stock(p, &AdjustStockRequest { id: id.0, delta: delta.into() }).await.gql()?;
+        cache.invalidate().await;
+        Ok(Product(product))
+    }
+}

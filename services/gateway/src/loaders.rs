@@ -1,0 +1,52 @@
+//! Per-request batch loaders: every `order.user` and `order.items.product` of one response
+//! resolves through one internal call per kind, not one per row.
+
+use std::collections::HashMap;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use bazaar_contracts::catalog::{CatalogClient, Product, ProductsByIdRequest};
+use bazaar_contracts::users::{User, UsersClient};
+use bazaar_contracts::{ApiError, Principal};
+
+pub struct ProductLoader {
+    pub catalog: CatalogClient,
+    pub principal: Principal,
+}
+
+impl Loader<String> for ProductLoader {
+    type Value = Product;
+    type Error = ApiError;
+
+    async fn load(&self, ids: &[String]) -> Result<HashMap<String, Product>, ApiError> {
+        let req = ProductsByIdRequest { ids: ids.to_vec(), include_deleted: false };
+        let products = self.catalog.products_by_id(&self.principal, &req).await?;
+        Ok(products.into_iter().map(|p| (p.id.clone(), p)).collect())
+    }
+}
+
+pub struct UserLoader {
+    pub users: UsersClient,
+    pub principal: Principal,
+}
+
+impl Loader<String> for UserLoader {
+    type Value = User;
+    type Error = ApiError;
+
+    /// The users service leaves out anyone the caller may not see.
+    async fn load(&self, ids: &[String]) -> Result<HashMap<String, User>, ApiError> {
+        let users = self.users.users_by_id(&self.principal, ids.to_vec()).await?;
+        Ok(users.into_iter().map(|u| (u.id.clone(), u)).collect())
+    }
+}
+
+pub type Products = DataLoader<ProductLoader>;
+pub type Users = DataLoader<UserLoader>;
+
+/// Loaders for one request, acting as its caller.
+pub fn for_request(catalog: &CatalogClient, users: &UsersClient, principal: &Principal) -> (Products, Users) {
+    (
+        DataLoader::new(ProductLoader { catalog: catalog.clone(), principal: principal.clone() }, tokio::spawn),
+        DataLoader::new(UserLoader { users: users.clone(), principal: principal.clone() }, tokio::spawn),
+    )
+}

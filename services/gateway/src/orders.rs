@@ -1,0 +1,223 @@
+//! The orders slice of the schema: placing, paying, tracking, cancelling and shipping orders.
+
+use async_graphql::{Context, Enum, ID, InputObject, Object};
+use bazaar_contracts::orders::{self, ListOrdersRequest, OrderLineRequest, PayOrderRequest, PlaceOrderRequest, SetOrderStatusRequest};
+use chrono::{DateTime, Utc};
+
+use crate::accounts::{Address, AddressInput, User};
+use crate::catalog::Product;
+use crate::context::{clients, loaders, principal};
+use crate::error::{GqlResult, OrGql, gql};
+use crate::pagination::{PageInfo, decode_cursor, encode_cursor, page_size};
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum OrderStatus {
+    Pending,
+    Confirmed,
+    Rejected,
+    Paid,
+    Shipped,
+    Delivered,
+    Cancelled,
+}
+
+impl From<orders::OrderStatus> for OrderStatus {
+    fn from(s: orders::OrderStatus) -> Self {
+        use orders::OrderStatus as S;
+        match s {
+            S::Pending => OrderStatus::Pending,
+            S::Confirmed => OrderStatus::Confirmed,
+            S::Rejected => OrderStatus::Rejected,
+            S::Paid => OrderStatus::Paid,
+            S::Shipped => OrderStatus::Shipped,
+            S::Delivered => OrderStatus::Delivered,
+            S::Cancelled => OrderStatus::Cancelled,
+        }
+    }
+}
+
+impl From<OrderStatus> for orders::OrderStatus {
+    fn from(s: OrderStatus) -> Self {
+        use orders::OrderStatus as S;
+        match s {
+            OrderStatus::Pending => S::Pending,
+            OrderStatus::Confirmed => S::Confirmed,
+            OrderStatus::Rejected => S::Rejected,
+            OrderStatus::Paid => S::Paid,
+            OrderStatus::Shipped => S::Shipped,
+            OrderStatus::Delivered => S::Delivered,
+            OrderStatus::Cancelled => S::Cancelled,
+        }
+    }
+}
+
+pub struct Order(pub orders::Order);
+
+#[Object]
+impl Order {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn user_id(&self) -> ID {
+        ID(self.0.user_id.clone())
+    }
+    /// The buyer (batched across the response).
+    async fn user(&self, ctx: &Context<'_>) -> GqlResult<Option<User>> {
+        Ok(loaders(ctx).1.load_one(self.0.user_id.clone()).await.map_err(gql)?.map(User))
+    }
+    async fn status(&self) -> OrderStatus {
+        self.0.status.into()
+    }
+    /// Why the order is in its status (a rejection, a declined card, a cancellation).
+    async fn status_reason(&self) -> Option<&str> {
+        self.0.status_reason.as_deref()
+    }
+    async fn items(&self) -> Vec<OrderItem> {
+        self.0.items.iter().cloned().map(OrderItem).collect()
+    }
+    /// Sum of quantity × unit price, computed by the server when the order was placed.
+    async fn total_cents(&self) -> i32 {
+        self.0.total_cents as i32
+    }
+    async fn shipping_address(&self) -> Option<Address> {
+        self.0.shipping_address.clone().map(Into::into)
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        bazaar_db::from_millis(self.0.created_at)
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        bazaar_db::from_millis(self.0.updated_at)
+    }
+}
+
+/// A line as it was bought: name and price are the ones at the time of the order.
+pub struct OrderItem(orders::OrderItem);
+
+#[Object]
+impl OrderItem {
+    async fn product_id(&self) -> ID {
+        ID(self.0.product_id.clone())
+    }
+    /// The product as it is now; null once deleted.
+    async fn product(&self, ctx: &Context<'_>) -> GqlResult<Option<Product>> {
+        Ok(loaders(ctx).0.load_one(self.0.product_id.clone()).await.map_err(gql)?.map(Product))
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn quantity(&self) -> i32 {
+        self.0.quantity as i32
+    }
+    async fn unit_price_cents(&self) -> i32 {
+        self.0.unit_price_cents as i32
+    }
+}
+
+#[derive(async_graphql::SimpleObject)]
+pub struct OrderEdge {
+    pub cursor: String,
+    pub node: Order,
+}
+
+#[derive(async_graphql::SimpleObject)]
+pub struct OrderConnection {
+    pub edges: Vec<OrderEdge>,
+    pub page_info: PageInfo,
+    pub total_count: i32,
+}
+
+#[derive(InputObject)]
+pub struct OrderItemInput {
+    pub product_id: ID,
+    pub quantity: i32,
+}
+
+#[derive(InputObject)]
+pub struct PlaceOrderInput {
+    pub items: Vec<OrderItemInput>,
+    /// Defaults to the address on the buyer's profile.
+    pub shipping_address: Option<AddressInput>,
+    /// Retrying with the same key returns the same order instead of a second one.
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Default)]
+pub struct OrdersQuery;
+
+#[Object]
+impl OrdersQuery {
+    /// An order; null unless it is the caller's own (admins see every order).
+    async fn order(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<Order>> {
+        let p = principal(ctx);
+        if p.user.is_none() {
+            return Ok(None);
+        }
+        Ok(clients(ctx).orders.order(p, &id).await.gql()?.map(Order))
+    }
+
+    /// The caller's orders, newest first (admins: all orders), optionally in one status.
+    async fn orders(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: i32,
+        after: Option<String>,
+        status: Option<OrderStatus>,
+    ) -> GqlResult<OrderConnection> {
+        let p = principal(ctx);
+        p.require_user().gql()?;
+        let req = ListOrdersRequest {
+            first: page_size(first).gql()?,
+            after: decode_cursor(after.as_deref()).gql()?,
+            status: status.map(Into::into),
+        };
+        let page = clients(ctx).orders.list(p, &req).await.gql()?;
+        let edges: Vec<OrderEdge> =
+            page.items.into_iter().map(|o| OrderEdge { cursor: encode_cursor(&o.id), node: Order(o) }).collect();
+        Ok(OrderConnection {
+            page_info: PageInfo { has_next_page: page.has_next_page, end_cursor: edges.last().map(|e| e.cursor.clone()) },
+            edges,
+            total_count: page.total_count as i32,
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct OrdersMutation;
+
+#[Object]
+impl OrdersMutation {
+    /// Places an order for the signed-in user. Prices come from the catalogue; the order starts
+    /// PENDING and becomes CONFIRMED or REJECTED once stock is reserved.
+    async fn place_order(&self, ctx: &Context<'_>, input: PlaceOrderInput) -> GqlResult<Order> {
+        let p = principal(ctx);
+        p.require_user().gql()?;
+        let req = PlaceOrderRequest {
+            items: input.items.into_iter().map(|i| OrderLineRequest { product_id: i.product_id.0, quantity: i.quantity.into() }).collect(),
+            shipping_address: input.shipping_address.map(Into::into),
+            idempotency_key: input.idempotency_key,
+        };
+        Ok(Order(clients(ctx).orders.place_order(p, &req).await.gql()?))
+    }
+
+    /// Cancels an order before it ships (its owner or an admin); reserved stock is released.
+    async fn cancel_order(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Order> {
+        let p = principal(ctx);
+        p.require_user().gql()?;
+        Ok(Order(clients(ctx).orders.cancel_order(p, &id).await.gql()?))
+    }
+
+    /// Pays a CONFIRMED order (its owner). A declined card leaves it CONFIRMED with the reason.
+    async fn pay_order(&self, ctx: &Context<'_>, id: ID, payment_token: String) -> GqlResult<Order> {
+        let p = principal(ctx);
+        p.require_user().gql()?;
+        Ok(Order(clients(ctx).orders.pay_order(p, &PayOrderRequest { id: id.0, payment_token }).await.gql()?))
+    }
+
+    /// Moves a paid order to SHIPPED, or a shipped one to DELIVERED (admins only).
+    async fn set_order_status(&self, ctx: &Context<'_>, id: ID, status: OrderStatus) -> GqlResult<Order> {
+        let p = principal(ctx);
+        p.require_admin().gql()?;
+        let req = SetOrderStatusRequest { id: id.0, status: status.into() };
+        Ok(Order(clients(ctx).orders.set_order_status(p, &req).await.gql()?))
+    }
+}

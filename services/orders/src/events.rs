@@ -1,0 +1,96 @@
+//! The orders consumer: keeps the customer replica current and drives the order saga on the
+//! catalogue's answers. Each effect commits with its inbox record, so redeliveries are no-ops.
+
+use async_trait::async_trait;
+use bazaar_bus::{Envelope, Handler, HandlerError};
+use bazaar_contracts::events::{Event, StockRejected, StockReserved, UserProfileUpdated, UserRegistered};
+use bazaar_contracts::orders::OrderStatus;
+use bazaar_db::{Tx, now_millis};
+
+use crate::store::{self, Customer};
+use crate::transitions;
+
+/// The durable consumer's name.
+pub const CONSUMER: &str = "orders";
+
+pub struct OrdersHandler;
+
+/// Decodes `event` as `T`, refusing versions this code was not written for.
+fn decode<T: Event>(event: &Envelope) -> Result<T, HandlerError> {
+    if event.version != T::VERSION {
+        return Err(HandlerError::Reject(format!("unsupported {} version {}", T::TYPE, event.version)));
+    }
+    Ok(event.decode()?)
+}
+
+#[async_trait]
+impl Handler for OrdersHandler {
+    fn handles(&self, event_type: &str) -> bool {
+        [UserRegistered::TYPE, UserProfileUpdated::TYPE, StockReserved::TYPE, StockRejected::TYPE].contains(&event_type)
+    }
+
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
+        match event.event_type.as_str() {
+            UserRegistered::TYPE => {
+                let e: UserRegistered = decode(event)?;
+                let customer = Customer {
+                    user_id: &e.user_id,
+                    email: &e.email,
+                    name: &e.name,
+                    phone: e.phone.as_deref(),
+                    address: e.address.as_ref(),
+                    updated_at: e.registered_at,
+                };
+                store::upsert_customer(tx, &customer).await?;
+            }
+            UserProfileUpdated::TYPE => {
+                let e: UserProfileUpdated = decode(event)?;
+                let customer = Customer {
+                    user_id: &e.user_id,
+                    email: &e.email,
+                    name: &e.name,
+                    phone: e.phone.as_deref(),
+                    address: e.address.as_ref(),
+                    updated_at: e.updated_at,
+                };
+                // An older profile than the one stored must not move addresses back.
+                if store::upsert_customer(tx, &customer).await?
+                    && let Some(address) = &e.address
+                {
+                    let moved = store::move_profile_addresses(tx, &e.user_id, address, now_millis()).await?;
+                    if moved > 0 {
+                        tracing::info!(user_id = %e.user_id, orders = moved, "profile address applied to open orders");
+                    }
+                }
+            }
+            StockReserved::TYPE => {
+                let e: StockReserved = decode(event)?;
+                settle(tx, &e.order_id, OrderStatus::Confirmed, None).await?;
+            }
+            StockRejected::TYPE => {
+                let e: StockRejected = decode(event)?;
+                settle(tx, &e.order_id, OrderStatus::Rejected, Some(&e.reason)).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Applies the catalogue's answer to a PENDING order. An order that is no longer PENDING (the
+/// customer cancelled meanwhile) stays as it is: the catalogue releases stock on the
+/// cancellation event it receives.
+async fn settle(tx: &mut Tx, order_id: &str, to: OrderStatus, reason: Option<&str>) -> Result<(), HandlerError> {
+    let Some(stored) = store::order_by_id(tx, order_id).await? else {
+        tracing::warn!(order_id, "stock answer for an unknown order; ignored");
+        return Ok(());
+    };
+    if stored.order.status != OrderStatus::Pending {
+        tracing::info!(order_id, status = stored.order.status.as_str(), to = to.as_str(), "order no longer pending; stock answer ignored");
+        return Ok(());
+    }
+    // We hold the write transaction the status was read in, so the move cannot be stale;
+    // if it were, the order moved on and the answer is moot, as above.
+    transitions::apply(tx, &stored.order, to, reason, None).await?;
+    Ok(())
+}

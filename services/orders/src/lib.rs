@@ -1,0 +1,54 @@
+//! The orders service: placing orders priced from the catalogue, the order saga driven by the
+//! catalogue's stock events, payment, cancellation with refunds, shipping, and the sweeper
+//! that cancels orders left unpaid.
+
+mod app;
+mod domain;
+mod events;
+mod http;
+mod lifecycle;
+mod payments;
+mod placing;
+mod store;
+mod sweeper;
+mod transitions;
+
+use std::sync::Arc;
+
+use bazaar_bus::{Consumer, ConsumerSpec, OutboxRelay, RetryPolicy};
+use bazaar_contracts::catalog::CatalogClient;
+use bazaar_contracts::require_service_token;
+use bazaar_db::Db;
+use bazaar_runtime::{Platform, Service, ServiceName, Settings};
+
+pub use app::Orders;
+pub use payments::{Charge, PaymentError, PaymentProvider, SimulatedPayments};
+
+/// Connects and migrates the orders database and returns the service ready to run: its
+/// internal API, the saga consumer and the unpaid-order sweeper.
+pub async fn build(platform: &Platform, catalog: CatalogClient, payments: Arc<dyn PaymentProvider>) -> anyhow::Result<Service> {
+    let db = open_db(&platform.settings).await?;
+    let relay = OutboxRelay::new(transitions::SERVICE, db.clone(), platform.transport.clone());
+    let orders = Orders { db: db.clone(), relay: relay.clone(), catalog, payments };
+    let consumer = Consumer {
+        db: db.clone(),
+        transport: platform.transport.clone(),
+        spec: ConsumerSpec::new(events::CONSUMER),
+        handler: Arc::new(events::OrdersHandler),
+        policy: RetryPolicy::default(),
+        relay: Some(relay.clone()),
+    };
+    let sweeper = sweeper::task(orders.clone(), platform.settings.unpaid_order_timeout);
+    let token: Arc<str> = platform.service_token.clone();
+    let internal = http::routes(orders)
+        .layer(axum::middleware::from_fn(move |req, next| require_service_token(token.clone(), req, next)));
+    Ok(Service { name: ServiceName::Orders, db, internal, relay, consumers: vec![consumer], tasks: vec![sweeper] })
+}
+
+/// Connects to the orders database and brings its schema up to date.
+pub async fn open_db(settings: &Settings) -> anyhow::Result<Db> {
+    let db = Db::connect(&settings.db_target(ServiceName::Orders)).await?;
+    db.migrate("bus", bazaar_bus::MIGRATIONS).await?;
+    db.migrate("orders", store::MIGRATIONS).await?;
+    Ok(db)
+}

@@ -1,0 +1,65 @@
+//! The orders service's SQL (dialect-neutral: SQLite and PostgreSQL through sqlx `Any`):
+//! orders and their lines, the customer replica, and idempotency keys.
+
+mod customers;
+mod idempotency;
+mod orders;
+
+use bazaar_db::Migration;
+
+pub use customers::{Customer, customer_address, upsert_customer};
+pub use idempotency::{find_key, insert_key};
+pub use orders::{
+    NewOrder, OrderFilter, StatusChange, StoredOrder, expired_confirmed, insert_order, list_orders,
+    move_profile_addresses, order_by_id, set_status, set_status_reason,
+};
+
+/// A connection from the pool or the inside of a transaction (`&mut **tx`): reads take either.
+pub type Conn = bazaar_db::sqlx::AnyConnection;
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: "0001_orders",
+    sql: "
+        CREATE TABLE orders (
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN
+                ('PENDING', 'CONFIRMED', 'REJECTED', 'PAID', 'SHIPPED', 'DELIVERED', 'CANCELLED')),
+            status_reason TEXT,
+            total_cents BIGINT NOT NULL CHECK (total_cents >= 0),
+            shipping_address TEXT NOT NULL,
+            address_from_profile INTEGER NOT NULL CHECK (address_from_profile IN (0, 1)),
+            charge_id TEXT,
+            confirmed_at BIGINT,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL
+        );
+        CREATE INDEX orders_by_user ON orders (user_id, id);
+        CREATE INDEX orders_by_status ON orders (status, confirmed_at);
+        CREATE TABLE order_items (
+            order_id TEXT NOT NULL REFERENCES orders (id),
+            line_no INTEGER NOT NULL,
+            product_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            quantity BIGINT NOT NULL CHECK (quantity > 0),
+            unit_price_cents BIGINT NOT NULL CHECK (unit_price_cents >= 0),
+            PRIMARY KEY (order_id, line_no)
+        );
+        CREATE TABLE customers (
+            user_id TEXT PRIMARY KEY,
+            email TEXT NOT NULL,
+            name TEXT NOT NULL,
+            phone TEXT,
+            address TEXT,
+            updated_at BIGINT NOT NULL
+        );
+        CREATE TABLE idempotency_keys (
+            user_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            request_hash TEXT NOT NULL,
+            order_id TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            PRIMARY KEY (user_id, key)
+        );
+    ",
+}];

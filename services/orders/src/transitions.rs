@@ -1,0 +1,55 @@
+//! The one way an order changes status: checked against the state machine, applied only if
+//! the order is still where it was read (so concurrent writers cannot both win), and announced
+//! by an `OrderStatusChanged` enqueued in the same transaction.
+
+use bazaar_bus::{BusError, enqueue};
+use bazaar_contracts::events::{Event, OrderStatusChanged};
+use bazaar_contracts::orders::{Order, OrderStatus};
+use bazaar_db::{Tx, now_millis};
+
+use crate::domain::can_move;
+use crate::store::{self, StatusChange};
+
+/// Who publishes our events.
+pub const SERVICE: &str = "orders";
+
+/// Moves `order` (as read inside `tx`) to `to`. `None` when the move is not allowed from the
+/// status it was read in, or when another writer moved the order first: nothing changed, and
+/// the caller re-reads to decide what to report. The caller commits and wakes the relay.
+pub async fn apply(
+    tx: &mut Tx,
+    order: &Order,
+    to: OrderStatus,
+    reason: Option<&str>,
+    charge_id: Option<&str>,
+) -> Result<Option<Order>, BusError> {
+    if !can_move(order.status, to) {
+        return Ok(None);
+    }
+    let at = now_millis();
+    let change = StatusChange {
+        id: &order.id,
+        from: order.status,
+        to,
+        reason,
+        // Confirmation opens the payment window the sweeper measures from.
+        confirmed_at: (to == OrderStatus::Confirmed).then_some(at),
+        charge_id,
+        at,
+    };
+    if !store::set_status(tx, &change).await? {
+        return Ok(None);
+    }
+    let event = OrderStatusChanged {
+        order_id: order.id.clone(),
+        user_id: order.user_id.clone(),
+        from: order.status,
+        to,
+        reason: reason.map(str::to_owned),
+        items: order.items.clone(),
+        total_cents: order.total_cents,
+        changed_at: at,
+    };
+    enqueue(tx, &event.envelope(SERVICE)).await?;
+    Ok(Some(Order { status: to, status_reason: reason.map(str::to_owned), updated_at: at, ..order.clone() }))
+}

@@ -1,0 +1,275 @@
+//! Test harness: the real orders service on an embedded platform (SQLite, embedded event log,
+//! memory cache) in a temp dir, a fake catalogue, and a payment provider that counts refunds.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::routing::post;
+use axum::{Json, Router};
+use bazaar_auth::TokenKeys;
+use bazaar_bus::{Acker, BusError, Consumer, Delivery, EmbeddedTransport, Envelope};
+use bazaar_cache::MemoryCache;
+use bazaar_contracts::catalog::{CatalogClient, Product, ProductsByIdRequest};
+use bazaar_contracts::events::{Event, StockRejected, StockReserved, UserRegistered};
+use bazaar_contracts::orders::{Order, OrderLineRequest, OrderStatus, OrdersClient, PlaceOrderRequest};
+use bazaar_contracts::users::Address;
+use bazaar_contracts::{ApiError, Input, Principal, Role, ServiceClient};
+use bazaar_db::{Db, new_id, now_millis, sqlx};
+use bazaar_orders::{Charge, PaymentError, PaymentProvider, SimulatedPayments};
+use bazaar_runtime::{ConfigArgs, Platform, Secret, Settings};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub const TEAPOT: &str = "p-teapot";
+pub const CUP: &str = "p-cup";
+pub const GONE: &str = "p-gone";
+pub const GOLD: &str = "p-gold";
+
+fn product(id: &str, name: &str, price_cents: i64, deleted: bool) -> Product {
+    Product {
+        id: id.into(),
+        name: name.into(),
+        description: String::new(),
+        category: "kitchen".into(),
+        price_cents,
+        stock: 100,
+        deleted_at: deleted.then_some(1),
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+/// SimulatedPayments, counting refunds.
+#[derive(Default)]
+pub struct CountingPayments {
+    pub refunds: AtomicUsize,
+}
+
+#[async_trait]
+impl PaymentProvider for CountingPayments {
+    async fn charge(&self, order_id: &str, amount_cents: i64, token: &str) -> Result<Charge, PaymentError> {
+        SimulatedPayments.charge(order_id, amount_cents, token).await
+    }
+    async fn refund(&self, charge_id: &str) -> Result<(), PaymentError> {
+        self.refunds.fetch_add(1, Ordering::SeqCst);
+        SimulatedPayments.refund(charge_id).await
+    }
+}
+
+pub struct Harness {
+    _dir: tempfile::TempDir,
+    pub platform: Platform,
+    pub client: OrdersClient,
+    pub db: Db,
+    pub consumers: Vec<Consumer>,
+    pub products: Arc<Mutex<Vec<Product>>>,
+    pub payments: Arc<CountingPayments>,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        self.tracker.close();
+    }
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        Self::with_timeout(Duration::from_secs(1800)).await
+    }
+
+    /// A harness whose unpaid-order timeout is `timeout`.
+    pub async fn with_timeout(timeout: Duration) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::load(&ConfigArgs { data_dir: Some(dir.path().into()), ..Default::default() }).unwrap();
+        settings.unpaid_order_timeout = timeout;
+        if let Ok(admin_url) = std::env::var("BAZAAR_TEST_PG_URL") {
+            settings.database_url = Some(Secret::new(fresh_pg_database(&admin_url).await));
+        }
+        let secret = settings.jwt_secret.expose().as_bytes().to_vec();
+        let transport = EmbeddedTransport::open(&dir.path().join("bus.db")).await.unwrap();
+        let platform = Platform {
+            settings: Arc::new(settings),
+            transport: Arc::new(transport),
+            cache: Arc::new(MemoryCache::new(1000)),
+            tokens: TokenKeys::new(&secret, Duration::from_secs(900)).unwrap(),
+            service_token: bazaar_auth::service_token(&secret).into(),
+        };
+        let products = Arc::new(Mutex::new(vec![
+            product(TEAPOT, "Teapot", 2500, false),
+            product(CUP, "Cup", 800, false),
+            product(GONE, "Withdrawn", 100, true),
+            product(GOLD, "Gold bar", 1_000_000_000, false),
+        ]));
+        let catalog = CatalogClient(ServiceClient::local("catalog", fake_catalog(products.clone()), &platform.service_token));
+        let payments = Arc::new(CountingPayments::default());
+        let service = bazaar_orders::build(&platform, catalog, payments.clone()).await.unwrap();
+        let (stop, tracker) = (CancellationToken::new(), TaskTracker::new());
+        let (_, db, router, consumers) = service.spawn(&tracker, &stop);
+        let client = OrdersClient(ServiceClient::local("orders", router, &platform.service_token));
+        Harness { _dir: dir, platform, client, db, consumers, products, payments, stop, tracker }
+    }
+
+    pub fn set_price(&self, id: &str, price_cents: i64) {
+        for p in self.products.lock().unwrap().iter_mut().filter(|p| p.id == id) {
+            p.price_cents = price_cents;
+        }
+    }
+
+    /// Publishes `event` on the bus; returns its event id.
+    pub async fn publish(&self, event: &impl Event) -> String {
+        let envelope = event.envelope("test");
+        self.platform.transport.publish(&envelope).await.unwrap();
+        envelope.id
+    }
+
+    /// Waits until the orders consumer has applied event `event_id`.
+    pub async fn consumed(&self, event_id: &str) {
+        eventually(&format!("event {event_id} consumed"), || async {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE consumer = 'orders' AND event_id = $1")
+                .bind(event_id)
+                .fetch_one(self.db.pool())
+                .await
+                .unwrap();
+            n == 1
+        })
+        .await;
+    }
+
+    /// Applies `event` through the orders consumer directly (no broker), as a delivery would.
+    pub async fn deliver(&self, event: &Envelope) {
+        self.consumers[0].process(Delivery::new(event.clone(), 1, Box::new(NoopAcker))).await;
+    }
+
+    /// A signed-in customer known to the replica, with `address` on their profile.
+    pub async fn customer(&self, address: Option<Address>) -> Principal {
+        let id = new_id();
+        self.publish(&UserRegistered {
+            user_id: id.clone(),
+            email: format!("{id}@example.com"),
+            name: "Ann".into(),
+            role: "CUSTOMER".into(),
+            phone: None,
+            address,
+            registered_at: now_millis(),
+        })
+        .await;
+        eventually("customer replicated", || async {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM customers WHERE user_id = $1")
+                .bind(&id)
+                .fetch_one(self.db.pool())
+                .await
+                .unwrap();
+            n == 1
+        })
+        .await;
+        Principal::user(id, Role::Customer)
+    }
+
+    pub async fn place(&self, p: &Principal, items: &[(&str, i64)], address: Option<Address>, key: Option<&str>) -> Result<Order, ApiError> {
+        let req = PlaceOrderRequest {
+            items: items.iter().map(|(id, q)| OrderLineRequest { product_id: (*id).into(), quantity: *q }).collect(),
+            shipping_address: address,
+            idempotency_key: key.map(str::to_owned),
+        };
+        self.client.place_order(p, &req).await
+    }
+
+    pub async fn order(&self, id: &str) -> Order {
+        self.client.order(&admin(), id).await.unwrap().unwrap()
+    }
+
+    pub async fn wait_status(&self, id: &str, status: OrderStatus) -> Order {
+        eventually(&format!("order {id} {status:?}"), || async { self.order(id).await.status == status }).await;
+        self.order(id).await
+    }
+
+    pub async fn reserve(&self, order_id: &str) -> String {
+        self.publish(&StockReserved { order_id: order_id.into(), items: Vec::new() }).await
+    }
+
+    pub async fn reject(&self, order_id: &str, reason: &str) -> String {
+        self.publish(&StockRejected { order_id: order_id.into(), reason: reason.into() }).await
+    }
+
+    /// A placed order whose stock the (fake) catalogue reserved.
+    pub async fn confirmed_order(&self, p: &Principal) -> Order {
+        let order = self.place(p, &[(TEAPOT, 1)], Some(address("1 Main St")), None).await.unwrap();
+        self.reserve(&order.id).await;
+        self.wait_status(&order.id, OrderStatus::Confirmed).await
+    }
+
+    /// How many `OrderStatusChanged` events about `order_id` went into the outbox.
+    pub async fn status_events(&self, order_id: &str) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE event_type = 'OrderStatusChanged' AND body LIKE $1")
+            .bind(format!("%{order_id}%"))
+            .fetch_one(self.db.pool())
+            .await
+            .unwrap()
+    }
+}
+
+pub fn admin() -> Principal {
+    Principal::user("admin-1", Role::Admin)
+}
+
+pub fn address(line1: &str) -> Address {
+    Address { line1: line1.into(), line2: None, city: "Springfield".into(), postal_code: "12345".into(), country: "US".into() }
+}
+
+/// A new, empty PostgreSQL database next to `admin_url`'s (set `BAZAAR_TEST_PG_URL` to run
+/// the suite on PostgreSQL instead of SQLite).
+async fn fresh_pg_database(admin_url: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let name = format!("orders_test_{}", new_id().replace('-', ""));
+    let admin = sqlx::AnyPool::connect(admin_url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+    admin.close().await;
+    let base = admin_url.rsplit_once('/').map(|(base, _)| base).unwrap_or(admin_url);
+    format!("{base}/{name}")
+}
+
+/// `POST /internal/products-by-id` over the shared product list, like the real catalogue.
+fn fake_catalog(products: Arc<Mutex<Vec<Product>>>) -> Router {
+    let handler = move |Input(req): Input<ProductsByIdRequest>| {
+        let products = products.clone();
+        async move {
+            let all = products.lock().unwrap().clone();
+            let found: Vec<Product> = all
+                .into_iter()
+                .filter(|p| req.ids.contains(&p.id) && (req.include_deleted || p.deleted_at.is_none()))
+                .collect();
+            Json(found)
+        }
+    };
+    Router::new().route("/internal/products-by-id", post(handler))
+}
+
+struct NoopAcker;
+
+#[async_trait]
+impl Acker for NoopAcker {
+    async fn ack(&self) -> Result<(), BusError> {
+        Ok(())
+    }
+    async fn nak(&self, _delay: Duration) -> Result<(), BusError> {
+        Ok(())
+    }
+}
+
+/// Waits up to 15 s for `check` to hold.
+pub async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
