@@ -42,11 +42,7 @@ conformance!(
 );
 
 fn fast_retries(max_attempts: u32, base_delay_ms: u64) -> RetryPolicy {
-    RetryPolicy {
-        max_attempts,
-        base_delay: Duration::from_millis(base_delay_ms),
-        max_delay: Duration::from_secs(1),
-    }
+    RetryPolicy { max_attempts, base_delay: Duration::from_millis(base_delay_ms), max_delay: Duration::from_secs(1) }
 }
 
 /// 50 events of one aggregate through the outbox arrive, all of them, in publish order; an
@@ -181,7 +177,7 @@ async fn poison_is_dead_lettered_without_blocking(t: Ctx) {
     assert!(!consumer.redrive(&dead_a.id).await.unwrap(), "a redriven dead letter is gone");
     assert_eq!(t.effects(&a.id).await, 1);
     let left: Vec<String> = dead_letters(&t.db, 10).await.unwrap().into_iter().map(|d| d.event_id).collect();
-    assert_eq!(left, [r.id.clone()]);
+    assert_eq!(left, std::slice::from_ref(&r.id));
 }
 
 /// Two consumers with one durable name share 40 events: each is delivered once and applied once.

@@ -93,7 +93,47 @@ impl Environment {
         let port = app.port();
         let stop = app.stop_token();
         let task = tokio::spawn(app.run_until_stopped());
-        TestApp { base: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new(), stop, task: Some(task) }
+        TestApp { base: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new(), stop, task: Some(task), child: None }
+    }
+
+    /// Starts the real `bazaar serve` binary as a child process on this environment's state
+    /// and waits until it is ready. Kill it with [`TestApp::kill9`].
+    pub async fn start_process(&self) -> TestApp {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let settings = self.settings();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_bazaar"));
+        command
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("BAZAAR_LISTEN", format!("127.0.0.1:{port}"))
+            .env("BAZAAR_DATA_DIR", self.data_dir.path())
+            .env("BAZAAR_NAMESPACE", &self.namespace)
+            .env("BAZAAR_ADMIN_EMAIL", "admin@test.local")
+            .env("BAZAAR_ADMIN_PASSWORD", "admin-password-1")
+            .env("BAZAAR_LOG", "warn")
+            .stdout(std::process::Stdio::null());
+        if let Some(url) = &settings.database_url {
+            command
+                .env("BAZAAR_DATABASE_URL", url.expose())
+                .env("BAZAAR_NATS_URL", NATS_URL)
+                .env("BAZAAR_REDIS_URL", REDIS_URL)
+                .env("BAZAAR_JWT_SECRET", settings.jwt_secret.expose());
+        }
+        let child = command.spawn().expect("spawn bazaar");
+        let app = TestApp {
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+            stop: CancellationToken::new(),
+            task: None,
+            child: Some(child),
+        };
+        eventually(Duration::from_secs(60), || async {
+            let ready = app.http.get(format!("{}/readyz", app.base)).send().await;
+            ready.ok().filter(|r| r.status() == 200).map(|_| ())
+        })
+        .await;
+        app
     }
 
     /// Removes what the environment created outside the temp directory.
@@ -134,6 +174,16 @@ pub struct TestApp {
     pub http: reqwest::Client,
     stop: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    child: Option<std::process::Child>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 impl TestApp {
@@ -179,6 +229,14 @@ impl TestApp {
     pub async fn admin_token(&self) -> String {
         let data = self.ok(None, LOGIN, json!({"email": "admin@test.local", "password": "admin-password-1"})).await;
         str(&data["login"]["accessToken"])
+    }
+
+    /// Kills the child process with SIGKILL: no shutdown code runs.
+    pub fn kill9(mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill -9");
+            child.wait().expect("reap");
+        }
     }
 
     /// Shuts the app down gracefully and waits for it.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bazaar_bus::{
-    Acker, BusError, Consumer, ConsumerSpec, Delivery, Envelope, EmbeddedTransport, Handler, HandlerError,
+    Acker, BusError, Consumer, ConsumerSpec, Delivery, EmbeddedTransport, Envelope, Handler, HandlerError,
     NatsTransport, OutboxRelay, RetryPolicy, StreamStats, Subscription, Transport, enqueue,
 };
 use bazaar_db::sqlx::{self, Connection, Executor, postgres::PgConnection};
@@ -73,6 +73,7 @@ pub struct Ctx {
 }
 
 /// What must be torn down after the scenario, pass or fail.
+#[allow(clippy::large_enum_variant)] // one per test
 enum Cleanup {
     Embedded(#[allow(dead_code)] tempfile::TempDir),
     Nats { nats: NatsTransport, admin: PgConnection, database: String },
@@ -102,8 +103,7 @@ where
         stop: CancellationToken::new(),
         tasks: Arc::default(),
     };
-    let outcome =
-        tokio::time::timeout(SCENARIO_TIMEOUT, AssertUnwindSafe(scenario(ctx.clone())).catch_unwind()).await;
+    let outcome = tokio::time::timeout(SCENARIO_TIMEOUT, AssertUnwindSafe(scenario(ctx.clone())).catch_unwind()).await;
 
     ctx.stop.cancel();
     let tasks: Vec<_> = ctx.tasks.lock().unwrap().drain(..).collect();
@@ -168,10 +168,7 @@ async fn nats_and_postgres() -> Option<(Arc<dyn Transport>, Db, Cleanup)> {
         Err(e) => return unreachable_backend(format!("NATS JetStream backend at {nats_url} unreachable: {e}")),
     };
     let database = format!("bazaar_test_{}", uuid::Uuid::now_v7().simple());
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{database}\"")))
-        .await
-        .expect("create test database");
+    admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{database}\""))).await.expect("create test database");
     // Same server and credentials, the new database (query parameters are not expected here).
     let url = format!("{}/{database}", pg_url.rsplit_once('/').expect("database URL with a path").0);
     let db = Db::connect(&DbTarget::Postgres { url, schema: "svc".into() }).await.expect("connect test database");
@@ -213,10 +210,7 @@ impl Ctx {
 
     /// Rows of `applied` in insertion order: (event id, seq, worker).
     pub async fn applied(&self) -> Vec<(String, i64, String)> {
-        sqlx::query_as("SELECT event_id, seq, worker FROM applied ORDER BY n")
-            .fetch_all(self.db.pool())
-            .await
-            .unwrap()
+        sqlx::query_as("SELECT event_id, seq, worker FROM applied ORDER BY n").fetch_all(self.db.pool()).await.unwrap()
     }
 
     /// How many effects `event_id` has had.
