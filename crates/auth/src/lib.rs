@@ -5,7 +5,9 @@ mod password;
 mod tokens;
 
 pub use password::{PasswordError, hash_password, verify_password};
-pub use tokens::{AccessClaims, TokenError, TokenKeys, hash_refresh_token, new_refresh_token, service_token};
+pub use tokens::{
+    AccessClaims, TokenError, TokenKeys, hash_refresh_token, new_refresh_token, service_token,
+};
 
 /// Shortest JWT secret we accept: HS256 is only as strong as its key.
 pub const MIN_SECRET_LEN: usize = 32;

@@ -46,7 +46,9 @@ pub struct TokenKeys {
 
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenKeys").field("ttl", &self.ttl).finish_non_exhaustive()
+        f.debug_struct("TokenKeys")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
     }
 }
 
@@ -128,19 +130,27 @@ mod tests {
     fn issued_token_verifies_and_carries_claims() {
         let token = keys().issue("user-1", "ADMIN").unwrap();
         let claims = keys().verify(&token).unwrap();
-        assert_eq!((claims.sub.as_str(), claims.role.as_str()), ("user-1", "ADMIN"));
+        assert_eq!(
+            (claims.sub.as_str(), claims.role.as_str()),
+            ("user-1", "ADMIN")
+        );
         assert_eq!(claims.exp - claims.iat, 900);
     }
 
     #[test]
     fn rejects_short_secret_other_key_expired_and_alg_none() {
-        assert!(matches!(TokenKeys::new(b"short", Duration::from_secs(1)), Err(TokenError::WeakSecret)));
+        assert!(matches!(
+            TokenKeys::new(b"short", Duration::from_secs(1)),
+            Err(TokenError::WeakSecret)
+        ));
         let other = TokenKeys::new(&[8u8; 32], Duration::from_secs(900)).unwrap();
         assert!(keys().verify(&other.issue("u", "ADMIN").unwrap()).is_err());
         let expired = TokenKeys::new(&[7u8; 32], Duration::ZERO).unwrap();
         let mut claims = keys().verify(&keys().issue("u", "ADMIN").unwrap()).unwrap();
         claims.exp -= 3600;
-        let stale = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &expired.encoding).unwrap();
+        let stale =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &expired.encoding)
+                .unwrap();
         assert!(keys().verify(&stale).is_err());
         // An unsigned token with "alg":"none" must never pass.
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -12,7 +12,9 @@ use bazaar_contracts::ServiceClient;
 use bazaar_contracts::catalog::CatalogClient;
 use bazaar_contracts::orders::OrdersClient;
 use bazaar_contracts::users::UsersClient;
-use bazaar_runtime::{Platform, ReadyCheck, ServiceName, Settings, ops_routes, serve, telemetry, with_standard_layers};
+use bazaar_runtime::{
+    Platform, ReadyCheck, ServiceName, Settings, ops_routes, serve, telemetry, with_standard_layers,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -51,7 +53,10 @@ impl App {
         let platform = crate::platform::connect(settings.clone()).await?;
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let mut checks: Vec<Arc<dyn ReadyCheck>> = vec![Arc::new(platform.transport.clone()), Arc::new(platform.cache.clone())];
+        let mut checks: Vec<Arc<dyn ReadyCheck>> = vec![
+            Arc::new(platform.transport.clone()),
+            Arc::new(platform.cache.clone()),
+        ];
         let mut internal = Router::new();
         let mut local: HashMap<ServiceName, Router> = HashMap::new();
 
@@ -85,17 +90,27 @@ impl App {
         } else {
             internal
         };
-        let router = with_standard_layers(router.merge(ops_routes(checks)), Duration::from_secs(30));
+        let router =
+            with_standard_layers(router.merge(ops_routes(checks)), Duration::from_secs(30));
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         tracing::info!(address = %listener.local_addr()?, services = %names(services),
             bus = platform.transport.kind(), cache = platform.cache.kind(), "bazaar is ready");
-        Ok(App { listener, router, tracker, stop, platform })
+        Ok(App {
+            listener,
+            router,
+            tracker,
+            stop,
+            platform,
+        })
     }
 
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
     }
 
     /// Cancel to shut the process down gracefully (what SIGINT/SIGTERM do).
@@ -115,7 +130,10 @@ impl App {
         let served = serve(self.listener, self.router, stop.clone()).await;
         stop.cancel();
         self.tracker.close();
-        if tokio::time::timeout(Duration::from_secs(20), self.tracker.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(20), self.tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("background work did not stop within 20 s");
         }
         tracing::info!("bazaar stopped");
@@ -124,19 +142,32 @@ impl App {
 }
 
 /// The client of `service`: in process when it runs here, else at `BAZAAR_<SERVICE>_URL`.
-fn client(platform: &Platform, service: ServiceName, local: &HashMap<ServiceName, Router>) -> anyhow::Result<ServiceClient> {
+fn client(
+    platform: &Platform,
+    service: ServiceName,
+    local: &HashMap<ServiceName, Router>,
+) -> anyhow::Result<ServiceClient> {
     let name = service.as_str();
     if let Some(router) = local.get(&service) {
-        return Ok(ServiceClient::local(name, router.clone(), &platform.service_token));
+        return Ok(ServiceClient::local(
+            name,
+            router.clone(),
+            &platform.service_token,
+        ));
     }
     let var = format!("{}URL", service.env_prefix());
-    let url = std::env::var(&var)
-        .map_err(|_| anyhow::anyhow!("the {name} service is needed: run it in this process or set {var}"))?;
+    let url = std::env::var(&var).map_err(|_| {
+        anyhow::anyhow!("the {name} service is needed: run it in this process or set {var}")
+    })?;
     Ok(ServiceClient::remote(name, &url, &platform.service_token))
 }
 
 fn names(services: &[ServiceName]) -> String {
-    services.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
+    services
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 async fn cancel_on_signal(stop: CancellationToken) {

@@ -66,12 +66,17 @@ impl Cli {
 }
 
 fn parse_services(names: Option<Vec<String>>) -> anyhow::Result<Vec<ServiceName>> {
-    let Some(names) = names else { return Ok(ServiceName::ALL.to_vec()) };
+    let Some(names) = names else {
+        return Ok(ServiceName::ALL.to_vec());
+    };
     let mut services = Vec::new();
     for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
         let service = ServiceName::parse(name).ok_or_else(|| {
             let known: Vec<&str> = ServiceName::ALL.iter().map(|s| s.as_str()).collect();
-            anyhow::anyhow!("unknown service {name:?}; known services: {}", known.join(", "))
+            anyhow::anyhow!(
+                "unknown service {name:?}; known services: {}",
+                known.join(", ")
+            )
         })?;
         if !services.contains(&service) {
             services.push(service);

@@ -17,21 +17,33 @@ pub async fn connect(settings: Arc<Settings>) -> anyhow::Result<Platform> {
             Arc::new(NatsTransport::connect(url, &settings.namespace).await?)
         }
         None => {
-            std::fs::create_dir_all(&settings.data_dir)
-                .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
+            std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+                format!(
+                    "cannot create data directory {}",
+                    settings.data_dir.display()
+                )
+            })?;
             Arc::new(EmbeddedTransport::open(&settings.data_dir.join("bus.db")).await?)
         }
     };
     let cache: Arc<dyn Cache> = match &settings.redis_url {
         Some(url) => Arc::new(
-            connect_redis(url.expose(), &settings.namespace).await.context("cannot connect to Redis (BAZAAR_REDIS_URL)")?,
+            connect_redis(url.expose(), &settings.namespace)
+                .await
+                .context("cannot connect to Redis (BAZAAR_REDIS_URL)")?,
         ),
         None => Arc::new(MemoryCache::new(100_000)),
     };
     let secret = settings.jwt_secret.expose().as_bytes();
     let tokens = TokenKeys::new(secret, settings.access_token_ttl)?;
     let service_token = bazaar_auth::service_token(secret).into();
-    Ok(Platform { settings, transport, cache, tokens, service_token })
+    Ok(Platform {
+        settings,
+        transport,
+        cache,
+        tokens,
+        service_token,
+    })
 }
 
 /// Retries for a while: in a fresh deployment Redis may start after bazaar.

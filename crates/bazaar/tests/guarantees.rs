@@ -20,14 +20,22 @@ async fn no_oversell(env: &Environment) {
     let plenty = app.product(&admin, "Plenty", "limited", 100, 100).await;
     let mut customers = Vec::new();
     for i in 0..4 {
-        customers.push(app.register(&format!("buyer{i}@example.com"), "Buyer").await.0);
+        customers.push(
+            app.register(&format!("buyer{i}@example.com"), "Buyer")
+                .await
+                .0,
+        );
     }
     // Every order wants one scarce unit; half also want a plentiful one (all or nothing).
     let orders = join_all((0..40).map(|i| {
         let token = customers[i % customers.len()].clone();
         let (app, scarce, plenty) = (&app, scarce.clone(), plenty.clone());
         async move {
-            let lines: Vec<(&str, i64)> = if i % 2 == 0 { vec![(&scarce, 1), (&plenty, 1)] } else { vec![(&scarce, 1)] };
+            let lines: Vec<(&str, i64)> = if i % 2 == 0 {
+                vec![(&scarce, 1), (&plenty, 1)]
+            } else {
+                vec![(&scarce, 1)]
+            };
             (token.clone(), app.order(&token, &lines).await)
         }
     }))
@@ -39,7 +47,9 @@ async fn no_oversell(env: &Environment) {
         match order["status"].as_str() {
             Some("CONFIRMED") => {
                 confirmed += 1;
-                plenty_taken += order["items"].as_array().map_or(0, |items| items.len() as i64 - 1);
+                plenty_taken += order["items"]
+                    .as_array()
+                    .map_or(0, |items| items.len() as i64 - 1);
             }
             Some("REJECTED") => {}
             other => panic!("unexpected status {other:?}"),
@@ -47,7 +57,11 @@ async fn no_oversell(env: &Environment) {
     }
     assert_eq!(confirmed, 10);
     assert_eq!(app.stock(&scarce).await, 0);
-    assert_eq!(app.stock(&plenty).await, 100 - plenty_taken, "rejected orders took nothing");
+    assert_eq!(
+        app.stock(&plenty).await,
+        100 - plenty_taken,
+        "rejected orders took nothing"
+    );
     app.stop().await;
 }
 on_both_backends!(no_oversell);
@@ -60,14 +74,18 @@ async fn stock_is_conserved(env: &Environment) {
     let mut expected: HashMap<String, i64> = HashMap::new();
     let mut products = Vec::new();
     for (i, stock) in [6, 9, 4].into_iter().enumerate() {
-        let id = app.product(&admin, &format!("P{i}"), "mix", 500, stock).await;
+        let id = app
+            .product(&admin, &format!("P{i}"), "mix", 500, stock)
+            .await;
         expected.insert(id.clone(), stock);
         products.push(id);
     }
     // A fixed pseudo-random mix (LCG) so a failure reproduces.
     let mut seed: u64 = 0x5eed;
     let mut next = |n: u64| {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (seed >> 33) % n
     };
     let mut order_ids = Vec::new();
@@ -76,7 +94,9 @@ async fn stock_is_conserved(env: &Environment) {
             0..=5 => {
                 let a = &products[next(3) as usize];
                 let b = &products[next(3) as usize];
-                let id = app.order(&token, &[(a, 1 + next(3) as i64), (b, 1 + next(2) as i64)]).await;
+                let id = app
+                    .order(&token, &[(a, 1 + next(3) as i64), (b, 1 + next(2) as i64)])
+                    .await;
                 // Cancel some at once, racing the reservation.
                 if next(4) == 0 {
                     app.ok(Some(&token), CANCEL, json!({"id": id})).await;
@@ -90,7 +110,8 @@ async fn stock_is_conserved(env: &Environment) {
             _ => {
                 let p = &products[step % 3];
                 let delta = 1 + next(3) as i64;
-                app.ok(Some(&admin), ADJUST, json!({"id": p, "delta": delta})).await;
+                app.ok(Some(&admin), ADJUST, json!({"id": p, "delta": delta}))
+                    .await;
                 *expected.get_mut(p).expect("product") += delta;
             }
         }
@@ -99,16 +120,23 @@ async fn stock_is_conserved(env: &Environment) {
     let mut held: HashMap<String, i64> = HashMap::new();
     for id in &order_ids {
         let order = app.settled(&token, id).await;
-        if matches!(order["status"].as_str(), Some("CONFIRMED" | "PAID" | "SHIPPED" | "DELIVERED")) {
+        if matches!(
+            order["status"].as_str(),
+            Some("CONFIRMED" | "PAID" | "SHIPPED" | "DELIVERED")
+        ) {
             for item in order["items"].as_array().expect("items") {
-                *held.entry(str(&item["productId"])).or_default() += item["quantity"].as_i64().expect("qty");
+                *held.entry(str(&item["productId"])).or_default() +=
+                    item["quantity"].as_i64().expect("qty");
             }
         }
     }
     for p in &products {
         let want = expected[p];
         let held = held.get(p).copied().unwrap_or(0);
-        eventually(Duration::from_secs(20), || async { (app.stock(p).await + held == want).then_some(()) }).await;
+        eventually(Duration::from_secs(20), || async {
+            (app.stock(p).await + held == want).then_some(())
+        })
+        .await;
     }
     app.stop().await;
 }
@@ -128,7 +156,10 @@ async fn survives_kill_9(env: &Environment) {
     let app = env.start_process().await;
     let mut held = 0;
     for id in &acknowledged {
-        let order = app.settled(&token, id).await;
+        // Deliveries the killed process held come back after the consumer's ack wait (10 s).
+        let order = app
+            .settled_within(&token, id, Duration::from_secs(45))
+            .await;
         match order["status"].as_str() {
             Some("CONFIRMED") => held += 2,
             Some("REJECTED") => {}
@@ -137,9 +168,14 @@ async fn survives_kill_9(env: &Environment) {
     }
     assert_eq!(held, 14, "7 orders of 2 fit in 15");
     assert_eq!(app.stock(&product).await, 1);
-    let all = app.ok(Some(&admin), "{ orders(first: 100) { totalCount } }", json!({})).await;
+    let all = app
+        .ok(
+            Some(&admin),
+            "{ orders(first: 100) { totalCount } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(all["orders"]["totalCount"], 12, "no order lost or doubled");
     drop(app);
 }
 on_both_backends!(survives_kill_9);
-

@@ -166,7 +166,8 @@ impl Consumer {
             Err(err) => {
                 metrics::counter!("bazaar_events_failed_total", "consumer" => consumer.clone(), "type" => event_type)
                     .increment(1);
-                let give_up = matches!(err, HandlerError::Reject(_)) || delivery.attempt >= self.policy.max_attempts;
+                let give_up = matches!(err, HandlerError::Reject(_))
+                    || delivery.attempt >= self.policy.max_attempts;
                 tracing::warn!(consumer = %consumer, event_id = %delivery.event.id, attempt = delivery.attempt,
                     error = %err, give_up, "event handler failed");
                 if give_up {
@@ -187,7 +188,11 @@ impl Consumer {
     }
 
     /// Runs the handler and the inbox record in one transaction; `also` runs in it too.
-    async fn apply(&self, event: &Envelope, dead_letter_id: Option<&str>) -> Result<Outcome, HandlerError> {
+    async fn apply(
+        &self,
+        event: &Envelope,
+        dead_letter_id: Option<&str>,
+    ) -> Result<Outcome, HandlerError> {
         let mut tx = self.db.begin().await?;
         let fresh = sqlx::query(
             "INSERT INTO inbox (consumer, event_id, processed_at) VALUES ($1, $2, $3)
@@ -204,17 +209,25 @@ impl Consumer {
             self.handler.handle(&mut tx, event).await?;
         }
         if let Some(id) = dead_letter_id {
-            sqlx::query("DELETE FROM dead_letters WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM dead_letters WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         if let Some(relay) = &self.relay {
             relay.wake();
         }
-        Ok(if fresh { Outcome::Applied } else { Outcome::Duplicate })
+        Ok(if fresh {
+            Outcome::Applied
+        } else {
+            Outcome::Duplicate
+        })
     }
 
     async fn dead_letter(&self, delivery: &Delivery, err: &HandlerError) -> Result<(), BusError> {
-        let body = serde_json::to_string(&delivery.event).map_err(|e| BusError::Malformed(e.to_string()))?;
+        let body = serde_json::to_string(&delivery.event)
+            .map_err(|e| BusError::Malformed(e.to_string()))?;
         sqlx::query(
             "INSERT INTO dead_letters (id, consumer, event_id, event_type, body, error, attempts, failed_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -268,10 +281,22 @@ pub async fn dead_letters(db: &Db, limit: i64) -> Result<Vec<DeadLetter>, BusErr
     .fetch_all(db.pool())
     .await?;
     rows.into_iter()
-        .map(|(id, consumer, event_id, event_type, body, error, attempts, failed_at)| {
-            let event = serde_json::from_str(&body).map_err(|e| BusError::Malformed(e.to_string()))?;
-            Ok(DeadLetter { id, consumer, event_id, event_type, event, error, attempts: attempts as u32, failed_at })
-        })
+        .map(
+            |(id, consumer, event_id, event_type, body, error, attempts, failed_at)| {
+                let event =
+                    serde_json::from_str(&body).map_err(|e| BusError::Malformed(e.to_string()))?;
+                Ok(DeadLetter {
+                    id,
+                    consumer,
+                    event_id,
+                    event_type,
+                    event,
+                    error,
+                    attempts: attempts as u32,
+                    failed_at,
+                })
+            },
+        )
         .collect()
 }
 

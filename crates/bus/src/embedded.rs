@@ -14,7 +14,9 @@ use async_trait::async_trait;
 use bazaar_db::{Db, DbTarget, Migration, now_millis};
 use tokio::sync::Notify;
 
-use crate::transport::{Acker, ConsumerSpec, ConsumerStats, Delivery, StreamStats, Subscription, Transport};
+use crate::transport::{
+    Acker, ConsumerSpec, ConsumerStats, Delivery, StreamStats, Subscription, Transport,
+};
 use crate::{BusError, Envelope};
 
 /// Events older than this are pruned, like the JetStream stream's `max_age`.
@@ -75,7 +77,12 @@ impl EmbeddedTransport {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(EmbeddedTransport { inner: Arc::new(Inner { db, published: Notify::new() }) })
+        Ok(EmbeddedTransport {
+            inner: Arc::new(Inner {
+                db,
+                published: Notify::new(),
+            }),
+        })
     }
 }
 
@@ -98,11 +105,16 @@ impl Transport for EmbeddedTransport {
     }
 
     async fn subscribe(&self, spec: &ConsumerSpec) -> Result<Box<dyn Subscription>, BusError> {
-        sqlx::query("INSERT INTO bus_consumers (name, cursor) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING")
-            .bind(&spec.name)
-            .execute(self.inner.db.pool())
-            .await?;
-        Ok(Box::new(EmbeddedSubscription { inner: self.inner.clone(), spec: spec.clone() }))
+        sqlx::query(
+            "INSERT INTO bus_consumers (name, cursor) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&spec.name)
+        .execute(self.inner.db.pool())
+        .await?;
+        Ok(Box::new(EmbeddedSubscription {
+            inner: self.inner.clone(),
+            spec: spec.clone(),
+        }))
     }
 
     async fn ready(&self) -> bool {
@@ -112,7 +124,9 @@ impl Transport for EmbeddedTransport {
     async fn stats(&self) -> Result<StreamStats, BusError> {
         let pool = self.inner.db.pool();
         let (messages, last_seq): (i64, Option<i64>) =
-            sqlx::query_as("SELECT COUNT(*), MAX(seq) FROM bus_messages").fetch_one(pool).await?;
+            sqlx::query_as("SELECT COUNT(*), MAX(seq) FROM bus_messages")
+                .fetch_one(pool)
+                .await?;
         let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
             "SELECT c.name, c.cursor, c.delivered, c.redelivered,
                     (SELECT COUNT(*) FROM bus_pending p WHERE p.consumer = c.name)
@@ -123,15 +137,21 @@ impl Transport for EmbeddedTransport {
         let last_seq = last_seq.unwrap_or(0);
         let consumers = rows
             .into_iter()
-            .map(|(name, cursor, delivered, redelivered, in_flight)| ConsumerStats {
-                name,
-                delivered: delivered as u64,
-                pending: (last_seq - cursor).max(0) as u64 + in_flight as u64,
-                ack_pending: in_flight as u64,
-                redelivered: redelivered as u64,
-            })
+            .map(
+                |(name, cursor, delivered, redelivered, in_flight)| ConsumerStats {
+                    name,
+                    delivered: delivered as u64,
+                    pending: (last_seq - cursor).max(0) as u64 + in_flight as u64,
+                    ack_pending: in_flight as u64,
+                    redelivered: redelivered as u64,
+                },
+            )
             .collect();
-        Ok(StreamStats { name: "embedded".into(), messages: messages as u64, consumers })
+        Ok(StreamStats {
+            name: "embedded".into(),
+            messages: messages as u64,
+            consumers,
+        })
     }
 
     fn kind(&self) -> &'static str {
@@ -192,25 +212,34 @@ impl EmbeddedSubscription {
                 let wait = earliest.map(|at| Duration::from_millis((at - now).max(1) as u64));
                 return Ok(Err(wait));
             };
-            sqlx::query("INSERT INTO bus_pending (consumer, seq, attempts, due_at) VALUES ($1, $2, 1, $3)")
-                .bind(&self.spec.name)
-                .bind(seq)
-                .bind(redeliver_at)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE bus_consumers SET cursor = $2, delivered = delivered + 1 WHERE name = $1")
-                .bind(&self.spec.name)
-                .bind(seq)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO bus_pending (consumer, seq, attempts, due_at) VALUES ($1, $2, 1, $3)",
+            )
+            .bind(&self.spec.name)
+            .bind(seq)
+            .bind(redeliver_at)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE bus_consumers SET cursor = $2, delivered = delivered + 1 WHERE name = $1",
+            )
+            .bind(&self.spec.name)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
             (seq, 1)
         };
-        let body: Option<String> = sqlx::query_scalar("SELECT body FROM bus_messages WHERE seq = $1")
-            .bind(seq)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let body: Option<String> =
+            sqlx::query_scalar("SELECT body FROM bus_messages WHERE seq = $1")
+                .bind(seq)
+                .fetch_optional(&mut *tx)
+                .await?;
         tx.commit().await?;
-        let acker = Box::new(EmbeddedAcker { inner: self.inner.clone(), consumer: self.spec.name.clone(), seq });
+        let acker = Box::new(EmbeddedAcker {
+            inner: self.inner.clone(),
+            consumer: self.spec.name.clone(),
+            seq,
+        });
         // A pruned or unreadable message can never succeed: settle it so it stops coming back.
         let event = body.as_deref().map(serde_json::from_str::<Envelope>);
         match event {

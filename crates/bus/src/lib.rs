@@ -10,13 +10,17 @@ mod outbox;
 mod schema;
 mod transport;
 
-pub use consumer::{Consumer, DeadLetter, Handler, HandlerError, RetryPolicy, dead_letters, redrive};
+pub use consumer::{
+    Consumer, DeadLetter, Handler, HandlerError, RetryPolicy, dead_letters, redrive,
+};
 pub use embedded::EmbeddedTransport;
 pub use envelope::Envelope;
 pub use nats::NatsTransport;
 pub use outbox::{OutboxRelay, enqueue, outbox_backlog};
 pub use schema::MIGRATIONS;
-pub use transport::{Acker, ConsumerSpec, ConsumerStats, Delivery, StreamStats, Subscription, Transport};
+pub use transport::{
+    Acker, ConsumerSpec, ConsumerStats, Delivery, StreamStats, Subscription, Transport,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {

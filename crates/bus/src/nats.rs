@@ -17,7 +17,8 @@ use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
 use crate::{
-    Acker, BusError, ConsumerSpec, ConsumerStats, Delivery, Envelope, StreamStats, Subscription, Transport,
+    Acker, BusError, ConsumerSpec, ConsumerStats, Delivery, Envelope, StreamStats, Subscription,
+    Transport,
 };
 
 /// JetStream only deduplicates ids it saw within this window; the outbox relay retries well inside it.
@@ -73,7 +74,9 @@ impl NatsTransport {
     ) -> Result<NatsTransport, BusError> {
         tokio::time::timeout(timeout, Self::connect(url, namespace))
             .await
-            .map_err(|_| BusError::Unavailable(format!("NATS at {url} not reachable within {timeout:?}")))?
+            .map_err(|_| {
+                BusError::Unavailable(format!("NATS at {url} not reachable within {timeout:?}"))
+            })?
     }
 
     async fn try_connect(url: &str, namespace: &str) -> Result<NatsTransport, Attempt> {
@@ -97,7 +100,15 @@ impl NatsTransport {
             .connect(url)
             .await
             .map_err(|e| Attempt::Retry(e.to_string()))?;
-        let js = jetstream::ContextBuilder::new().timeout(API_TIMEOUT).build(client.clone());
+        // async-nats reports the first connection as Connected too: wait for it and mark it
+        // seen, so subscriptions only react to real reconnects (a spurious one drops a fresh
+        // pull the server may already have answered, stranding that message until ack_wait).
+        let mut connects = connects;
+        let _ = tokio::time::timeout(API_TIMEOUT, connects.wait_for(|n| *n > 0)).await;
+        connects.mark_unchanged();
+        let js = jetstream::ContextBuilder::new()
+            .timeout(API_TIMEOUT)
+            .build(client.clone());
         let transport = NatsTransport {
             client,
             js,
@@ -126,11 +137,17 @@ impl NatsTransport {
         match self.js.create_or_update_stream(config).await {
             Ok(_) => Ok(()),
             // The server answered with a reason (e.g. subjects overlap another stream): retrying won't help.
-            Err(e) if matches!(e.kind(), CreateStreamErrorKind::JetStream(_)) => Err(Attempt::Fatal(
-                BusError::Unavailable(format!("provisioning stream {}: {e}", self.stream)),
-            )),
+            Err(e) if matches!(e.kind(), CreateStreamErrorKind::JetStream(_)) => {
+                Err(Attempt::Fatal(BusError::Unavailable(format!(
+                    "provisioning stream {}: {e}",
+                    self.stream
+                ))))
+            }
             // No responders or timeouts: JetStream still starting or without quorum.
-            Err(e) => Err(Attempt::Retry(format!("provisioning stream {}: {e}", self.stream))),
+            Err(e) => Err(Attempt::Retry(format!(
+                "provisioning stream {}: {e}",
+                self.stream
+            ))),
         }
     }
 
@@ -157,19 +174,32 @@ enum Attempt {
 #[async_trait]
 impl Transport for NatsTransport {
     async fn publish(&self, event: &Envelope) -> Result<(), BusError> {
-        let subject =
-            format!("{}.events.{}.{}", self.prefix, sanitize(&event.source), sanitize(&event.event_type));
+        let subject = format!(
+            "{}.events.{}.{}",
+            self.prefix,
+            sanitize(&event.source),
+            sanitize(&event.event_type)
+        );
         let body = serde_json::to_vec(event).map_err(|e| BusError::Malformed(e.to_string()))?;
-        let message =
-            jetstream::message::PublishMessage::build().payload(Bytes::from(body)).message_id(&event.id);
+        let message = jetstream::message::PublishMessage::build()
+            .payload(Bytes::from(body))
+            .message_id(&event.id);
         let stored = async {
             // First await: handed to the client; second: the stream's ack (stored, or a known duplicate).
-            let ack = self.js.send_publish(subject, message).await.map_err(|e| unavailable("publish", e))?;
+            let ack = self
+                .js
+                .send_publish(subject, message)
+                .await
+                .map_err(|e| unavailable("publish", e))?;
             ack.await.map_err(|e| unavailable("publish ack", e))
         };
-        let ack = tokio::time::timeout(PUBLISH_TIMEOUT, stored).await.map_err(|_| {
-            BusError::Unavailable(format!("publish not acknowledged within {PUBLISH_TIMEOUT:?}"))
-        })??;
+        let ack = tokio::time::timeout(PUBLISH_TIMEOUT, stored)
+            .await
+            .map_err(|_| {
+                BusError::Unavailable(format!(
+                    "publish not acknowledged within {PUBLISH_TIMEOUT:?}"
+                ))
+            })??;
         if ack.duplicate {
             debug!(id = %event.id, "duplicate publish ignored by JetStream");
         }
@@ -208,12 +238,19 @@ impl Transport for NatsTransport {
         if self.client.connection_state() != State::Connected {
             return false;
         }
-        matches!(tokio::time::timeout(READY_TIMEOUT, self.js.get_stream(&self.stream)).await, Ok(Ok(_)))
+        matches!(
+            tokio::time::timeout(READY_TIMEOUT, self.js.get_stream(&self.stream)).await,
+            Ok(Ok(_))
+        )
     }
 
     async fn stats(&self) -> Result<StreamStats, BusError> {
         let fetch = async {
-            let stream = self.js.get_stream(&self.stream).await.map_err(|e| unavailable("stream info", e))?;
+            let stream = self
+                .js
+                .get_stream(&self.stream)
+                .await
+                .map_err(|e| unavailable("stream info", e))?;
             let messages = stream.cached_info().state.messages;
             let mut consumers: Vec<ConsumerStats> = stream
                 .consumers()
@@ -230,7 +267,11 @@ impl Transport for NatsTransport {
                 .await
                 .map_err(|e| unavailable("consumer list", e))?;
             consumers.sort_by(|a, b| a.name.cmp(&b.name));
-            Ok(StreamStats { name: self.stream.clone(), messages, consumers })
+            Ok(StreamStats {
+                name: self.stream.clone(),
+                messages,
+                consumers,
+            })
         };
         tokio::time::timeout(PUBLISH_TIMEOUT, fetch)
             .await
@@ -270,7 +311,9 @@ impl NatsSubscription {
     async fn ensure_consumer(&self) -> Result<PullConsumer, BusError> {
         self.try_ensure_consumer().await.map_err(|e| match e {
             Ensure::Retry(reason) => BusError::Unavailable(reason),
-            Ensure::StreamGone => BusError::Unavailable(format!("stream {} does not exist", self.stream)),
+            Ensure::StreamGone => {
+                BusError::Unavailable(format!("stream {} does not exist", self.stream))
+            }
         })
     }
 
@@ -286,7 +329,9 @@ impl NatsSubscription {
             .get_or_create_consumer(&self.name, self.config.clone())
             .await
             .map_err(|e| match e.kind() {
-                ConsumerErrorKind::JetStream(js) if js.error_code() == ErrorCode::STREAM_NOT_FOUND => {
+                ConsumerErrorKind::JetStream(js)
+                    if js.error_code() == ErrorCode::STREAM_NOT_FOUND =>
+                {
                     Ensure::StreamGone
                 }
                 _ => Ensure::Retry(format!("consumer {}: {e}", self.name)),
@@ -309,7 +354,12 @@ impl NatsSubscription {
             Some(c) => c,
             None => self.try_ensure_consumer().await?,
         };
-        let batch = consumer.batch().max_messages(1).expires(PULL_EXPIRES).messages().await;
+        let batch = consumer
+            .batch()
+            .max_messages(1)
+            .expires(PULL_EXPIRES)
+            .messages()
+            .await;
         match batch {
             Ok(batch) => {
                 self.consumer = Some(consumer);
@@ -332,7 +382,10 @@ impl NatsSubscription {
             warn!(consumer = %self.name, "JetStream message without reply subject ignored");
             return None;
         };
-        let acker = NatsAcker { client: self.client.clone(), reply };
+        let acker = NatsAcker {
+            client: self.client.clone(),
+            reply,
+        };
         let attempt = match message.info() {
             Ok(info) => u32::try_from(info.delivered).unwrap_or(u32::MAX).max(1),
             Err(e) => {
@@ -410,10 +463,15 @@ struct NatsAcker {
 
 impl NatsAcker {
     async fn settle(&self, kind: AckKind) -> Result<(), BusError> {
-        tokio::time::timeout(ACK_TIMEOUT, self.client.request(self.reply.clone(), Bytes::from(kind)))
-            .await
-            .map_err(|_| BusError::Unavailable(format!("{kind:?} not confirmed within {ACK_TIMEOUT:?}")))?
-            .map_err(|e| unavailable("ack", e))?;
+        tokio::time::timeout(
+            ACK_TIMEOUT,
+            self.client.request(self.reply.clone(), Bytes::from(kind)),
+        )
+        .await
+        .map_err(|_| {
+            BusError::Unavailable(format!("{kind:?} not confirmed within {ACK_TIMEOUT:?}"))
+        })?
+        .map_err(|e| unavailable("ack", e))?;
         Ok(())
     }
 }
@@ -439,18 +497,32 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> BusError {
 
 /// Stream, consumer and subject-token names allow only these characters.
 fn sanitize(s: &str) -> String {
-    let out: String =
-        s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
+    let out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     if out.is_empty() { "_".into() } else { out }
 }
 
 /// The namespace keeps its dots (subject hierarchy) but each token is made subject-safe.
 fn subject_prefix(namespace: &str) -> String {
-    namespace.split('.').map(sanitize).collect::<Vec<_>>().join(".")
+    namespace
+        .split('.')
+        .map(sanitize)
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 fn backoff(attempt: u32) -> Duration {
-    BACKOFF_START.saturating_mul(2u32.saturating_pow(attempt.min(16))).min(BACKOFF_CAP)
+    BACKOFF_START
+        .saturating_mul(2u32.saturating_pow(attempt.min(16)))
+        .min(BACKOFF_CAP)
 }
 
 #[cfg(test)]
@@ -484,7 +556,9 @@ mod tests {
     {
         let namespace = format!("test_{}", uuid::Uuid::now_v7().simple());
         let transport = connect(URL, &namespace).await;
-        let outcome = AssertUnwindSafe(test(transport.clone())).catch_unwind().await;
+        let outcome = AssertUnwindSafe(test(transport.clone()))
+            .catch_unwind()
+            .await;
         transport.delete_stream().await.expect("delete test stream");
         if let Err(panic) = outcome {
             std::panic::resume_unwind(panic);
@@ -492,11 +566,20 @@ mod tests {
     }
 
     fn event(aggregate: &str) -> Envelope {
-        Envelope::new("orders", "OrderPlaced", 1, aggregate, json!({ "aggregate": aggregate }))
+        Envelope::new(
+            "orders",
+            "OrderPlaced",
+            1,
+            aggregate,
+            json!({ "aggregate": aggregate }),
+        )
     }
 
     fn spec(name: &str) -> ConsumerSpec {
-        ConsumerSpec { name: name.into(), ack_wait: Duration::from_secs(30) }
+        ConsumerSpec {
+            name: name.into(),
+            ack_wait: Duration::from_secs(30),
+        }
     }
 
     async fn next(sub: &mut Box<dyn Subscription>) -> Delivery {
@@ -574,7 +657,10 @@ mod tests {
             assert_eq!((again.event.clone(), again.attempt), (a, 2));
             again.ack().await.unwrap();
             let stats = t.stats().await.unwrap();
-            assert_eq!(stats.consumers[0].redelivered, 0, "acked redeliveries are no longer counted");
+            assert_eq!(
+                stats.consumers[0].redelivered, 0,
+                "acked redeliveries are no longer counted"
+            );
         })
         .await;
     }
@@ -614,7 +700,9 @@ mod tests {
             }
             // Give a duplicate delivery the chance to show up.
             assert!(
-                tokio::time::timeout(Duration::from_millis(700), rx.recv()).await.is_err(),
+                tokio::time::timeout(Duration::from_millis(700), rx.recv())
+                    .await
+                    .is_err(),
                 "duplicate delivery"
             );
             for w in workers {
@@ -623,10 +711,17 @@ mod tests {
             let ids: HashSet<String> = seen.iter().map(|(_, id)| id.clone()).collect();
             assert_eq!(ids, published);
             for worker in 0..2 {
-                assert!(seen.iter().any(|(w, _)| *w == worker), "worker {worker} got nothing: {seen:?}");
+                assert!(
+                    seen.iter().any(|(w, _)| *w == worker),
+                    "worker {worker} got nothing: {seen:?}"
+                );
             }
             let stats = t.stats().await.unwrap();
-            assert_eq!(stats.consumers.len(), 1, "both subscribers share one durable");
+            assert_eq!(
+                stats.consumers.len(),
+                1,
+                "both subscribers share one durable"
+            );
         })
         .await;
     }
@@ -664,7 +759,13 @@ mod tests {
             };
             assert_eq!(redelivered.attempt, 2);
             let stats = t.stats().await.unwrap();
-            assert_eq!((stats.consumers[0].ack_pending, stats.consumers[0].redelivered), (1, 1));
+            assert_eq!(
+                (
+                    stats.consumers[0].ack_pending,
+                    stats.consumers[0].redelivered
+                ),
+                (1, 1)
+            );
             redelivered.ack().await.unwrap();
         })
         .await;
@@ -675,14 +776,21 @@ mod tests {
         with_nats(|t| async move {
             let mut sub = t.subscribe(&spec("strict")).await.unwrap();
             let subject = format!("{}.events.orders.Garbage", t.prefix);
-            t.js.publish(subject, Bytes::from_static(b"not json")).await.unwrap().await.unwrap();
+            t.js.publish(subject, Bytes::from_static(b"not json"))
+                .await
+                .unwrap()
+                .await
+                .unwrap();
             let good = event("good");
             t.publish(&good).await.unwrap();
             let d = next(&mut sub).await;
             assert_eq!(d.event, good);
             d.ack().await.unwrap();
             let stats = t.stats().await.unwrap();
-            assert_eq!(stats.consumers[0].pending, 0, "the malformed message was terminated");
+            assert_eq!(
+                stats.consumers[0].pending, 0,
+                "the malformed message was terminated"
+            );
         })
         .await;
     }
@@ -691,7 +799,10 @@ mod tests {
     async fn nats_resubscribe_applies_new_ack_wait() {
         with_nats(|t| async move {
             drop(t.subscribe(&spec("tuned")).await.unwrap());
-            let faster = ConsumerSpec { name: "tuned".into(), ack_wait: Duration::from_secs(5) };
+            let faster = ConsumerSpec {
+                name: "tuned".into(),
+                ack_wait: Duration::from_secs(5),
+            };
             drop(t.subscribe(&faster).await.unwrap());
             let stream = t.js.get_stream(t.stream_name()).await.unwrap();
             let info = stream.consumer_info("tuned").await.unwrap();
@@ -708,7 +819,10 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(300)).await;
             t.delete_stream().await.unwrap();
             let ended = tokio::time::timeout(Duration::from_secs(25), waiting).await;
-            assert!(matches!(ended, Ok(Ok(Ok(true)))), "subscription did not end cleanly");
+            assert!(
+                matches!(ended, Ok(Ok(Ok(true)))),
+                "subscription did not end cleanly"
+            );
         })
         .await;
     }
@@ -724,7 +838,10 @@ mod tests {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {NATS_SERVER}: {e}"));
         for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 return child;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -735,7 +852,11 @@ mod tests {
     #[tokio::test]
     async fn nats_subscription_survives_server_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let mut server = start_server(port, dir.path()).await;
         let t = connect(&format!("nats://127.0.0.1:{port}"), "restart").await;
         let mut sub = t.subscribe(&spec("survivor")).await.unwrap();
@@ -748,7 +869,12 @@ mod tests {
         // The subscriber is waiting in next() while the server goes away and comes back.
         let waiting = tokio::spawn(async move {
             let d = tokio::time::timeout(Duration::from_secs(60), sub.next()).await;
-            (d.expect("no delivery after restart").expect("next failed").expect("subscription ended"), sub)
+            (
+                d.expect("no delivery after restart")
+                    .expect("next failed")
+                    .expect("subscription ended"),
+                sub,
+            )
         });
         tokio::time::sleep(Duration::from_millis(300)).await;
         server.kill().await.unwrap();
@@ -758,7 +884,10 @@ mod tests {
         let after = event("after");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while let Err(e) = t.publish(&after).await {
-            assert!(tokio::time::Instant::now() < deadline, "publish never recovered: {e}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "publish never recovered: {e}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         assert!(t.ready().await);

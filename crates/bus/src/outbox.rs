@@ -30,9 +30,11 @@ pub async fn enqueue(tx: &mut Tx, event: &Envelope) -> Result<(), BusError> {
 
 /// Events written but not yet published (exported as the outbox backlog metric).
 pub async fn outbox_backlog(db: &Db) -> Result<i64, BusError> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
-        .fetch_one(db.pool())
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(db.pool())
+            .await?,
+    )
 }
 
 /// Publishes one service's outbox to the transport.
@@ -46,7 +48,12 @@ pub struct OutboxRelay {
 
 impl OutboxRelay {
     pub fn new(service: &'static str, db: Db, transport: Arc<dyn Transport>) -> Self {
-        OutboxRelay { service, db, transport, wake: Arc::new(Notify::new()) }
+        OutboxRelay {
+            service,
+            db,
+            transport,
+            wake: Arc::new(Notify::new()),
+        }
     }
 
     /// Call after committing a transaction that enqueued events, so they go out at once.
@@ -116,7 +123,9 @@ impl OutboxRelay {
                     .increment(1);
                 }
                 // Cannot happen for rows written by `enqueue`; never let one block the rest.
-                Err(e) => tracing::error!(service = self.service, seq, error = %e, "skipping unreadable outbox row"),
+                Err(e) => {
+                    tracing::error!(service = self.service, seq, error = %e, "skipping unreadable outbox row")
+                }
             }
             sqlx::query("UPDATE outbox SET published_at = $1 WHERE seq = $2")
                 .bind(now_millis())

@@ -3,8 +3,8 @@
 //! Semantics (checked by the conformance suite in `tests/conformance.rs`):
 //! - `publish` returns only once the broker has stored the event; publishing the same event id
 //!   twice stores it once.
-//! - A durable consumer sees every event published after it was first created, at least once,
-//!   until it acknowledges it. Several subscribers with one consumer name share the work:
+//! - A durable consumer sees every event in the stream (from the beginning, within retention),
+//!   at least once, until it acknowledges it. Several subscribers with one consumer name share the work:
 //!   each event goes to one of them.
 //! - Events are handed out in publish order; a `nak` puts one back for redelivery after a delay
 //!   without holding back the others.
@@ -27,7 +27,10 @@ pub struct ConsumerSpec {
 
 impl ConsumerSpec {
     pub fn new(name: impl Into<String>) -> Self {
-        ConsumerSpec { name: name.into(), ack_wait: Duration::from_secs(30) }
+        ConsumerSpec {
+            name: name.into(),
+            ack_wait: Duration::from_secs(10),
+        }
     }
 }
 
@@ -88,7 +91,11 @@ pub struct Delivery {
 
 impl Delivery {
     pub fn new(event: Envelope, attempt: u32, acker: Box<dyn Acker>) -> Self {
-        Delivery { event, attempt, acker }
+        Delivery {
+            event,
+            attempt,
+            acker,
+        }
     }
 
     /// Done with it: never deliver it to this consumer again.

@@ -42,7 +42,11 @@ conformance!(
 );
 
 fn fast_retries(max_attempts: u32, base_delay_ms: u64) -> RetryPolicy {
-    RetryPolicy { max_attempts, base_delay: Duration::from_millis(base_delay_ms), max_delay: Duration::from_secs(1) }
+    RetryPolicy {
+        max_attempts,
+        base_delay: Duration::from_millis(base_delay_ms),
+        max_delay: Duration::from_secs(1),
+    }
 }
 
 /// 50 events of one aggregate through the outbox arrive, all of them, in publish order; an
@@ -52,13 +56,21 @@ async fn at_least_once_in_order(t: Ctx) {
     let consumer = t.consumer("ordered", handler, RetryPolicy::default());
     t.start(&consumer).await;
 
-    let events: Vec<_> = (0..50).map(|i| event("cart-1", json!({ "seq": i }))).collect();
+    let events: Vec<_> = (0..50)
+        .map(|i| event("cart-1", json!({ "seq": i })))
+        .collect();
     t.publish_via_outbox(&events[..20], 7).await;
     let mut rolled_back = t.db.begin().await.unwrap();
-    bazaar_bus::enqueue(&mut rolled_back, &event("cart-1", json!({ "seq": 999 }))).await.unwrap();
+    bazaar_bus::enqueue(&mut rolled_back, &event("cart-1", json!({ "seq": 999 })))
+        .await
+        .unwrap();
     rolled_back.rollback().await.unwrap();
     t.publish_via_outbox(&events[20..], 5).await;
-    assert_eq!(outbox_backlog(&t.db).await.unwrap(), 0, "flush left events behind");
+    assert_eq!(
+        outbox_backlog(&t.db).await.unwrap(),
+        0,
+        "flush left events behind"
+    );
 
     eventually("50 events applied and the consumer idle", || async {
         t.applied().await.len() >= 50 && t.idle("ordered").await
@@ -66,9 +78,16 @@ async fn at_least_once_in_order(t: Ctx) {
     .await;
     let applied = t.applied().await;
     let seqs: Vec<i64> = applied.iter().map(|(_, seq, _)| *seq).collect();
-    assert_eq!(seqs, (0..50).collect::<Vec<i64>>(), "events applied out of order, twice or not at all");
+    assert_eq!(
+        seqs,
+        (0..50).collect::<Vec<i64>>(),
+        "events applied out of order, twice or not at all"
+    );
     let ids: Vec<&str> = applied.iter().map(|(id, _, _)| id.as_str()).collect();
-    assert_eq!(ids, events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>());
+    assert_eq!(
+        ids,
+        events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>()
+    );
     assert_eq!(t.stats().await.messages, 50);
 }
 
@@ -82,29 +101,59 @@ async fn no_double_effects_under_redelivery(t: Ctx) {
     let x = event("cart-2", json!({ "seq": 1 }));
     t.transport.publish(&x).await.unwrap();
     t.transport.publish(&x).await.unwrap();
-    assert_eq!(t.stats().await.messages, 1, "same id published twice must be stored once");
+    assert_eq!(
+        t.stats().await.messages,
+        1,
+        "same id published twice must be stored once"
+    );
 
     // Apply it, but lose the broker ack: the effect commits, the broker redelivers.
-    let first = tokio::time::timeout(Duration::from_secs(10), sub.next()).await.unwrap().unwrap().unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!((&first.event, first.attempt), (&x, 1));
     let settled = RecordingAcker::default();
-    consumer.process(Delivery::new(first.event.clone(), first.attempt, Box::new(settled.clone()))).await;
+    consumer
+        .process(Delivery::new(
+            first.event.clone(),
+            first.attempt,
+            Box::new(settled.clone()),
+        ))
+        .await;
     assert_eq!(*settled.0.lock().unwrap(), ["ack"]);
     assert_eq!(t.effects(&x.id).await, 1);
     first.nak(Duration::ZERO).await.unwrap();
     drop(sub);
 
     t.start(&consumer).await;
-    eventually("the redelivery to be settled", || async { t.attempts(&x.id).len() == 2 && t.idle("dedup").await })
-        .await;
-    assert_eq!(t.attempts(&x.id), [1, 2], "one stored copy, delivered again after the nak");
-    assert_eq!(t.effects(&x.id).await, 1, "the redelivery was applied again");
+    eventually("the redelivery to be settled", || async {
+        t.attempts(&x.id).len() == 2 && t.idle("dedup").await
+    })
+    .await;
+    assert_eq!(
+        t.attempts(&x.id),
+        [1, 2],
+        "one stored copy, delivered again after the nak"
+    );
+    assert_eq!(
+        t.effects(&x.id).await,
+        1,
+        "the redelivery was applied again"
+    );
 
     // The same envelope handed in once more: acknowledged as a duplicate, no effect.
     let again = RecordingAcker::default();
-    consumer.process(Delivery::new(x.clone(), 3, Box::new(again.clone()))).await;
+    consumer
+        .process(Delivery::new(x.clone(), 3, Box::new(again.clone())))
+        .await;
     assert_eq!(*again.0.lock().unwrap(), ["ack"]);
-    assert_eq!(t.effects(&x.id).await, 1, "a repeated delivery was applied again");
+    assert_eq!(
+        t.effects(&x.id).await,
+        1,
+        "a repeated delivery was applied again"
+    );
     assert_eq!(handler.calls(&x.id), 1, "the handler ran for a duplicate");
 }
 
@@ -125,7 +174,10 @@ async fn retries_then_success(t: Ctx) {
     assert_eq!(t.attempts(&flaky.id), [1, 2, 3]);
     assert_eq!(handler.calls(&flaky.id), 3);
     assert_eq!(t.effects(&flaky.id).await, 1);
-    assert!(dead_letters(&t.db, 10).await.unwrap().is_empty(), "succeeded on the last allowed attempt");
+    assert!(
+        dead_letters(&t.db, 10).await.unwrap().is_empty(),
+        "succeeded on the last allowed attempt"
+    );
 }
 
 /// A poison event is retried up to max_attempts and dead-lettered while the events behind it go
@@ -144,7 +196,9 @@ async fn poison_is_dead_lettered_without_blocking(t: Ctx) {
     }
 
     eventually("B and C applied, A and R dead-lettered", || async {
-        t.applied().await.len() == 2 && dead_letters(&t.db, 10).await.unwrap().len() == 2 && t.idle("poisoned").await
+        t.applied().await.len() == 2
+            && dead_letters(&t.db, 10).await.unwrap().len() == 2
+            && t.idle("poisoned").await
     })
     .await;
     let applied: HashSet<String> = t.applied().await.into_iter().map(|(id, _, _)| id).collect();
@@ -154,19 +208,40 @@ async fn poison_is_dead_lettered_without_blocking(t: Ctx) {
     assert_eq!(t.attempts(&a.id), [1, 2, 3]);
     assert_eq!(t.attempts(&r.id), [1], "a rejected event is not retried");
     let seen = t.seen();
-    let at = |id: &str, attempt: u32| seen.iter().position(|s| s.event_id == id && s.attempt == attempt).unwrap();
+    let at = |id: &str, attempt: u32| {
+        seen.iter()
+            .position(|s| s.event_id == id && s.attempt == attempt)
+            .unwrap()
+    };
     assert!(
         at(&b.id, 1) < at(&a.id, 3) && at(&c.id, 1) < at(&a.id, 3),
         "the poison event held back the others: {seen:?}"
     );
 
     let dead = dead_letters(&t.db, 10).await.unwrap();
-    let dead_a = dead.iter().find(|d| d.event_id == a.id).expect("A dead-lettered");
-    assert_eq!((dead_a.attempts, dead_a.consumer.as_str(), &dead_a.event), (3, "poisoned", &a));
-    assert!(dead_a.error.contains("poison event"), "error text kept: {:?}", dead_a.error);
-    let dead_r = dead.iter().find(|d| d.event_id == r.id).expect("R dead-lettered");
+    let dead_a = dead
+        .iter()
+        .find(|d| d.event_id == a.id)
+        .expect("A dead-lettered");
+    assert_eq!(
+        (dead_a.attempts, dead_a.consumer.as_str(), &dead_a.event),
+        (3, "poisoned", &a)
+    );
+    assert!(
+        dead_a.error.contains("poison event"),
+        "error text kept: {:?}",
+        dead_a.error
+    );
+    let dead_r = dead
+        .iter()
+        .find(|d| d.event_id == r.id)
+        .expect("R dead-lettered");
     assert_eq!(dead_r.attempts, 1);
-    assert!(dead_r.error.contains("rejected"), "error text kept: {:?}", dead_r.error);
+    assert!(
+        dead_r.error.contains("rejected"),
+        "error text kept: {:?}",
+        dead_r.error
+    );
 
     // Redriving a still-broken event keeps it dead-lettered.
     assert!(consumer.redrive(&dead_r.id).await.is_err());
@@ -174,9 +249,17 @@ async fn poison_is_dead_lettered_without_blocking(t: Ctx) {
     handler.healed.store(true, Ordering::SeqCst);
     assert!(consumer.redrive(&dead_a.id).await.unwrap());
     assert_eq!(t.effects(&a.id).await, 1);
-    assert!(!consumer.redrive(&dead_a.id).await.unwrap(), "a redriven dead letter is gone");
+    assert!(
+        !consumer.redrive(&dead_a.id).await.unwrap(),
+        "a redriven dead letter is gone"
+    );
     assert_eq!(t.effects(&a.id).await, 1);
-    let left: Vec<String> = dead_letters(&t.db, 10).await.unwrap().into_iter().map(|d| d.event_id).collect();
+    let left: Vec<String> = dead_letters(&t.db, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.event_id)
+        .collect();
     assert_eq!(left, std::slice::from_ref(&r.id));
 }
 
@@ -188,7 +271,9 @@ async fn shared_durable_consumer_splits_work(t: Ctx) {
     t.start(&two).await;
 
     // The handler lingers a little so both workers have something in flight at once.
-    let events: Vec<_> = (0..40).map(|i| event(&format!("cart-s{i}"), json!({ "seq": i, "slow_ms": 5 }))).collect();
+    let events: Vec<_> = (0..40)
+        .map(|i| event(&format!("cart-s{i}"), json!({ "seq": i, "slow_ms": 5 })))
+        .collect();
     t.publish_via_outbox(&events, 40).await;
 
     eventually("40 events applied and the consumer idle", || async {
@@ -198,14 +283,28 @@ async fn shared_durable_consumer_splits_work(t: Ctx) {
     let applied = t.applied().await;
     assert_eq!(applied.len(), 40, "some event was applied twice");
     let ids: HashSet<&str> = applied.iter().map(|(id, _, _)| id.as_str()).collect();
-    assert_eq!(ids, events.iter().map(|e| e.id.as_str()).collect::<HashSet<_>>());
+    assert_eq!(
+        ids,
+        events.iter().map(|e| e.id.as_str()).collect::<HashSet<_>>()
+    );
     for worker in ["one", "two"] {
-        assert!(applied.iter().any(|(_, _, w)| w == worker), "worker {worker} got no work");
+        assert!(
+            applied.iter().any(|(_, _, w)| w == worker),
+            "worker {worker} got no work"
+        );
     }
     let seen = t.seen();
-    assert_eq!(seen.len(), 40, "an event was handed to both subscribers: {seen:?}");
+    assert_eq!(
+        seen.len(),
+        40,
+        "an event was handed to both subscribers: {seen:?}"
+    );
     assert!(seen.iter().all(|s| s.attempt == 1));
-    assert_eq!(t.stats().await.consumers.len(), 1, "both workers share one durable");
+    assert_eq!(
+        t.stats().await.consumers.len(),
+        1,
+        "both workers share one durable"
+    );
 }
 
 /// The relay published events but crashed before marking them; on restart it publishes them
@@ -215,7 +314,9 @@ async fn relay_crash_between_publish_and_mark(t: Ctx) {
     let consumer = t.consumer("after_crash", handler, RetryPolicy::default());
     t.start(&consumer).await;
 
-    let events: Vec<_> = (0..20).map(|i| event("cart-8", json!({ "seq": i }))).collect();
+    let events: Vec<_> = (0..20)
+        .map(|i| event("cart-8", json!({ "seq": i })))
+        .collect();
     let mut tx = t.db.begin().await.unwrap();
     for e in &events {
         bazaar_bus::enqueue(&mut tx, e).await.unwrap();
@@ -230,13 +331,26 @@ async fn relay_crash_between_publish_and_mark(t: Ctx) {
     t.relay.flush().await.unwrap();
     assert_eq!(outbox_backlog(&t.db).await.unwrap(), 0);
     t.relay.flush().await.unwrap();
-    assert_eq!(t.stats().await.messages, 20, "republished events were stored again");
+    assert_eq!(
+        t.stats().await.messages,
+        20,
+        "republished events were stored again"
+    );
 
     eventually("20 events applied and the consumer idle", || async {
         t.applied().await.len() >= 20 && t.idle("after_crash").await
     })
     .await;
-    let seqs: Vec<i64> = t.applied().await.into_iter().map(|(_, seq, _)| seq).collect();
+    let seqs: Vec<i64> = t
+        .applied()
+        .await
+        .into_iter()
+        .map(|(_, seq, _)| seq)
+        .collect();
     assert_eq!(seqs, (0..20).collect::<Vec<i64>>());
-    assert_eq!(t.seen().len(), 20, "a republished event was delivered again");
+    assert_eq!(
+        t.seen().len(),
+        20,
+        "a republished event was delivered again"
+    );
 }

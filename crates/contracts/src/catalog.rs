@@ -77,26 +77,50 @@ pub struct ListProductsRequest {
 pub struct CatalogClient(pub ServiceClient);
 
 impl CatalogClient {
-    pub async fn create_product(&self, p: &Principal, req: &CreateProductRequest) -> Result<Product, ApiError> {
+    pub async fn create_product(
+        &self,
+        p: &Principal,
+        req: &CreateProductRequest,
+    ) -> Result<Product, ApiError> {
         self.0.command("create-product", p, req).await
     }
-    pub async fn update_product(&self, p: &Principal, req: &UpdateProductRequest) -> Result<Product, ApiError> {
+    pub async fn update_product(
+        &self,
+        p: &Principal,
+        req: &UpdateProductRequest,
+    ) -> Result<Product, ApiError> {
         self.0.command("update-product", p, req).await
     }
     pub async fn delete_product(&self, p: &Principal, id: &str) -> Result<bool, ApiError> {
-        self.0.command("delete-product", p, &ProductIdRequest { id: id.to_owned() }).await
+        self.0
+            .command("delete-product", p, &ProductIdRequest { id: id.to_owned() })
+            .await
     }
-    pub async fn adjust_stock(&self, p: &Principal, req: &AdjustStockRequest) -> Result<Product, ApiError> {
+    pub async fn adjust_stock(
+        &self,
+        p: &Principal,
+        req: &AdjustStockRequest,
+    ) -> Result<Product, ApiError> {
         self.0.command("adjust-stock", p, req).await
     }
     /// The product, or `None` when absent or deleted.
     pub async fn product(&self, p: &Principal, id: &str) -> Result<Option<Product>, ApiError> {
-        self.0.query("product", p, &ProductIdRequest { id: id.to_owned() }).await
+        self.0
+            .query("product", p, &ProductIdRequest { id: id.to_owned() })
+            .await
     }
-    pub async fn products_by_id(&self, p: &Principal, req: &ProductsByIdRequest) -> Result<Vec<Product>, ApiError> {
+    pub async fn products_by_id(
+        &self,
+        p: &Principal,
+        req: &ProductsByIdRequest,
+    ) -> Result<Vec<Product>, ApiError> {
         self.0.query("products-by-id", p, req).await
     }
-    pub async fn list(&self, p: &Principal, req: &ListProductsRequest) -> Result<Page<Product>, ApiError> {
+    pub async fn list(
+        &self,
+        p: &Principal,
+        req: &ListProductsRequest,
+    ) -> Result<Page<Product>, ApiError> {
         self.0.query("products", p, req).await
     }
 }

@@ -43,7 +43,12 @@ pub struct ServiceClient {
 impl ServiceClient {
     /// Calls `router` in this process, without a socket.
     pub fn local(service: &'static str, router: axum::Router, token: &str) -> Self {
-        ServiceClient { service, target: Target::Local(router), token: token.into(), timeout: Duration::from_secs(10) }
+        ServiceClient {
+            service,
+            target: Target::Local(router),
+            token: token.into(),
+            timeout: Duration::from_secs(10),
+        }
     }
 
     /// Calls the service at `base_url` (e.g. `http://127.0.0.1:9101`).
@@ -55,7 +60,10 @@ impl ServiceClient {
             .unwrap_or_default();
         ServiceClient {
             service,
-            target: Target::Remote { base: base_url.trim_end_matches('/').to_owned(), http },
+            target: Target::Remote {
+                base: base_url.trim_end_matches('/').to_owned(),
+                http,
+            },
             token: token.into(),
             timeout: Duration::from_secs(10),
         }
@@ -115,7 +123,11 @@ impl ServiceClient {
                         .header(PRINCIPAL_HEADER, &principal)
                         .body(Body::from(body))
                         .map_err(ApiError::internal)?;
-                    let response = router.clone().oneshot(request).await.map_err(ApiError::internal)?;
+                    let response = router
+                        .clone()
+                        .oneshot(request)
+                        .await
+                        .map_err(ApiError::internal)?;
                     let status = response.status();
                     let bytes = axum::body::to_bytes(response.into_body(), MAX_RESPONSE)
                         .await
@@ -137,7 +149,10 @@ impl ServiceClient {
                         })?;
                     let status = response.status();
                     let bytes = response.bytes().await.map_err(|_| {
-                        ApiError::unavailable(format!("the {} service is unavailable", self.service))
+                        ApiError::unavailable(format!(
+                            "the {} service is unavailable",
+                            self.service
+                        ))
                     })?;
                     Ok((status, bytes.to_vec()))
                 }
@@ -145,20 +160,33 @@ impl ServiceClient {
         };
         let (status, bytes) = tokio::time::timeout(self.timeout, call)
             .await
-            .map_err(|_| ApiError::unavailable(format!("the {} service did not answer in time", self.service)))??;
+            .map_err(|_| {
+                ApiError::unavailable(format!(
+                    "the {} service did not answer in time",
+                    self.service
+                ))
+            })??;
         if status.is_success() {
             serde_json::from_slice(&bytes).map_err(ApiError::internal)
         } else {
-            Err(serde_json::from_slice::<ApiError>(&bytes).unwrap_or_else(|_| {
-                ApiError::internal(format!("{} answered {status} without an error body", self.service))
-            }))
+            Err(
+                serde_json::from_slice::<ApiError>(&bytes).unwrap_or_else(|_| {
+                    ApiError::internal(format!(
+                        "{} answered {status} without an error body",
+                        self.service
+                    ))
+                }),
+            )
         }
     }
 }
 
 /// Middleware for a service's internal router: refuses callers without the service credential.
 pub async fn require_service_token(token: Arc<str>, request: Request, next: Next) -> Response {
-    let presented = request.headers().get(INTERNAL_TOKEN_HEADER).map(|v| v.as_bytes());
+    let presented = request
+        .headers()
+        .get(INTERNAL_TOKEN_HEADER)
+        .map(|v| v.as_bytes());
     if presented.is_some_and(|p| constant_time_eq(p, token.as_bytes())) {
         next.run(request).await
     } else {

@@ -60,11 +60,19 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into(), field: None }
+        ApiError {
+            code,
+            message: message.into(),
+            field: None,
+        }
     }
 
     pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError { code: ErrorCode::BadUserInput, message: message.into(), field: Some(field.into()) }
+        ApiError {
+            code: ErrorCode::BadUserInput,
+            message: message.into(),
+            field: Some(field.into()),
+        }
     }
 
     pub fn unauthenticated(message: impl Into<String>) -> Self {

@@ -17,7 +17,13 @@ pub trait Event: Serialize + DeserializeOwned {
     /// Wraps the payload for the outbox.
     fn envelope(&self, source: &str) -> Envelope {
         let payload = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
-        Envelope::new(source, Self::TYPE, Self::VERSION, self.aggregate_id(), payload)
+        Envelope::new(
+            source,
+            Self::TYPE,
+            Self::VERSION,
+            self.aggregate_id(),
+            payload,
+        )
     }
 }
 

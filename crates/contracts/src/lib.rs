@@ -10,6 +10,8 @@ pub mod orders;
 pub mod principal;
 pub mod users;
 
-pub use client::{Caller, INTERNAL_TOKEN_HEADER, Input, PRINCIPAL_HEADER, ServiceClient, require_service_token};
+pub use client::{
+    Caller, INTERNAL_TOKEN_HEADER, Input, PRINCIPAL_HEADER, ServiceClient, require_service_token,
+};
 pub use error::{ApiError, ErrorCode};
 pub use principal::{Principal, Role};

@@ -115,24 +115,40 @@ pub struct ListOrdersRequest {
 pub struct OrdersClient(pub ServiceClient);
 
 impl OrdersClient {
-    pub async fn place_order(&self, p: &Principal, req: &PlaceOrderRequest) -> Result<Order, ApiError> {
+    pub async fn place_order(
+        &self,
+        p: &Principal,
+        req: &PlaceOrderRequest,
+    ) -> Result<Order, ApiError> {
         self.0.command("place-order", p, req).await
     }
     pub async fn cancel_order(&self, p: &Principal, id: &str) -> Result<Order, ApiError> {
-        self.0.command("cancel-order", p, &OrderIdRequest { id: id.to_owned() }).await
+        self.0
+            .command("cancel-order", p, &OrderIdRequest { id: id.to_owned() })
+            .await
     }
     pub async fn pay_order(&self, p: &Principal, req: &PayOrderRequest) -> Result<Order, ApiError> {
         self.0.command("pay-order", p, req).await
     }
-    pub async fn set_order_status(&self, p: &Principal, req: &SetOrderStatusRequest) -> Result<Order, ApiError> {
+    pub async fn set_order_status(
+        &self,
+        p: &Principal,
+        req: &SetOrderStatusRequest,
+    ) -> Result<Order, ApiError> {
         self.0.command("set-order-status", p, req).await
     }
     /// The order when the caller owns it or is an admin; `None` otherwise.
     pub async fn order(&self, p: &Principal, id: &str) -> Result<Option<Order>, ApiError> {
-        self.0.query("order", p, &OrderIdRequest { id: id.to_owned() }).await
+        self.0
+            .query("order", p, &OrderIdRequest { id: id.to_owned() })
+            .await
     }
     /// The caller's orders, newest first (every order for an admin).
-    pub async fn list(&self, p: &Principal, req: &ListOrdersRequest) -> Result<Page<Order>, ApiError> {
+    pub async fn list(
+        &self,
+        p: &Principal,
+        req: &ListOrdersRequest,
+    ) -> Result<Page<Order>, ApiError> {
         self.0.query("orders", p, req).await
     }
 }

@@ -49,18 +49,30 @@ impl Principal {
     }
 
     pub fn user(id: impl Into<String>, role: Role) -> Self {
-        Principal { user: Some(CallerUser { id: id.into(), role }), client_ip: None }
+        Principal {
+            user: Some(CallerUser {
+                id: id.into(),
+                role,
+            }),
+            client_ip: None,
+        }
     }
 
     /// The signed-in user, or UNAUTHENTICATED.
     pub fn require_user(&self) -> Result<&CallerUser, ApiError> {
-        self.user.as_ref().ok_or_else(|| ApiError::unauthenticated("sign in first"))
+        self.user
+            .as_ref()
+            .ok_or_else(|| ApiError::unauthenticated("sign in first"))
     }
 
     /// The signed-in admin: UNAUTHENTICATED when anonymous, FORBIDDEN for customers.
     pub fn require_admin(&self) -> Result<&CallerUser, ApiError> {
         let user = self.require_user()?;
-        if user.role == Role::Admin { Ok(user) } else { Err(ApiError::forbidden("admin role required")) }
+        if user.role == Role::Admin {
+            Ok(user)
+        } else {
+            Err(ApiError::forbidden("admin role required"))
+        }
     }
 
     pub fn is_admin(&self) -> bool {

@@ -105,19 +105,31 @@ pub struct Page<T> {
 pub struct UsersClient(pub ServiceClient);
 
 impl UsersClient {
-    pub async fn register(&self, p: &Principal, req: &RegisterRequest) -> Result<AuthResult, ApiError> {
+    pub async fn register(
+        &self,
+        p: &Principal,
+        req: &RegisterRequest,
+    ) -> Result<AuthResult, ApiError> {
         self.0.command("register", p, req).await
     }
     pub async fn login(&self, p: &Principal, req: &LoginRequest) -> Result<AuthResult, ApiError> {
         self.0.command("login", p, req).await
     }
-    pub async fn refresh_token(&self, p: &Principal, req: &RefreshTokenRequest) -> Result<AuthResult, ApiError> {
+    pub async fn refresh_token(
+        &self,
+        p: &Principal,
+        req: &RefreshTokenRequest,
+    ) -> Result<AuthResult, ApiError> {
         self.0.command("refresh-token", p, req).await
     }
     pub async fn logout(&self, p: &Principal, req: &RefreshTokenRequest) -> Result<bool, ApiError> {
         self.0.command("logout", p, req).await
     }
-    pub async fn update_profile(&self, p: &Principal, req: &UpdateProfileRequest) -> Result<User, ApiError> {
+    pub async fn update_profile(
+        &self,
+        p: &Principal,
+        req: &UpdateProfileRequest,
+    ) -> Result<User, ApiError> {
         self.0.command("update-profile", p, req).await
     }
     pub async fn set_role(&self, p: &Principal, req: &SetRoleRequest) -> Result<User, ApiError> {
@@ -125,11 +137,19 @@ impl UsersClient {
     }
     /// The user, when the caller may see them (themself or an admin); `None` otherwise.
     pub async fn user(&self, p: &Principal, id: &str) -> Result<Option<User>, ApiError> {
-        self.0.query("user", p, &UserIdRequest { id: id.to_owned() }).await
+        self.0
+            .query("user", p, &UserIdRequest { id: id.to_owned() })
+            .await
     }
     /// Users by id in one call (for batching); ids the caller may not see are left out.
-    pub async fn users_by_id(&self, p: &Principal, ids: Vec<String>) -> Result<Vec<User>, ApiError> {
-        self.0.query("users-by-id", p, &UserIdsRequest { ids }).await
+    pub async fn users_by_id(
+        &self,
+        p: &Principal,
+        ids: Vec<String>,
+    ) -> Result<Vec<User>, ApiError> {
+        self.0
+            .query("users-by-id", p, &UserIdsRequest { ids })
+            .await
     }
     pub async fn list(&self, p: &Principal, req: &PageRequest) -> Result<Page<User>, ApiError> {
         self.0.query("users", p, req).await

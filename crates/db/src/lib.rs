@@ -28,7 +28,10 @@ pub enum DbError {
     #[error("invalid database configuration: {0}")]
     Config(String),
     #[error("migration {version} failed: {source}")]
-    Migration { version: &'static str, source: sqlx::Error },
+    Migration {
+        version: &'static str,
+        source: sqlx::Error,
+    },
 }
 
 impl DbError {
@@ -109,11 +112,18 @@ impl Db {
             })
             .connect_with(options)
             .await?;
-        Ok(Db { pool, dialect: Dialect::Sqlite })
+        Ok(Db {
+            pool,
+            dialect: Dialect::Sqlite,
+        })
     }
 
     async fn connect_postgres(url: &str, schema: &str) -> Result<Db> {
-        if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || schema.is_empty() {
+        if !schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || schema.is_empty()
+        {
             return Err(DbError::Config(format!("invalid schema name {schema:?}")));
         }
         let options = AnyConnectOptions::from_str(url)?;
@@ -146,7 +156,10 @@ impl Db {
             })
             .connect_with(options)
             .await?;
-        Ok(Db { pool, dialect: Dialect::Postgres })
+        Ok(Db {
+            pool,
+            dialect: Dialect::Postgres,
+        })
     }
 
     pub fn pool(&self) -> &AnyPool {

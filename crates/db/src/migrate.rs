@@ -21,7 +21,9 @@ impl Db {
     pub async fn migrate(&self, set: &str, migrations: &[Migration]) -> Result<()> {
         let mut tx = self.begin().await?;
         if self.dialect() == Dialect::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock(7411)").execute(&mut *tx).await?;
+            sqlx::query("SELECT pg_advisory_xact_lock(7411)")
+                .execute(&mut *tx)
+                .await?;
         }
         tx.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -45,7 +47,10 @@ impl Db {
             let sql = m.sql.replace("{{id_seq}}", self.id_seq());
             tx.execute(sqlx::AssertSqlSafe(sql))
                 .await
-                .map_err(|source| DbError::Migration { version: m.version, source })?;
+                .map_err(|source| DbError::Migration {
+                    version: m.version,
+                    source,
+                })?;
             sqlx::query(
                 "INSERT INTO schema_migrations (migration_set, version, applied_at) VALUES ($1, $2, $3)",
             )

@@ -20,7 +20,12 @@ pub enum ServiceName {
 }
 
 impl ServiceName {
-    pub const ALL: [ServiceName; 4] = [ServiceName::Users, ServiceName::Catalog, ServiceName::Orders, ServiceName::Gateway];
+    pub const ALL: [ServiceName; 4] = [
+        ServiceName::Users,
+        ServiceName::Catalog,
+        ServiceName::Orders,
+        ServiceName::Gateway,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -195,41 +200,63 @@ impl Settings {
             None => FileConfig::default(),
         };
 
-        let listen_raw = first([args.listen.clone(), file.listen.clone()]).unwrap_or_else(|| "127.0.0.1:8000".into());
+        let listen_raw = first([args.listen.clone(), file.listen.clone()])
+            .unwrap_or_else(|| "127.0.0.1:8000".into());
         let listen = listen_raw.parse().unwrap_or_else(|_| {
-            errors.push(format!("listen address {listen_raw:?} is not HOST:PORT (e.g. 127.0.0.1:8000)"));
+            errors.push(format!(
+                "listen address {listen_raw:?} is not HOST:PORT (e.g. 127.0.0.1:8000)"
+            ));
             SocketAddr::from(([127, 0, 0, 1], 8000))
         });
-        let data_dir = first([args.data_dir.clone(), file.data_dir.clone()]).unwrap_or_else(|| PathBuf::from("./data"));
-        let namespace = first([args.namespace.clone(), file.namespace.clone()]).unwrap_or_else(|| "bazaar".into());
-        if namespace.is_empty() || !namespace.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            errors.push(format!("namespace {namespace:?} may only contain letters, digits, '_' and '-'"));
+        let data_dir = first([args.data_dir.clone(), file.data_dir.clone()])
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let namespace = first([args.namespace.clone(), file.namespace.clone()])
+            .unwrap_or_else(|| "bazaar".into());
+        if namespace.is_empty()
+            || !namespace
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            errors.push(format!(
+                "namespace {namespace:?} may only contain letters, digits, '_' and '-'"
+            ));
         }
 
         let database_url = first([env_secret("BAZAAR_DATABASE_URL"), file.database_url.clone()]);
         let mut service_database_urls = BTreeMap::new();
         for service in ServiceName::ALL {
             let from_env = env_secret(&format!("{}DATABASE_URL", service.env_prefix()));
-            let from_file = file.services.get(service.as_str()).and_then(|s| s.database_url.clone());
+            let from_file = file
+                .services
+                .get(service.as_str())
+                .and_then(|s| s.database_url.clone());
             if let Some(url) = first([from_env, from_file]) {
                 service_database_urls.insert(service, url);
             }
         }
         for name in file.services.keys() {
             if ServiceName::parse(name).is_none() {
-                errors.push(format!("[services.{name}] in the config file names no service"));
+                errors.push(format!(
+                    "[services.{name}] in the config file names no service"
+                ));
             }
         }
         for url in database_url.iter().chain(service_database_urls.values()) {
-            if !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://")) {
-                errors.push("database URLs must be PostgreSQL URLs (postgres://user@host:port/db)".into());
+            if !(url.expose().starts_with("postgres://")
+                || url.expose().starts_with("postgresql://"))
+            {
+                errors.push(
+                    "database URLs must be PostgreSQL URLs (postgres://user@host:port/db)".into(),
+                );
             }
         }
         let nats_url = first([args.nats_url.clone(), file.nats_url.clone()]);
         if let Some(url) = &nats_url
             && !(url.starts_with("nats://") || url.starts_with("tls://"))
         {
-            errors.push(format!("NATS URL {url:?} must start with nats:// or tls://"));
+            errors.push(format!(
+                "NATS URL {url:?} must start with nats:// or tls://"
+            ));
         }
         let redis_url = first([env_secret("BAZAAR_REDIS_URL"), file.redis_url.clone()]);
         if let Some(url) = &redis_url
@@ -239,14 +266,18 @@ impl Settings {
         }
 
         let admin_email = first([env("BAZAAR_ADMIN_EMAIL"), file.admin_email.clone()]);
-        let admin_password = first([env_secret("BAZAAR_ADMIN_PASSWORD"), file.admin_password.clone()]);
+        let admin_password = first([
+            env_secret("BAZAAR_ADMIN_PASSWORD"),
+            file.admin_password.clone(),
+        ]);
         match (&admin_email, &admin_password) {
-            (Some(_), None) | (None, Some(_)) => {
-                errors.push("BAZAAR_ADMIN_EMAIL and BAZAAR_ADMIN_PASSWORD must be set together".into())
-            }
+            (Some(_), None) | (None, Some(_)) => errors
+                .push("BAZAAR_ADMIN_EMAIL and BAZAAR_ADMIN_PASSWORD must be set together".into()),
             (Some(email), Some(password)) => {
                 if !email.contains('@') {
-                    errors.push(format!("BAZAAR_ADMIN_EMAIL {email:?} is not an email address"));
+                    errors.push(format!(
+                        "BAZAAR_ADMIN_EMAIL {email:?} is not an email address"
+                    ));
                 }
                 if password.expose().chars().count() < 8 {
                     errors.push("BAZAAR_ADMIN_PASSWORD must be at least 8 characters".into());
@@ -255,40 +286,93 @@ impl Settings {
             (None, None) => {}
         }
 
-        let number = |name: &str, file_value: Option<u64>, default: u64, errors: &mut Vec<String>| {
-            first([env_number::<u64>(name, errors), file_value]).unwrap_or(default)
-        };
-        let access_ttl = number("BAZAAR_ACCESS_TOKEN_TTL_SECS", file.access_token_ttl_secs, 900, &mut errors);
-        let refresh_days = number("BAZAAR_REFRESH_TOKEN_TTL_DAYS", file.refresh_token_ttl_days, 30, &mut errors);
-        let per_account = number("BAZAAR_LOGIN_LIMIT_PER_ACCOUNT", file.login_limit_per_account, 5, &mut errors);
-        let per_ip = number("BAZAAR_LOGIN_LIMIT_PER_IP", file.login_limit_per_ip, 30, &mut errors);
-        let window = number("BAZAAR_LOGIN_LIMIT_WINDOW_SECS", file.login_limit_window_secs, 60, &mut errors);
-        let unpaid = number("BAZAAR_UNPAID_ORDER_TIMEOUT_SECS", file.unpaid_order_timeout_secs, 1800, &mut errors);
+        let number =
+            |name: &str, file_value: Option<u64>, default: u64, errors: &mut Vec<String>| {
+                first([env_number::<u64>(name, errors), file_value]).unwrap_or(default)
+            };
+        let access_ttl = number(
+            "BAZAAR_ACCESS_TOKEN_TTL_SECS",
+            file.access_token_ttl_secs,
+            900,
+            &mut errors,
+        );
+        let refresh_days = number(
+            "BAZAAR_REFRESH_TOKEN_TTL_DAYS",
+            file.refresh_token_ttl_days,
+            30,
+            &mut errors,
+        );
+        let per_account = number(
+            "BAZAAR_LOGIN_LIMIT_PER_ACCOUNT",
+            file.login_limit_per_account,
+            5,
+            &mut errors,
+        );
+        let per_ip = number(
+            "BAZAAR_LOGIN_LIMIT_PER_IP",
+            file.login_limit_per_ip,
+            30,
+            &mut errors,
+        );
+        let window = number(
+            "BAZAAR_LOGIN_LIMIT_WINDOW_SECS",
+            file.login_limit_window_secs,
+            60,
+            &mut errors,
+        );
+        let unpaid = number(
+            "BAZAAR_UNPAID_ORDER_TIMEOUT_SECS",
+            file.unpaid_order_timeout_secs,
+            1800,
+            &mut errors,
+        );
         if unpaid == 0 {
             errors.push("the unpaid order timeout must be positive".into());
         }
-        let depth = number("BAZAAR_MAX_QUERY_DEPTH", file.max_query_depth.map(|v| v as u64), 12, &mut errors);
-        let complexity =
-            number("BAZAAR_MAX_QUERY_COMPLEXITY", file.max_query_complexity.map(|v| v as u64), 1000, &mut errors);
-        let body = number("BAZAAR_MAX_BODY_BYTES", file.max_body_bytes.map(|v| v as u64), 1 << 20, &mut errors);
+        let depth = number(
+            "BAZAAR_MAX_QUERY_DEPTH",
+            file.max_query_depth.map(|v| v as u64),
+            12,
+            &mut errors,
+        );
+        let complexity = number(
+            "BAZAAR_MAX_QUERY_COMPLEXITY",
+            file.max_query_complexity.map(|v| v as u64),
+            1000,
+            &mut errors,
+        );
+        let body = number(
+            "BAZAAR_MAX_BODY_BYTES",
+            file.max_body_bytes.map(|v| v as u64),
+            1 << 20,
+            &mut errors,
+        );
         if !(60..=3600).contains(&access_ttl) {
-            errors.push(format!("access token lifetime {access_ttl}s must be between 60 and 3600 seconds"));
+            errors.push(format!(
+                "access token lifetime {access_ttl}s must be between 60 and 3600 seconds"
+            ));
         }
         if !(1..=365).contains(&refresh_days) {
-            errors.push(format!("refresh token lifetime {refresh_days} days must be between 1 and 365"));
+            errors.push(format!(
+                "refresh token lifetime {refresh_days} days must be between 1 and 365"
+            ));
         }
         if per_account == 0 || per_ip == 0 || window == 0 {
             errors.push("login limits and their window must be positive".into());
         }
 
-        let log_format = first([args.log_format.clone(), file.log_format.clone()]).unwrap_or_else(|| "text".into());
+        let log_format = first([args.log_format.clone(), file.log_format.clone()])
+            .unwrap_or_else(|| "text".into());
         if log_format != "text" && log_format != "json" {
             errors.push(format!("log format {log_format:?} must be text or json"));
         }
 
         let jwt_secret = match first([env_secret("BAZAAR_JWT_SECRET"), file.jwt_secret.clone()]) {
             Some(s) if s.expose().len() < bazaar_auth::MIN_SECRET_LEN => {
-                errors.push(format!("BAZAAR_JWT_SECRET must be at least {} bytes", bazaar_auth::MIN_SECRET_LEN));
+                errors.push(format!(
+                    "BAZAAR_JWT_SECRET must be at least {} bytes",
+                    bazaar_auth::MIN_SECRET_LEN
+                ));
                 s
             }
             Some(s) => s,
@@ -336,8 +420,15 @@ impl Settings {
     /// Where `service` keeps its data: its own PostgreSQL schema when a URL is configured,
     /// else its own SQLite file in the data directory.
     pub fn db_target(&self, service: ServiceName) -> DbTarget {
-        match self.service_database_urls.get(&service).or(self.database_url.as_ref()) {
-            Some(url) => DbTarget::Postgres { url: url.expose().to_owned(), schema: service.as_str().to_owned() },
+        match self
+            .service_database_urls
+            .get(&service)
+            .or(self.database_url.as_ref())
+        {
+            Some(url) => DbTarget::Postgres {
+                url: url.expose().to_owned(),
+                schema: service.as_str().to_owned(),
+            },
             None => DbTarget::SqliteFile(self.data_dir.join(format!("{}.db", service.as_str()))),
         }
     }
@@ -352,7 +443,8 @@ impl Settings {
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
 }
 
@@ -365,7 +457,8 @@ fn generated_secret(data_dir: &Path) -> Result<Secret, String> {
             return Ok(Secret(existing));
         }
     }
-    std::fs::create_dir_all(data_dir).map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
     let secret = hex::encode(rand::random::<[u8; 32]>());
     write_private(&path, &secret).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(Secret(secret))
@@ -388,10 +481,15 @@ mod tests {
     #[test]
     fn defaults_are_embedded_and_generate_a_lasting_secret() {
         let dir = tempfile::tempdir().unwrap();
-        let args = ConfigArgs { data_dir: Some(dir.path().into()), ..Default::default() };
+        let args = ConfigArgs {
+            data_dir: Some(dir.path().into()),
+            ..Default::default()
+        };
         let a = Settings::load(&args).unwrap();
         assert_eq!(a.listen.to_string(), "127.0.0.1:8000");
-        assert!(matches!(a.db_target(ServiceName::Users), DbTarget::SqliteFile(p) if p.ends_with("users.db")));
+        assert!(
+            matches!(a.db_target(ServiceName::Users), DbTarget::SqliteFile(p) if p.ends_with("users.db"))
+        );
         let b = Settings::load(&args).unwrap();
         assert_eq!(a.jwt_secret, b.jwt_secret, "secret kept across starts");
         assert_eq!(format!("{:?}", a.jwt_secret), "[redacted]");
@@ -401,7 +499,11 @@ mod tests {
     fn every_bad_value_is_reported() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bazaar.toml");
-        std::fs::write(&file, "namespace = \"has space\"\nlog_format = \"xml\"\n[services.nope]\n").unwrap();
+        std::fs::write(
+            &file,
+            "namespace = \"has space\"\nlog_format = \"xml\"\n[services.nope]\n",
+        )
+        .unwrap();
         let args = ConfigArgs {
             config: Some(file),
             listen: Some("not-an-address".into()),
@@ -410,7 +512,13 @@ mod tests {
             ..Default::default()
         };
         let err = Settings::load(&args).unwrap_err().to_string();
-        for needle in ["not-an-address", "namespace", "xml", "services.nope", "NATS URL"] {
+        for needle in [
+            "not-an-address",
+            "namespace",
+            "xml",
+            "services.nope",
+            "NATS URL",
+        ] {
             assert!(err.contains(needle), "{needle} missing from {err}");
         }
     }
@@ -420,7 +528,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bazaar.toml");
         std::fs::write(&file, "lisen = \"127.0.0.1:1\"\n").unwrap();
-        let args = ConfigArgs { config: Some(file), data_dir: Some(dir.path().into()), ..Default::default() };
-        assert!(Settings::load(&args).unwrap_err().to_string().contains("lisen"));
+        let args = ConfigArgs {
+            config: Some(file),
+            data_dir: Some(dir.path().into()),
+            ..Default::default()
+        };
+        assert!(
+            Settings::load(&args)
+                .unwrap_err()
+                .to_string()
+                .contains("lisen")
+        );
     }
 }

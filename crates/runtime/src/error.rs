@@ -27,7 +27,9 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::Api(api) => api,
-            ServiceError::Db(db) if db.is_unique_violation() => ApiError::conflict("already exists"),
+            ServiceError::Db(db) if db.is_unique_violation() => {
+                ApiError::conflict("already exists")
+            }
             other => ApiError::internal(other),
         }
     }

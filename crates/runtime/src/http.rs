@@ -60,20 +60,33 @@ pub fn ops_routes(checks: Vec<Arc<dyn ReadyCheck>>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(move || readyz(checks.clone())))
-        .route("/metrics", get(|| async { crate::telemetry::metrics().render() }))
+        .route(
+            "/metrics",
+            get(|| async { crate::telemetry::metrics().render() }),
+        )
 }
 
 async fn readyz(checks: Arc<Vec<Arc<dyn ReadyCheck>>>) -> Response {
     let results = futures_join(checks.iter().map(|c| async move {
-        let ok = tokio::time::timeout(Duration::from_secs(2), c.ready()).await.unwrap_or(false);
+        let ok = tokio::time::timeout(Duration::from_secs(2), c.ready())
+            .await
+            .unwrap_or(false);
         (c.name(), ok)
     }))
     .await;
-    let failing: Vec<String> = results.into_iter().filter(|(_, ok)| !ok).map(|(n, _)| n).collect();
+    let failing: Vec<String> = results
+        .into_iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(n, _)| n)
+        .collect();
     if failing.is_empty() {
         "ready".into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}", failing.join(", "))).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}", failing.join(", ")),
+        )
+            .into_response()
     }
 }
 
@@ -104,8 +117,15 @@ pub fn with_standard_layers(router: Router, timeout: Duration) -> Router {
 }
 
 /// Serves `router` until `stop` fires, then stops accepting and drains in-flight requests.
-pub async fn serve(listener: TcpListener, router: Router, stop: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { stop.cancelled().await })
+    .await
 }

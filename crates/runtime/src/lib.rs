@@ -3,11 +3,11 @@
 
 pub mod config;
 pub mod error;
-pub mod platform;
 pub mod http;
+pub mod platform;
 pub mod telemetry;
 
 pub use config::{ConfigArgs, Secret, ServiceName, Settings};
 pub use error::{ServiceError, ServiceResult};
-pub use platform::{Platform, Service, Task};
 pub use http::{ReadyCheck, ops_routes, serve, with_standard_layers};
+pub use platform::{Platform, Service, Task};

@@ -42,7 +42,11 @@ pub struct Service {
 impl Service {
     /// Starts the relay, consumers and tasks on `tracker`; they stop when `stop` fires, the
     /// relay last so that it flushes what the consumers wrote.
-    pub fn spawn(self, tracker: &TaskTracker, stop: &CancellationToken) -> (ServiceName, Db, Router, Vec<Consumer>) {
+    pub fn spawn(
+        self,
+        tracker: &TaskTracker,
+        stop: &CancellationToken,
+    ) -> (ServiceName, Db, Router, Vec<Consumer>) {
         let relay_stop = CancellationToken::new();
         let consumers_done = TaskTracker::new();
         for consumer in &self.consumers {

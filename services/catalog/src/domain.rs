@@ -22,7 +22,13 @@ fn bad(field: &str, why: impl std::fmt::Display) -> ApiError {
 
 /// Trimmed text of bounded length; `allow_empty` for free text such as descriptions.
 /// Line breaks and tabs are allowed only where `multiline`.
-fn text(raw: &str, field: &str, max: usize, allow_empty: bool, multiline: bool) -> Result<String, ApiError> {
+fn text(
+    raw: &str,
+    field: &str,
+    max: usize,
+    allow_empty: bool,
+    multiline: bool,
+) -> Result<String, ApiError> {
     let value = raw.trim();
     if value.is_empty() && !allow_empty {
         return Err(bad(field, "must not be empty"));
@@ -94,10 +100,25 @@ pub struct ProductChanges {
 impl ProductChanges {
     pub fn parse(req: &UpdateProductRequest) -> Result<ProductChanges, ApiError> {
         Ok(ProductChanges {
-            name: req.name.as_deref().map(|v| name(v, "input.name")).transpose()?,
-            description: req.description.as_deref().map(|v| description(v, "input.description")).transpose()?,
-            category: req.category.as_deref().map(|v| category(v, "input.category")).transpose()?,
-            price_cents: req.price_cents.map(|v| amount(v, "input.priceCents")).transpose()?,
+            name: req
+                .name
+                .as_deref()
+                .map(|v| name(v, "input.name"))
+                .transpose()?,
+            description: req
+                .description
+                .as_deref()
+                .map(|v| description(v, "input.description"))
+                .transpose()?,
+            category: req
+                .category
+                .as_deref()
+                .map(|v| category(v, "input.category"))
+                .transpose()?,
+            price_cents: req
+                .price_cents
+                .map(|v| amount(v, "input.priceCents"))
+                .transpose()?,
         })
     }
 }
@@ -108,7 +129,10 @@ pub fn stock_delta(delta: i64) -> Result<i64, ApiError> {
         return Err(bad("delta", "must not be zero"));
     }
     if delta.abs() > MAX_AMOUNT {
-        return Err(bad("delta", format!("must be between -{MAX_AMOUNT} and {MAX_AMOUNT}")));
+        return Err(bad(
+            "delta",
+            format!("must be between -{MAX_AMOUNT} and {MAX_AMOUNT}"),
+        ));
     }
     Ok(delta)
 }
@@ -127,10 +151,21 @@ impl ListFilter {
         if !(0..=MAX_PAGE).contains(&req.first) {
             return Err(bad("first", format!("must be between 0 and {MAX_PAGE}")));
         }
-        let category = req.category.as_deref().map(str::trim).filter(|c| !c.is_empty());
-        let search = req.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        let category = req
+            .category
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty());
+        let search = req
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
         if search.is_some_and(|s| s.chars().count() > MAX_SEARCH) {
-            return Err(bad("search", format!("must be at most {MAX_SEARCH} characters")));
+            return Err(bad(
+                "search",
+                format!("must be at most {MAX_SEARCH} characters"),
+            ));
         }
         Ok(ListFilter {
             first: req.first,
@@ -165,7 +200,10 @@ pub fn merge_lines(items: &[OrderItem]) -> Result<Vec<StockLine>, String> {
     let mut merged: BTreeMap<&str, i64> = BTreeMap::new();
     for item in items {
         if item.quantity <= 0 {
-            return Err(format!("invalid quantity {} for {}", item.quantity, item.product_id));
+            return Err(format!(
+                "invalid quantity {} for {}",
+                item.quantity, item.product_id
+            ));
         }
         let total = merged.entry(&item.product_id).or_insert(0);
         *total = total
@@ -173,7 +211,13 @@ pub fn merge_lines(items: &[OrderItem]) -> Result<Vec<StockLine>, String> {
             .filter(|t| *t <= MAX_AMOUNT)
             .ok_or_else(|| format!("quantity for {} exceeds {MAX_AMOUNT}", item.product_id))?;
     }
-    Ok(merged.into_iter().map(|(id, quantity)| StockLine { product_id: id.to_owned(), quantity }).collect())
+    Ok(merged
+        .into_iter()
+        .map(|(id, quantity)| StockLine {
+            product_id: id.to_owned(),
+            quantity,
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -181,13 +225,21 @@ mod tests {
     use super::*;
 
     fn item(id: &str, quantity: i64) -> OrderItem {
-        OrderItem { product_id: id.into(), name: id.into(), quantity, unit_price_cents: 100 }
+        OrderItem {
+            product_id: id.into(),
+            name: id.into(),
+            quantity,
+            unit_price_cents: 100,
+        }
     }
 
     #[test]
     fn lines_are_merged_and_sorted() {
         let lines = merge_lines(&[item("b", 1), item("a", 2), item("b", 3)]).unwrap();
-        let got: Vec<(&str, i64)> = lines.iter().map(|l| (l.product_id.as_str(), l.quantity)).collect();
+        let got: Vec<(&str, i64)> = lines
+            .iter()
+            .map(|l| (l.product_id.as_str(), l.quantity))
+            .collect();
         assert_eq!(got, [("a", 2), ("b", 4)]);
         assert!(merge_lines(&[]).is_err());
         assert!(merge_lines(&[item("a", 0)]).is_err());
@@ -209,8 +261,14 @@ mod tests {
             price_cents: 1,
             stock: 1,
         };
-        assert_eq!(NewProduct::parse(&req).unwrap_err().field.as_deref(), Some("input.name"));
-        assert_eq!(amount(-1, "input.stock").unwrap_err().field.as_deref(), Some("input.stock"));
+        assert_eq!(
+            NewProduct::parse(&req).unwrap_err().field.as_deref(),
+            Some("input.name")
+        );
+        assert_eq!(
+            amount(-1, "input.stock").unwrap_err().field.as_deref(),
+            Some("input.stock")
+        );
         assert_eq!(stock_delta(0).unwrap_err().field.as_deref(), Some("delta"));
         assert!(description("line one\nline two", "input.description").is_ok());
         assert!(name("bad\nname", "input.name").is_err());

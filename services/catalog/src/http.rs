@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use bazaar_contracts::catalog::{
-    AdjustStockRequest, CreateProductRequest, ListProductsRequest, Product, ProductIdRequest, ProductsByIdRequest,
-    UpdateProductRequest,
+    AdjustStockRequest, CreateProductRequest, ListProductsRequest, Product, ProductIdRequest,
+    ProductsByIdRequest, UpdateProductRequest,
 };
 use bazaar_contracts::users::Page;
 use bazaar_contracts::{Caller, Input};

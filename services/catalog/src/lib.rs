@@ -21,7 +21,10 @@ pub use saga::StockReservations;
 pub async fn build(platform: &Platform) -> anyhow::Result<Service> {
     let db = open_db(&platform.settings).await?;
     let relay = OutboxRelay::new(products::SERVICE, db.clone(), platform.transport.clone());
-    let catalog = Catalog { db: db.clone(), relay: relay.clone() };
+    let catalog = Catalog {
+        db: db.clone(),
+        relay: relay.clone(),
+    };
     let consumer = Consumer {
         db: db.clone(),
         transport: platform.transport.clone(),
@@ -31,9 +34,17 @@ pub async fn build(platform: &Platform) -> anyhow::Result<Service> {
         relay: Some(relay.clone()),
     };
     let token: Arc<str> = platform.service_token.clone();
-    let internal = http::routes(catalog)
-        .layer(axum::middleware::from_fn(move |req, next| require_service_token(token.clone(), req, next)));
-    Ok(Service { name: ServiceName::Catalog, db, internal, relay, consumers: vec![consumer], tasks: Vec::new() })
+    let internal = http::routes(catalog).layer(axum::middleware::from_fn(move |req, next| {
+        require_service_token(token.clone(), req, next)
+    }));
+    Ok(Service {
+        name: ServiceName::Catalog,
+        db,
+        internal,
+        relay,
+        consumers: vec![consumer],
+        tasks: Vec::new(),
+    })
 }
 
 /// Connects to the catalog database and brings its schema up to date.

@@ -3,9 +3,12 @@
 
 use bazaar_bus::{BusError, OutboxRelay, enqueue};
 use bazaar_contracts::catalog::{
-    AdjustStockRequest, CreateProductRequest, ListProductsRequest, Product, ProductsByIdRequest, UpdateProductRequest,
+    AdjustStockRequest, CreateProductRequest, ListProductsRequest, Product, ProductsByIdRequest,
+    UpdateProductRequest,
 };
-use bazaar_contracts::events::{Event, ProductCreated, ProductDeleted, ProductUpdated, StockChanged};
+use bazaar_contracts::events::{
+    Event, ProductCreated, ProductDeleted, ProductUpdated, StockChanged,
+};
 use bazaar_contracts::users::Page;
 use bazaar_contracts::{ApiError, Principal};
 use bazaar_db::{Db, Tx, new_id};
@@ -39,17 +42,29 @@ pub async fn stock_changed(
     delta: i64,
     reason: &str,
 ) -> Result<(), BusError> {
-    let event = StockChanged { product_id: product_id.to_owned(), stock, delta, reason: reason.to_owned() };
+    let event = StockChanged {
+        product_id: product_id.to_owned(),
+        stock,
+        delta,
+        reason: reason.to_owned(),
+    };
     enqueue(tx, &event.envelope(SERVICE)).await
 }
 
 impl Catalog {
-    pub async fn create(&self, principal: &Principal, req: CreateProductRequest) -> ServiceResult<Product> {
+    pub async fn create(
+        &self,
+        principal: &Principal,
+        req: CreateProductRequest,
+    ) -> ServiceResult<Product> {
         principal.require_admin()?;
         let new = NewProduct::parse(&req)?;
         let mut tx = self.db.begin().await?;
         let product = store::insert(&mut tx, &new_id(), &new).await?;
-        let event = ProductCreated { product_id: product.id.clone(), product: product.clone() };
+        let event = ProductCreated {
+            product_id: product.id.clone(),
+            product: product.clone(),
+        };
         enqueue(&mut tx, &event.envelope(SERVICE)).await?;
         tx.commit().await?;
         self.relay.wake();
@@ -58,12 +73,21 @@ impl Catalog {
 
     /// Edits a live product; a deleted one is NOT_FOUND (it can no longer be sold, so there
     /// is nothing to edit).
-    pub async fn update(&self, principal: &Principal, req: UpdateProductRequest) -> ServiceResult<Product> {
+    pub async fn update(
+        &self,
+        principal: &Principal,
+        req: UpdateProductRequest,
+    ) -> ServiceResult<Product> {
         principal.require_admin()?;
         let changes = ProductChanges::parse(&req)?;
         let mut tx = self.db.begin().await?;
-        let product = store::update(&mut tx, &req.id, &changes).await?.ok_or_else(not_found)?;
-        let event = ProductUpdated { product_id: product.id.clone(), product: product.clone() };
+        let product = store::update(&mut tx, &req.id, &changes)
+            .await?
+            .ok_or_else(not_found)?;
+        let event = ProductUpdated {
+            product_id: product.id.clone(),
+            product: product.clone(),
+        };
         enqueue(&mut tx, &event.envelope(SERVICE)).await?;
         tx.commit().await?;
         self.relay.wake();
@@ -78,14 +102,25 @@ impl Catalog {
         if !store::soft_delete(&mut tx, id).await? {
             return Ok(false);
         }
-        enqueue(&mut tx, &ProductDeleted { product_id: id.to_owned() }.envelope(SERVICE)).await?;
+        enqueue(
+            &mut tx,
+            &ProductDeleted {
+                product_id: id.to_owned(),
+            }
+            .envelope(SERVICE),
+        )
+        .await?;
         tx.commit().await?;
         self.relay.wake();
         Ok(true)
     }
 
     /// Adds (or, with a negative delta, removes) stock; the result never leaves 0..=2e9.
-    pub async fn adjust_stock(&self, principal: &Principal, req: AdjustStockRequest) -> ServiceResult<Product> {
+    pub async fn adjust_stock(
+        &self,
+        principal: &Principal,
+        req: AdjustStockRequest,
+    ) -> ServiceResult<Product> {
         principal.require_admin()?;
         let delta = stock_delta(req.delta)?;
         let mut tx = self.db.begin().await?;
@@ -94,11 +129,17 @@ impl Catalog {
             return Err(match store::by_id_tx(&mut tx, &req.id).await? {
                 Some(p) if p.deleted_at.is_none() && delta < 0 => ApiError::bad_input(
                     "delta",
-                    format!("delta: cannot remove {} units; current stock is {}", -delta, p.stock),
+                    format!(
+                        "delta: cannot remove {} units; current stock is {}",
+                        -delta, p.stock
+                    ),
                 ),
                 Some(p) if p.deleted_at.is_none() => ApiError::bad_input(
                     "delta",
-                    format!("delta: stock would exceed {MAX_AMOUNT}; current stock is {}", p.stock),
+                    format!(
+                        "delta: stock would exceed {MAX_AMOUNT}; current stock is {}",
+                        p.stock
+                    ),
                 ),
                 _ => not_found(),
             }
@@ -112,7 +153,9 @@ impl Catalog {
 
     /// The product, or `None` when absent or deleted.
     pub async fn product(&self, id: &str) -> ServiceResult<Option<Product>> {
-        Ok(store::by_id(&self.db, id).await?.filter(|p| p.deleted_at.is_none()))
+        Ok(store::by_id(&self.db, id)
+            .await?
+            .filter(|p| p.deleted_at.is_none()))
     }
 
     pub async fn products_by_id(&self, req: ProductsByIdRequest) -> ServiceResult<Vec<Product>> {
@@ -122,6 +165,10 @@ impl Catalog {
     pub async fn list(&self, req: ListProductsRequest) -> ServiceResult<Page<Product>> {
         let filter = ListFilter::parse(&req)?;
         let (items, has_next_page, total_count) = store::list(&self.db, &filter).await?;
-        Ok(Page { items, has_next_page, total_count })
+        Ok(Page {
+            items,
+            has_next_page,
+            total_count,
+        })
     }
 }

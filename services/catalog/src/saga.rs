@@ -33,7 +33,11 @@ impl Handler for StockReservations {
             OrderStatusChanged::TYPE => {
                 check_version::<OrderStatusChanged>(event)?;
                 let change = event.decode::<OrderStatusChanged>()?;
-                if change.to == OrderStatus::Cancelled { release(tx, &change.order_id).await } else { Ok(()) }
+                if change.to == OrderStatus::Cancelled {
+                    release(tx, &change.order_id).await
+                } else {
+                    Ok(())
+                }
             }
             _ => Ok(()),
         }
@@ -45,7 +49,11 @@ fn check_version<E: Event>(event: &Envelope) -> Result<(), HandlerError> {
     if event.version == E::VERSION {
         Ok(())
     } else {
-        Err(HandlerError::Reject(format!("{} version {} is not supported", E::TYPE, event.version)))
+        Err(HandlerError::Reject(format!(
+            "{} version {} is not supported",
+            E::TYPE,
+            event.version
+        )))
     }
 }
 
@@ -53,7 +61,10 @@ async fn reserve(tx: &mut Tx, placed: OrderPlaced) -> Result<(), HandlerError> {
     let order_id = placed.order_id;
     // An existing row means this order was decided already or cancelled before it arrived.
     if !reservations::claim(tx, &order_id, Status::Reserved).await? {
-        tracing::debug!(order_id, "order already has a reservation; placement ignored");
+        tracing::debug!(
+            order_id,
+            "order already has a reservation; placement ignored"
+        );
         return Ok(());
     }
     let lines = match merge_lines(&placed.items) {
@@ -75,7 +86,15 @@ async fn reserve(tx: &mut Tx, placed: OrderPlaced) -> Result<(), HandlerError> {
         }
     }
     reservations::settle(tx, &order_id, Status::Reserved, &lines, None).await?;
-    enqueue(tx, &StockReserved { order_id: order_id.clone(), items: lines.clone() }.envelope(SERVICE)).await?;
+    enqueue(
+        tx,
+        &StockReserved {
+            order_id: order_id.clone(),
+            items: lines.clone(),
+        }
+        .envelope(SERVICE),
+    )
+    .await?;
     for (line, stock) in taken {
         stock_changed(tx, &line.product_id, stock, -line.quantity, RESERVATION).await?;
     }
@@ -85,17 +104,25 @@ async fn reserve(tx: &mut Tx, placed: OrderPlaced) -> Result<(), HandlerError> {
 
 /// Why `line` could not be taken, in words a customer can read.
 async fn shortfall(tx: &mut Tx, line: &StockLine) -> Result<String, HandlerError> {
-    Ok(match products_store::by_id_tx(tx, &line.product_id).await? {
-        Some(p) if p.deleted_at.is_none() => {
-            format!("not enough stock for {} (requested {}, available {})", p.name, line.quantity, p.stock)
-        }
-        _ => format!("{} is no longer sold", line.product_id),
-    })
+    Ok(
+        match products_store::by_id_tx(tx, &line.product_id).await? {
+            Some(p) if p.deleted_at.is_none() => {
+                format!(
+                    "not enough stock for {} (requested {}, available {})",
+                    p.name, line.quantity, p.stock
+                )
+            }
+            _ => format!("{} is no longer sold", line.product_id),
+        },
+    )
 }
 
 async fn reject(tx: &mut Tx, order_id: &str, reason: &str) -> Result<(), HandlerError> {
     reservations::settle(tx, order_id, Status::Rejected, &[], Some(reason)).await?;
-    let event = StockRejected { order_id: order_id.to_owned(), reason: reason.to_owned() };
+    let event = StockRejected {
+        order_id: order_id.to_owned(),
+        reason: reason.to_owned(),
+    };
     enqueue(tx, &event.envelope(SERVICE)).await?;
     tracing::info!(order_id, reason, "stock reservation rejected");
     Ok(())
@@ -116,10 +143,20 @@ async fn release(tx: &mut Tx, order_id: &str) -> Result<(), HandlerError> {
         match products_store::put_back_stock(tx, &line.product_id, line.quantity).await? {
             Some(stock) => restocked.push((line, stock)),
             // Products are never hard-deleted; if one were, its units have nowhere to go.
-            None => tracing::warn!(order_id, product_id = %line.product_id, "reserved product vanished; units dropped"),
+            None => {
+                tracing::warn!(order_id, product_id = %line.product_id, "reserved product vanished; units dropped")
+            }
         }
     }
-    enqueue(tx, &StockReleased { order_id: order_id.to_owned(), items: lines.clone() }.envelope(SERVICE)).await?;
+    enqueue(
+        tx,
+        &StockReleased {
+            order_id: order_id.to_owned(),
+            items: lines.clone(),
+        }
+        .envelope(SERVICE),
+    )
+    .await?;
     for (line, stock) in restocked {
         stock_changed(tx, &line.product_id, stock, line.quantity, RELEASE).await?;
     }

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bazaar_bus::{Acker, BusError, Delivery, Envelope};
-use bazaar_contracts::events::{StockChanged, StockLine, StockRejected, StockReleased, StockReserved};
+use bazaar_contracts::events::{
+    StockChanged, StockLine, StockRejected, StockReleased, StockReserved,
+};
 use bazaar_contracts::orders::OrderStatus;
 use bazaar_db::sqlx;
 use support::{TestCatalog, placed, status_changed};
@@ -27,7 +29,10 @@ on_every_backend!(
 );
 
 fn line(product_id: &str, quantity: i64) -> StockLine {
-    StockLine { product_id: product_id.into(), quantity }
+    StockLine {
+        product_id: product_id.into(),
+        quantity,
+    }
 }
 
 fn cancelled(order_id: &str) -> Envelope {
@@ -38,23 +43,49 @@ async fn reserves_every_line_of_an_order(t: &TestCatalog) {
     let a = t.create("Teapot", "kitchen", 5).await;
     let b = t.create("Cup", "kitchen", 5).await;
     // Lines for one product are merged: 2 + 1 teapots.
-    t.publish(&placed("o1", &[(&b.id, 1), (&a.id, 2), (&a.id, 1)])).await;
+    t.publish(&placed("o1", &[(&b.id, 1), (&a.id, 2), (&a.id, 1)]))
+        .await;
     assert_eq!(t.settled("o1").await, ("RESERVED".into(), None));
     assert_eq!((t.stock(&a.id).await, t.stock(&b.id).await), (2, 4));
     let reserved = t.emitted::<StockReserved>().await;
-    assert_eq!(reserved, [StockReserved { order_id: "o1".into(), items: vec![line(&a.id, 3), line(&b.id, 1)] }]);
-    let changes: Vec<(String, i64, i64, String)> =
-        t.emitted::<StockChanged>().await.into_iter().map(|e| (e.product_id, e.stock, e.delta, e.reason)).collect();
-    assert_eq!(changes, [(a.id.clone(), 2, -3, "RESERVATION".into()), (b.id.clone(), 4, -1, "RESERVATION".into())]);
+    assert_eq!(
+        reserved,
+        [StockReserved {
+            order_id: "o1".into(),
+            items: vec![line(&a.id, 3), line(&b.id, 1)]
+        }]
+    );
+    let changes: Vec<(String, i64, i64, String)> = t
+        .emitted::<StockChanged>()
+        .await
+        .into_iter()
+        .map(|e| (e.product_id, e.stock, e.delta, e.reason))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (a.id.clone(), 2, -3, "RESERVATION".into()),
+            (b.id.clone(), 4, -1, "RESERVATION".into())
+        ]
+    );
 }
 
 async fn too_large_order_is_rejected_untouched(t: &TestCatalog) {
     let a = t.create("Teapot", "kitchen", 2).await;
     t.publish(&placed("o1", &[(&a.id, 3)])).await;
     let reason = "not enough stock for Teapot (requested 3, available 2)";
-    assert_eq!(t.settled("o1").await, ("REJECTED".into(), Some(reason.into())));
+    assert_eq!(
+        t.settled("o1").await,
+        ("REJECTED".into(), Some(reason.into()))
+    );
     assert_eq!(t.stock(&a.id).await, 2);
-    assert_eq!(t.emitted::<StockRejected>().await, [StockRejected { order_id: "o1".into(), reason: reason.into() }]);
+    assert_eq!(
+        t.emitted::<StockRejected>().await,
+        [StockRejected {
+            order_id: "o1".into(),
+            reason: reason.into()
+        }]
+    );
     assert!(t.emitted::<StockReserved>().await.is_empty());
     assert!(t.emitted::<StockChanged>().await.is_empty());
 }
@@ -63,18 +94,39 @@ async fn failing_second_line_takes_nothing(t: &TestCatalog) {
     // Ids are time-ordered, so `first` sorts (and is taken) before `second`.
     let first = t.create("Teapot", "kitchen", 5).await;
     let second = t.create("Cup", "kitchen", 1).await;
-    t.publish(&placed("o1", &[(&second.id, 5), (&first.id, 2)])).await;
+    t.publish(&placed("o1", &[(&second.id, 5), (&first.id, 2)]))
+        .await;
     let (status, reason) = t.settled("o1").await;
     assert_eq!(status, "REJECTED");
-    assert_eq!(reason.as_deref(), Some("not enough stock for Cup (requested 5, available 1)"));
-    assert_eq!((t.stock(&first.id).await, t.stock(&second.id).await), (5, 1), "the first line was put back");
+    assert_eq!(
+        reason.as_deref(),
+        Some("not enough stock for Cup (requested 5, available 1)")
+    );
+    assert_eq!(
+        (t.stock(&first.id).await, t.stock(&second.id).await),
+        (5, 1),
+        "the first line was put back"
+    );
 
     // A deleted product, or one that never existed, is no longer sold.
-    assert!(t.client.delete_product(&support::admin(), &second.id).await.unwrap());
-    t.publish(&placed("o2", &[(&first.id, 1), (&second.id, 1)])).await;
-    assert_eq!(t.settled("o2").await.1, Some(format!("{} is no longer sold", second.id)));
-    t.publish(&placed("o3", &[(&first.id, 1), ("ghost", 1)])).await;
-    assert_eq!(t.settled("o3").await.1, Some("ghost is no longer sold".into()));
+    assert!(
+        t.client
+            .delete_product(&support::admin(), &second.id)
+            .await
+            .unwrap()
+    );
+    t.publish(&placed("o2", &[(&first.id, 1), (&second.id, 1)]))
+        .await;
+    assert_eq!(
+        t.settled("o2").await.1,
+        Some(format!("{} is no longer sold", second.id))
+    );
+    t.publish(&placed("o3", &[(&first.id, 1), ("ghost", 1)]))
+        .await;
+    assert_eq!(
+        t.settled("o3").await.1,
+        Some("ghost is no longer sold".into())
+    );
     assert_eq!(t.stock(&first.id).await, 5);
     assert!(t.emitted::<StockChanged>().await.is_empty());
 }
@@ -85,7 +137,12 @@ async fn cancellation_releases_the_reservation(t: &TestCatalog) {
     assert_eq!(t.settled("o1").await.0, "RESERVED");
     assert_eq!(t.stock(&a.id).await, 3);
     // Other transitions hold on to the stock.
-    t.publish(&status_changed("o1", OrderStatus::Pending, OrderStatus::Confirmed)).await;
+    t.publish(&status_changed(
+        "o1",
+        OrderStatus::Pending,
+        OrderStatus::Confirmed,
+    ))
+    .await;
     t.processed(2).await;
     assert_eq!(t.stock(&a.id).await, 3);
 
@@ -95,10 +152,16 @@ async fn cancellation_releases_the_reservation(t: &TestCatalog) {
     assert_eq!(t.stock(&a.id).await, 5);
     assert_eq!(
         t.emitted::<StockReleased>().await,
-        [StockReleased { order_id: "o1".into(), items: vec![line(&a.id, 2)] }]
+        [StockReleased {
+            order_id: "o1".into(),
+            items: vec![line(&a.id, 2)]
+        }]
     );
     let last = t.emitted::<StockChanged>().await.pop().unwrap();
-    assert_eq!((last.stock, last.delta, last.reason.as_str()), (5, 2, "RELEASE"));
+    assert_eq!(
+        (last.stock, last.delta, last.reason.as_str()),
+        (5, 2, "RELEASE")
+    );
 
     // A second cancellation (another event) gives nothing back twice; neither does
     // cancelling a rejected order.
@@ -129,7 +192,9 @@ async fn no_oversell_under_concurrent_orders(t: &TestCatalog) {
     for _ in 0..3 {
         t.tracker.spawn(t.consumers[0].clone().run(t.stop.clone()));
     }
-    let orders: Vec<Envelope> = (0..40).map(|i| placed(&format!("o{i}"), &[(&a.id, 1)])).collect();
+    let orders: Vec<Envelope> = (0..40)
+        .map(|i| placed(&format!("o{i}"), &[(&a.id, 1)]))
+        .collect();
     futures::future::join_all(orders.iter().map(|e| t.publish(e))).await;
     t.processed(40).await;
     let counts: Vec<(String, i64)> =
@@ -160,7 +225,9 @@ async fn redelivery_applies_once(t: &TestCatalog) {
     let a = t.create("Teapot", "kitchen", 5).await;
     let consumer = &t.consumers[0];
     let deliver = async |event: &Envelope, attempt| {
-        consumer.process(Delivery::new(event.clone(), attempt, Box::new(NoAck))).await
+        consumer
+            .process(Delivery::new(event.clone(), attempt, Box::new(NoAck)))
+            .await
     };
     let place = placed("o1", &[(&a.id, 2)]);
     deliver(&place, 1).await;
@@ -191,14 +258,17 @@ async fn stock_is_conserved_under_mixed_traffic(t: &TestCatalog) {
     }
     let mut seed = 0x2545_f491_u64;
     let mut next = |n: u64| {
-        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         (seed >> 33) % n
     };
     let mut events = Vec::new();
     for i in 0..30 {
         let order = format!("o{i}");
-        let lines: Vec<(&str, i64)> =
-            (0..1 + next(3)).map(|_| (products[next(3) as usize].as_str(), 1 + next(4) as i64)).collect();
+        let lines: Vec<(&str, i64)> = (0..1 + next(3))
+            .map(|_| (products[next(3) as usize].as_str(), 1 + next(4) as i64))
+            .collect();
         let place = placed(&order, &lines);
         match i % 3 {
             0 => events.extend([cancelled(&order), place]),
@@ -209,8 +279,10 @@ async fn stock_is_conserved_under_mixed_traffic(t: &TestCatalog) {
     futures::future::join_all(events.iter().map(|e| t.publish(e))).await;
     t.processed(events.len() as i64).await;
 
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT status, items FROM reservations").fetch_all(t.db.pool()).await.unwrap();
+    let rows: Vec<(String, String)> = sqlx::query_as("SELECT status, items FROM reservations")
+        .fetch_all(t.db.pool())
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 30);
     let mut held: HashMap<String, i64> = HashMap::new();
     for (status, items) in rows {
@@ -224,15 +296,29 @@ async fn stock_is_conserved_under_mixed_traffic(t: &TestCatalog) {
     for id in &products {
         let stock = t.stock(id).await;
         assert!(stock >= 0);
-        assert_eq!(stock + held.get(id).copied().unwrap_or(0), 20, "units of {id} conserved");
+        assert_eq!(
+            stock + held.get(id).copied().unwrap_or(0),
+            20,
+            "units of {id} conserved"
+        );
     }
 }
 
 async fn malformed_events_are_dead_lettered(t: &TestCatalog) {
-    let bad = Envelope::new("orders", "OrderPlaced", 1, "o1", serde_json::json!({ "orderId": 7 }));
+    let bad = Envelope::new(
+        "orders",
+        "OrderPlaced",
+        1,
+        "o1",
+        serde_json::json!({ "orderId": 7 }),
+    );
     t.publish(&bad).await;
     support::eventually("dead letter stored", || async {
-        bazaar_bus::dead_letters(&t.db, 10).await.unwrap().iter().any(|d| d.event_id == bad.id)
+        bazaar_bus::dead_letters(&t.db, 10)
+            .await
+            .unwrap()
+            .iter()
+            .any(|d| d.event_id == bad.id)
     })
     .await;
     assert!(t.reservation("o1").await.is_none());

@@ -1,7 +1,10 @@
 //! The accounts slice of the schema: sign-up, sign-in, tokens, profiles and roles.
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
-use bazaar_contracts::users::{self, LoginRequest, PageRequest, RefreshTokenRequest, RegisterRequest, SetRoleRequest, UpdateProfileRequest};
+use bazaar_contracts::users::{
+    self, LoginRequest, PageRequest, RefreshTokenRequest, RegisterRequest, SetRoleRequest,
+    UpdateProfileRequest,
+};
 use chrono::{DateTime, Utc};
 
 use crate::context::{clients, principal};
@@ -43,7 +46,13 @@ pub struct Address {
 
 impl From<users::Address> for Address {
     fn from(a: users::Address) -> Self {
-        Address { line1: a.line1, line2: a.line2, city: a.city, postal_code: a.postal_code, country: a.country }
+        Address {
+            line1: a.line1,
+            line2: a.line2,
+            city: a.city,
+            postal_code: a.postal_code,
+            country: a.country,
+        }
     }
 }
 
@@ -58,7 +67,13 @@ pub struct AddressInput {
 
 impl From<AddressInput> for users::Address {
     fn from(a: AddressInput) -> Self {
-        users::Address { line1: a.line1, line2: a.line2, city: a.city, postal_code: a.postal_code, country: a.country }
+        users::Address {
+            line1: a.line1,
+            line2: a.line2,
+            city: a.city,
+            postal_code: a.postal_code,
+            country: a.country,
+        }
     }
 }
 
@@ -149,8 +164,15 @@ impl AccountsQuery {
     /// The signed-in user; null when not signed in.
     async fn me(&self, ctx: &Context<'_>) -> GqlResult<Option<User>> {
         let p = principal(ctx);
-        let Some(caller) = &p.user else { return Ok(None) };
-        Ok(clients(ctx).users.user(p, &caller.id).await.gql()?.map(User))
+        let Some(caller) = &p.user else {
+            return Ok(None);
+        };
+        Ok(clients(ctx)
+            .users
+            .user(p, &caller.id)
+            .await
+            .gql()?
+            .map(User))
     }
 
     /// A user by id: admins see anyone, users see themselves; anyone else gets null.
@@ -171,12 +193,24 @@ impl AccountsQuery {
     ) -> GqlResult<UserConnection> {
         let p = principal(ctx);
         p.require_admin().gql()?;
-        let req = PageRequest { first: page_size(first).gql()?, after: decode_cursor(after.as_deref()).gql()? };
+        let req = PageRequest {
+            first: page_size(first).gql()?,
+            after: decode_cursor(after.as_deref()).gql()?,
+        };
         let page = clients(ctx).users.list(p, &req).await.gql()?;
-        let edges: Vec<UserEdge> =
-            page.items.into_iter().map(|u| UserEdge { cursor: encode_cursor(&u.id), node: User(u) }).collect();
+        let edges: Vec<UserEdge> = page
+            .items
+            .into_iter()
+            .map(|u| UserEdge {
+                cursor: encode_cursor(&u.id),
+                node: User(u),
+            })
+            .collect();
         Ok(UserConnection {
-            page_info: PageInfo { has_next_page: page.has_next_page, end_cursor: edges.last().map(|e| e.cursor.clone()) },
+            page_info: PageInfo {
+                has_next_page: page.has_next_page,
+                end_cursor: edges.last().map(|e| e.cursor.clone()),
+            },
             edges,
             total_count: page.total_count as i32,
         })
@@ -190,39 +224,84 @@ pub struct AccountsMutation;
 impl AccountsMutation {
     /// Creates a customer account and signs it in.
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> GqlResult<AuthPayload> {
-        let req = RegisterRequest { email: input.email, password: input.password, name: input.name };
-        Ok(clients(ctx).users.register(principal(ctx), &req).await.gql()?.into())
+        let req = RegisterRequest {
+            email: input.email,
+            password: input.password,
+            name: input.name,
+        };
+        Ok(clients(ctx)
+            .users
+            .register(principal(ctx), &req)
+            .await
+            .gql()?
+            .into())
     }
 
     /// Signs in. A wrong password and an unknown email give the same UNAUTHENTICATED.
-    async fn login(&self, ctx: &Context<'_>, email: String, password: String) -> GqlResult<AuthPayload> {
-        Ok(clients(ctx).users.login(principal(ctx), &LoginRequest { email, password }).await.gql()?.into())
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        password: String,
+    ) -> GqlResult<AuthPayload> {
+        Ok(clients(ctx)
+            .users
+            .login(principal(ctx), &LoginRequest { email, password })
+            .await
+            .gql()?
+            .into())
     }
 
     /// Exchanges a refresh token for new tokens; the presented one stops working.
-    async fn refresh_token(&self, ctx: &Context<'_>, refresh_token: String) -> GqlResult<AuthPayload> {
+    async fn refresh_token(
+        &self,
+        ctx: &Context<'_>,
+        refresh_token: String,
+    ) -> GqlResult<AuthPayload> {
         let req = RefreshTokenRequest { refresh_token };
-        Ok(clients(ctx).users.refresh_token(principal(ctx), &req).await.gql()?.into())
+        Ok(clients(ctx)
+            .users
+            .refresh_token(principal(ctx), &req)
+            .await
+            .gql()?
+            .into())
     }
 
     /// Ends the session of this refresh token. False when the token is unknown.
     async fn logout(&self, ctx: &Context<'_>, refresh_token: String) -> GqlResult<bool> {
-        clients(ctx).users.logout(principal(ctx), &RefreshTokenRequest { refresh_token }).await.gql()
+        clients(ctx)
+            .users
+            .logout(principal(ctx), &RefreshTokenRequest { refresh_token })
+            .await
+            .gql()
     }
 
     /// Changes the signed-in user's name, phone or address.
-    async fn update_profile(&self, ctx: &Context<'_>, input: UpdateProfileInput) -> GqlResult<User> {
+    async fn update_profile(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateProfileInput,
+    ) -> GqlResult<User> {
         let p = principal(ctx);
         p.require_user().gql()?;
-        let req = UpdateProfileRequest { name: input.name, phone: input.phone, address: input.address.map(Into::into) };
-        Ok(User(clients(ctx).users.update_profile(p, &req).await.gql()?))
+        let req = UpdateProfileRequest {
+            name: input.name,
+            phone: input.phone,
+            address: input.address.map(Into::into),
+        };
+        Ok(User(
+            clients(ctx).users.update_profile(p, &req).await.gql()?,
+        ))
     }
 
     /// Grants or removes the admin role (admins only).
     async fn set_user_role(&self, ctx: &Context<'_>, id: ID, role: Role) -> GqlResult<User> {
         let p = principal(ctx);
         p.require_admin().gql()?;
-        let req = SetRoleRequest { id: id.0, role: role.into() };
+        let req = SetRoleRequest {
+            id: id.0,
+            role: role.into(),
+        };
         Ok(User(clients(ctx).users.set_role(p, &req).await.gql()?))
     }
 }

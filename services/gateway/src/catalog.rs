@@ -1,7 +1,9 @@
 //! The catalogue slice of the schema: browsing products, and admin product management.
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
-use bazaar_contracts::catalog::{self, AdjustStockRequest, CreateProductRequest, ListProductsRequest, UpdateProductRequest};
+use bazaar_contracts::catalog::{
+    self, AdjustStockRequest, CreateProductRequest, ListProductsRequest, UpdateProductRequest,
+};
 use chrono::{DateTime, Utc};
 
 use crate::context::{principal, products};
@@ -77,7 +79,11 @@ pub struct CatalogQuery;
 impl CatalogQuery {
     /// A product; null when absent or deleted.
     async fn product(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<Product>> {
-        Ok(products(ctx).product(principal(ctx), &id).await.gql()?.map(Product))
+        Ok(products(ctx)
+            .product(principal(ctx), &id)
+            .await
+            .gql()?
+            .map(Product))
     }
 
     /// Products in creation order, optionally in one category and/or matching `search`
@@ -97,10 +103,19 @@ impl CatalogQuery {
             search: search.filter(|s| !s.trim().is_empty()),
         };
         let page = products(ctx).list(principal(ctx), &req).await.gql()?;
-        let edges: Vec<ProductEdge> =
-            page.items.into_iter().map(|p| ProductEdge { cursor: encode_cursor(&p.id), node: Product(p) }).collect();
+        let edges: Vec<ProductEdge> = page
+            .items
+            .into_iter()
+            .map(|p| ProductEdge {
+                cursor: encode_cursor(&p.id),
+                node: Product(p),
+            })
+            .collect();
         Ok(ProductConnection {
-            page_info: PageInfo { has_next_page: page.has_next_page, end_cursor: edges.last().map(|e| e.cursor.clone()) },
+            page_info: PageInfo {
+                has_next_page: page.has_next_page,
+                end_cursor: edges.last().map(|e| e.cursor.clone()),
+            },
             edges,
             total_count: page.total_count as i32,
         })
@@ -113,7 +128,11 @@ pub struct CatalogMutation;
 #[Object]
 impl CatalogMutation {
     /// Adds a product (admins only).
-    async fn create_product(&self, ctx: &Context<'_>, input: CreateProductInput) -> GqlResult<Product> {
+    async fn create_product(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateProductInput,
+    ) -> GqlResult<Product> {
         let p = principal(ctx);
         p.require_admin().gql()?;
         let req = CreateProductRequest {
@@ -130,7 +149,12 @@ impl CatalogMutation {
     }
 
     /// Changes a product's details or price (admins only). Orders already placed keep theirs.
-    async fn update_product(&self, ctx: &Context<'_>, id: ID, input: UpdateProductInput) -> GqlResult<Product> {
+    async fn update_product(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateProductInput,
+    ) -> GqlResult<Product> {
         let p = principal(ctx);
         p.require_admin().gql()?;
         let req = UpdateProductRequest {
@@ -161,7 +185,17 @@ impl CatalogMutation {
         let p = principal(ctx);
         p.require_admin().gql()?;
         let cache = products(ctx);
-        let product = cache.catalog().adjust_stock(p, &AdjustStockRequest { id: id.0, delta: delta.into() }).await.gql()?;
+        let product = cache
+            .catalog()
+            .adjust_stock(
+                p,
+                &AdjustStockRequest {
+                    id: id.0,
+                    delta: delta.into(),
+                },
+            )
+            .await
+            .gql()?;
         cache.invalidate().await;
         Ok(Product(product))
     }

@@ -22,8 +22,11 @@ pub struct Clients {
 pub struct RequestPrincipal(pub Principal);
 
 pub fn principal<'a>(ctx: &Context<'a>) -> &'a Principal {
-    static ANONYMOUS: std::sync::LazyLock<Principal> = std::sync::LazyLock::new(Principal::anonymous);
-    ctx.data_opt::<RequestPrincipal>().map(|p| &p.0).unwrap_or(&ANONYMOUS)
+    static ANONYMOUS: std::sync::LazyLock<Principal> =
+        std::sync::LazyLock::new(Principal::anonymous);
+    ctx.data_opt::<RequestPrincipal>()
+        .map(|p| &p.0)
+        .unwrap_or(&ANONYMOUS)
 }
 
 pub fn clients<'a>(ctx: &Context<'a>) -> &'a Clients {

@@ -11,12 +11,34 @@ pub async fn page() -> Html<&'static str> {
 
 pub async fn asset(Path(file): Path<String>) -> Response {
     let (body, content_type): (&'static [u8], &str) = match file.as_str() {
-        "graphiql.min.js" => (include_bytes!("../assets/graphiql/graphiql.min.js"), "text/javascript"),
-        "graphiql.min.css" => (include_bytes!("../assets/graphiql/graphiql.min.css"), "text/css"),
-        "react.min.js" => (include_bytes!("../assets/graphiql/react.min.js"), "text/javascript"),
-        "react-dom.min.js" => (include_bytes!("../assets/graphiql/react-dom.min.js"), "text/javascript"),
-        "graphql-ws.min.js" => (include_bytes!("../assets/graphiql/graphql-ws.min.js"), "text/javascript"),
+        "graphiql.min.js" => (
+            include_bytes!("../assets/graphiql/graphiql.min.js"),
+            "text/javascript",
+        ),
+        "graphiql.min.css" => (
+            include_bytes!("../assets/graphiql/graphiql.min.css"),
+            "text/css",
+        ),
+        "react.min.js" => (
+            include_bytes!("../assets/graphiql/react.min.js"),
+            "text/javascript",
+        ),
+        "react-dom.min.js" => (
+            include_bytes!("../assets/graphiql/react-dom.min.js"),
+            "text/javascript",
+        ),
+        "graphql-ws.min.js" => (
+            include_bytes!("../assets/graphiql/graphql-ws.min.js"),
+            "text/javascript",
+        ),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
-    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=86400")], body).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        body,
+    )
+        .into_response()
 }

@@ -10,7 +10,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::product_cache::ProductCache;
 
-const CATALOG_EVENTS: [&str; 4] = ["ProductCreated", "ProductUpdated", "ProductDeleted", "StockChanged"];
+const CATALOG_EVENTS: [&str; 4] = [
+    "ProductCreated",
+    "ProductUpdated",
+    "ProductDeleted",
+    "StockChanged",
+];
 
 pub async fn run(transport: Arc<dyn Transport>, products: ProductCache, stop: CancellationToken) {
     let spec = ConsumerSpec::new("gateway-cache");

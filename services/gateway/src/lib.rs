@@ -16,11 +16,11 @@ pub mod schema;
 use std::net::SocketAddr;
 
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::Router;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::routing::get;
-use axum::Router;
 use bazaar_auth::TokenKeys;
 use bazaar_contracts::{ApiError, Principal, Role};
 use bazaar_runtime::{Platform, Task};
@@ -42,7 +42,10 @@ struct Gateway {
 /// task that keeps the product cache in step with catalogue events.
 pub fn build(platform: &Platform, clients: Clients) -> (Router, Task) {
     let settings = &platform.settings;
-    let limits = Limits { max_depth: settings.max_query_depth, max_complexity: settings.max_query_complexity };
+    let limits = Limits {
+        max_depth: settings.max_query_depth,
+        max_complexity: settings.max_query_complexity,
+    };
     let products = ProductCache::new(platform.cache.clone(), clients.catalog.clone());
     let gateway = Gateway {
         schema: schema::build(Some((clients.clone(), products.clone())), &limits),
@@ -50,7 +53,8 @@ pub fn build(platform: &Platform, clients: Clients) -> (Router, Task) {
         clients,
     };
     let transport = platform.transport.clone();
-    let invalidation: Task = Box::new(move |stop| Box::pin(invalidation::run(transport, products, stop)));
+    let invalidation: Task =
+        Box::new(move |stop| Box::pin(invalidation::run(transport, products, stop)));
     let router = Router::new()
         .route("/graphql", get(graphiql::page).post(graphql))
         .route("/graphiql/{file}", get(graphiql::asset))
@@ -70,10 +74,19 @@ async fn graphql(
             principal.client_ip = client_ip;
             principal
         }
-        Err(e) => return async_graphql::Response::from_errors(vec![error::gql(e).into_server_error(Default::default())]).into(),
+        Err(e) => {
+            return async_graphql::Response::from_errors(vec![
+                error::gql(e).into_server_error(Default::default()),
+            ])
+            .into();
+        }
     };
-    let loaders = loaders::for_request(&gateway.clients.catalog, &gateway.clients.users, &principal);
-    let request = request.into_inner().data(loaders).data(RequestPrincipal(principal));
+    let loaders =
+        loaders::for_request(&gateway.clients.catalog, &gateway.clients.users, &principal);
+    let request = request
+        .into_inner()
+        .data(loaders)
+        .data(RequestPrincipal(principal));
     error::ensure_codes(gateway.schema.execute(request).await).into()
 }
 
@@ -86,10 +99,16 @@ fn authenticate(tokens: &TokenKeys, headers: &HeaderMap) -> Result<Principal, Ap
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .ok_or_else(|| ApiError::unauthenticated("Authorization must be 'Bearer <accessToken>'"))?;
-    let claims = tokens.verify(token.trim()).map_err(|_| ApiError::unauthenticated("invalid or expired access token"))?;
-    let role = Role::parse(&claims.role).ok_or_else(|| ApiError::unauthenticated("invalid access token"))?;
+    let claims = tokens
+        .verify(token.trim())
+        .map_err(|_| ApiError::unauthenticated("invalid or expired access token"))?;
+    let role = Role::parse(&claims.role)
+        .ok_or_else(|| ApiError::unauthenticated("invalid access token"))?;
     Ok(Principal::user(claims.sub, role))
 }
 
@@ -100,6 +119,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string())))
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string()),
+        ))
     }
 }

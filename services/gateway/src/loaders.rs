@@ -18,7 +18,10 @@ impl Loader<String> for ProductLoader {
     type Error = ApiError;
 
     async fn load(&self, ids: &[String]) -> Result<HashMap<String, Product>, ApiError> {
-        let req = ProductsByIdRequest { ids: ids.to_vec(), include_deleted: false };
+        let req = ProductsByIdRequest {
+            ids: ids.to_vec(),
+            include_deleted: false,
+        };
         let products = self.catalog.products_by_id(&self.principal, &req).await?;
         Ok(products.into_iter().map(|p| (p.id.clone(), p)).collect())
     }
@@ -35,7 +38,10 @@ impl Loader<String> for UserLoader {
 
     /// The users service leaves out anyone the caller may not see.
     async fn load(&self, ids: &[String]) -> Result<HashMap<String, User>, ApiError> {
-        let users = self.users.users_by_id(&self.principal, ids.to_vec()).await?;
+        let users = self
+            .users
+            .users_by_id(&self.principal, ids.to_vec())
+            .await?;
         Ok(users.into_iter().map(|u| (u.id.clone(), u)).collect())
     }
 }
@@ -44,9 +50,25 @@ pub type Products = DataLoader<ProductLoader>;
 pub type Users = DataLoader<UserLoader>;
 
 /// Loaders for one request, acting as its caller.
-pub fn for_request(catalog: &CatalogClient, users: &UsersClient, principal: &Principal) -> (Products, Users) {
+pub fn for_request(
+    catalog: &CatalogClient,
+    users: &UsersClient,
+    principal: &Principal,
+) -> (Products, Users) {
     (
-        DataLoader::new(ProductLoader { catalog: catalog.clone(), principal: principal.clone() }, tokio::spawn),
-        DataLoader::new(UserLoader { users: users.clone(), principal: principal.clone() }, tokio::spawn),
+        DataLoader::new(
+            ProductLoader {
+                catalog: catalog.clone(),
+                principal: principal.clone(),
+            },
+            tokio::spawn,
+        ),
+        DataLoader::new(
+            UserLoader {
+                users: users.clone(),
+                principal: principal.clone(),
+            },
+            tokio::spawn,
+        ),
     )
 }

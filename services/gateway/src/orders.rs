@@ -1,7 +1,10 @@
 //! The orders slice of the schema: placing, paying, tracking, cancelling and shipping orders.
 
 use async_graphql::{Context, Enum, ID, InputObject, Object};
-use bazaar_contracts::orders::{self, ListOrdersRequest, OrderLineRequest, PayOrderRequest, PlaceOrderRequest, SetOrderStatusRequest};
+use bazaar_contracts::orders::{
+    self, ListOrdersRequest, OrderLineRequest, PayOrderRequest, PlaceOrderRequest,
+    SetOrderStatusRequest,
+};
 use chrono::{DateTime, Utc};
 
 use crate::accounts::{Address, AddressInput, User};
@@ -63,7 +66,12 @@ impl Order {
     }
     /// The buyer (batched across the response).
     async fn user(&self, ctx: &Context<'_>) -> GqlResult<Option<User>> {
-        Ok(loaders(ctx).1.load_one(self.0.user_id.clone()).await.map_err(gql)?.map(User))
+        Ok(loaders(ctx)
+            .1
+            .load_one(self.0.user_id.clone())
+            .await
+            .map_err(gql)?
+            .map(User))
     }
     async fn status(&self) -> OrderStatus {
         self.0.status.into()
@@ -100,7 +108,12 @@ impl OrderItem {
     }
     /// The product as it is now; null once deleted.
     async fn product(&self, ctx: &Context<'_>) -> GqlResult<Option<Product>> {
-        Ok(loaders(ctx).0.load_one(self.0.product_id.clone()).await.map_err(gql)?.map(Product))
+        Ok(loaders(ctx)
+            .0
+            .load_one(self.0.product_id.clone())
+            .await
+            .map_err(gql)?
+            .map(Product))
     }
     async fn name(&self) -> &str {
         &self.0.name
@@ -171,10 +184,19 @@ impl OrdersQuery {
             status: status.map(Into::into),
         };
         let page = clients(ctx).orders.list(p, &req).await.gql()?;
-        let edges: Vec<OrderEdge> =
-            page.items.into_iter().map(|o| OrderEdge { cursor: encode_cursor(&o.id), node: Order(o) }).collect();
+        let edges: Vec<OrderEdge> = page
+            .items
+            .into_iter()
+            .map(|o| OrderEdge {
+                cursor: encode_cursor(&o.id),
+                node: Order(o),
+            })
+            .collect();
         Ok(OrderConnection {
-            page_info: PageInfo { has_next_page: page.has_next_page, end_cursor: edges.last().map(|e| e.cursor.clone()) },
+            page_info: PageInfo {
+                has_next_page: page.has_next_page,
+                end_cursor: edges.last().map(|e| e.cursor.clone()),
+            },
             edges,
             total_count: page.total_count as i32,
         })
@@ -192,7 +214,14 @@ impl OrdersMutation {
         let p = principal(ctx);
         p.require_user().gql()?;
         let req = PlaceOrderRequest {
-            items: input.items.into_iter().map(|i| OrderLineRequest { product_id: i.product_id.0, quantity: i.quantity.into() }).collect(),
+            items: input
+                .items
+                .into_iter()
+                .map(|i| OrderLineRequest {
+                    product_id: i.product_id.0,
+                    quantity: i.quantity.into(),
+                })
+                .collect(),
             shipping_address: input.shipping_address.map(Into::into),
             idempotency_key: input.idempotency_key,
         };
@@ -207,17 +236,44 @@ impl OrdersMutation {
     }
 
     /// Pays a CONFIRMED order (its owner). A declined card leaves it CONFIRMED with the reason.
-    async fn pay_order(&self, ctx: &Context<'_>, id: ID, payment_token: String) -> GqlResult<Order> {
+    async fn pay_order(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        payment_token: String,
+    ) -> GqlResult<Order> {
         let p = principal(ctx);
         p.require_user().gql()?;
-        Ok(Order(clients(ctx).orders.pay_order(p, &PayOrderRequest { id: id.0, payment_token }).await.gql()?))
+        Ok(Order(
+            clients(ctx)
+                .orders
+                .pay_order(
+                    p,
+                    &PayOrderRequest {
+                        id: id.0,
+                        payment_token,
+                    },
+                )
+                .await
+                .gql()?,
+        ))
     }
 
     /// Moves a paid order to SHIPPED, or a shipped one to DELIVERED (admins only).
-    async fn set_order_status(&self, ctx: &Context<'_>, id: ID, status: OrderStatus) -> GqlResult<Order> {
+    async fn set_order_status(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        status: OrderStatus,
+    ) -> GqlResult<Order> {
         let p = principal(ctx);
         p.require_admin().gql()?;
-        let req = SetOrderStatusRequest { id: id.0, status: status.into() };
-        Ok(Order(clients(ctx).orders.set_order_status(p, &req).await.gql()?))
+        let req = SetOrderStatusRequest {
+            id: id.0,
+            status: status.into(),
+        };
+        Ok(Order(
+            clients(ctx).orders.set_order_status(p, &req).await.gql()?,
+        ))
     }
 }

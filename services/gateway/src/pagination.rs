@@ -18,7 +18,10 @@ pub const MAX_PAGE: i32 = 100;
 /// Checks `first` (0..=100).
 pub fn page_size(first: i32) -> Result<i64, ApiError> {
     if !(0..=MAX_PAGE).contains(&first) {
-        return Err(ApiError::bad_input("first", format!("first: must be between 0 and {MAX_PAGE}")));
+        return Err(ApiError::bad_input(
+            "first",
+            format!("first: must be between 0 and {MAX_PAGE}"),
+        ));
     }
     Ok(first as i64)
 }
@@ -35,7 +38,9 @@ pub fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>, ApiError> {
                 .decode(c)
                 .ok()
                 .and_then(|bytes| String::from_utf8(bytes).ok())
-                .ok_or_else(|| ApiError::bad_input("after", "after: not a cursor returned by this API"))
+                .ok_or_else(|| {
+                    ApiError::bad_input("after", "after: not a cursor returned by this API")
+                })
         })
         .transpose()
 }

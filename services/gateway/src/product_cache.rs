@@ -46,7 +46,9 @@ impl ProductCache {
     }
 
     pub async fn product(&self, p: &Principal, id: &str) -> Result<Option<Product>, ApiError> {
-        let Some(generation) = self.generation().await else { return self.catalog.product(p, id).await };
+        let Some(generation) = self.generation().await else {
+            return self.catalog.product(p, id).await;
+        };
         let key = format!("catalog:{generation}:product:{id}");
         if let Ok(Some(hit)) = get_json::<Option<Product>>(self.cache.as_ref(), &key).await {
             return Ok(hit);
@@ -56,8 +58,14 @@ impl ProductCache {
         Ok(product)
     }
 
-    pub async fn list(&self, p: &Principal, req: &ListProductsRequest) -> Result<Page<Product>, ApiError> {
-        let Some(generation) = self.generation().await else { return self.catalog.list(p, req).await };
+    pub async fn list(
+        &self,
+        p: &Principal,
+        req: &ListProductsRequest,
+    ) -> Result<Page<Product>, ApiError> {
+        let Some(generation) = self.generation().await else {
+            return self.catalog.list(p, req).await;
+        };
         let shape = serde_json::to_string(&req).map_err(ApiError::internal)?;
         let key = format!("catalog:{generation}:list:{shape}");
         if let Ok(Some(hit)) = get_json::<Page<Product>>(self.cache.as_ref(), &key).await {

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo,
+};
 use async_graphql::{EmptySubscription, MergedObject, Schema, ServerResult, Value};
 
 use crate::accounts::{AccountsMutation, AccountsQuery};
@@ -40,7 +42,14 @@ pub fn build(clients: Option<(Clients, ProductCache)>, limits: &Limits) -> Bazaa
 
 /// The schema in SDL, for the snapshot test and for clients.
 pub fn sdl() -> String {
-    build(None, &Limits { max_depth: 12, max_complexity: 1000 }).sdl()
+    build(
+        None,
+        &Limits {
+            max_depth: 12,
+            max_complexity: 1000,
+        },
+    )
+    .sdl()
 }
 
 /// Counts and times each root field (`Query.me`, `Mutation.login`, …). Labels come from the

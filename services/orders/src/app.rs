@@ -38,23 +38,39 @@ impl Orders {
 
     /// The order when the caller owns it or is an admin; `None` otherwise.
     pub async fn order(&self, principal: &Principal, id: &str) -> ServiceResult<Option<Order>> {
-        let Some(stored) = self.read(id).await? else { return Ok(None) };
-        Ok(principal.may_see_user(&stored.order.user_id).then_some(stored.order))
+        let Some(stored) = self.read(id).await? else {
+            return Ok(None);
+        };
+        Ok(principal
+            .may_see_user(&stored.order.user_id)
+            .then_some(stored.order))
     }
 
     /// The caller's orders newest first (an admin's listing covers everyone's).
-    pub async fn list(&self, principal: &Principal, req: &ListOrdersRequest) -> ServiceResult<Page<Order>> {
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        req: &ListOrdersRequest,
+    ) -> ServiceResult<Page<Order>> {
         let caller = principal.require_user()?;
         if !(0..=100).contains(&req.first) {
             return Err(ApiError::bad_input("first", "first: must be between 0 and 100").into());
         }
         let filter = OrderFilter {
-            user_id: if principal.is_admin() { None } else { Some(caller.id.as_str()) },
+            user_id: if principal.is_admin() {
+                None
+            } else {
+                Some(caller.id.as_str())
+            },
             status: req.status,
         };
         let mut conn = self.db.pool().acquire().await?;
         let (items, has_next_page, total_count) =
             store::list_orders(&mut conn, &filter, req.first, req.after.as_deref()).await?;
-        Ok(Page { items, has_next_page, total_count })
+        Ok(Page {
+            items,
+            has_next_page,
+            total_count,
+        })
     }
 }

@@ -37,7 +37,14 @@ pub fn check_transition(from: OrderStatus, to: OrderStatus, field: &str) -> Resu
     if can_move(from, to) {
         Ok(())
     } else {
-        Err(ApiError::bad_input(field, format!("cannot move order from {} to {}", from.as_str(), to.as_str())))
+        Err(ApiError::bad_input(
+            field,
+            format!(
+                "cannot move order from {} to {}",
+                from.as_str(),
+                to.as_str()
+            ),
+        ))
     }
 }
 
@@ -48,7 +55,10 @@ pub struct Quantity(i64);
 impl Quantity {
     pub fn parse(raw: i64, field: &str) -> Result<Quantity, ApiError> {
         if !(1..=MAX_QUANTITY).contains(&raw) {
-            return Err(ApiError::bad_input(field, format!("{field}: must be between 1 and {MAX_QUANTITY}")));
+            return Err(ApiError::bad_input(
+                field,
+                format!("{field}: must be between 1 and {MAX_QUANTITY}"),
+            ));
         }
         Ok(Quantity(raw))
     }
@@ -75,7 +85,10 @@ pub struct OrderLines(Vec<Line>);
 impl OrderLines {
     pub fn parse(raw: &[OrderLineRequest]) -> Result<OrderLines, ApiError> {
         if raw.is_empty() || raw.len() > MAX_LINES {
-            return Err(ApiError::bad_input("input.items", format!("input.items: must have 1 to {MAX_LINES} lines")));
+            return Err(ApiError::bad_input(
+                "input.items",
+                format!("input.items: must have 1 to {MAX_LINES} lines"),
+            ));
         }
         let mut merged: BTreeMap<String, Line> = BTreeMap::new();
         for (i, line) in raw.iter().enumerate() {
@@ -83,17 +96,33 @@ impl OrderLines {
             let qty_field = format!("input.items[{i}].quantity");
             let product_id = line.product_id.trim();
             if product_id.is_empty() {
-                return Err(ApiError::bad_input(&id_field, format!("{id_field}: must not be empty")));
+                return Err(ApiError::bad_input(
+                    &id_field,
+                    format!("{id_field}: must not be empty"),
+                ));
             }
             if product_id.len() > 100 || product_id.chars().any(char::is_control) {
-                return Err(ApiError::bad_input(&id_field, format!("{id_field}: is not a product id")));
+                return Err(ApiError::bad_input(
+                    &id_field,
+                    format!("{id_field}: is not a product id"),
+                ));
             }
             let quantity = Quantity::parse(line.quantity, &qty_field)?;
             match merged.get_mut(product_id) {
                 // A repeated product is one line; the sum obeys the same bound as any line.
-                Some(existing) => existing.quantity = Quantity::parse(existing.quantity.get() + quantity.get(), &qty_field)?,
+                Some(existing) => {
+                    existing.quantity =
+                        Quantity::parse(existing.quantity.get() + quantity.get(), &qty_field)?
+                }
                 None => {
-                    merged.insert(product_id.to_owned(), Line { product_id: product_id.to_owned(), quantity, index: i });
+                    merged.insert(
+                        product_id.to_owned(),
+                        Line {
+                            product_id: product_id.to_owned(),
+                            quantity,
+                            index: i,
+                        },
+                    );
                 }
             }
         }
@@ -118,10 +147,16 @@ impl IdempotencyKey {
         const FIELD: &str = "input.idempotencyKey";
         let n = raw.chars().count();
         if n == 0 || n > 255 {
-            return Err(ApiError::bad_input(FIELD, format!("{FIELD}: must be 1 to 255 characters")));
+            return Err(ApiError::bad_input(
+                FIELD,
+                format!("{FIELD}: must be 1 to 255 characters"),
+            ));
         }
         if raw.chars().any(char::is_control) {
-            return Err(ApiError::bad_input(FIELD, format!("{FIELD}: must not contain control characters")));
+            return Err(ApiError::bad_input(
+                FIELD,
+                format!("{FIELD}: must not contain control characters"),
+            ));
         }
         Ok(IdempotencyKey(raw.to_owned()))
     }
@@ -140,7 +175,11 @@ pub fn request_hash(lines: &OrderLines, address: Option<&Address>) -> String {
         shipping_address: Option<&'a Address>,
     }
     let canonical = Canonical {
-        items: lines.lines().iter().map(|l| (l.product_id.as_str(), l.quantity.get())).collect(),
+        items: lines
+            .lines()
+            .iter()
+            .map(|l| (l.product_id.as_str(), l.quantity.get()))
+            .collect(),
         shipping_address: address,
     };
     // Serialising plain structs, strings and integers cannot fail.
@@ -166,13 +205,22 @@ pub fn order_total(priced: impl IntoIterator<Item = (i64, i64)>) -> Result<i64, 
 fn required_text(raw: &str, field: &str, max: usize) -> Result<String, ApiError> {
     let value = raw.trim();
     if value.is_empty() {
-        return Err(ApiError::bad_input(field, format!("{field}: must not be empty")));
+        return Err(ApiError::bad_input(
+            field,
+            format!("{field}: must not be empty"),
+        ));
     }
     if value.chars().count() > max {
-        return Err(ApiError::bad_input(field, format!("{field}: must be at most {max} characters")));
+        return Err(ApiError::bad_input(
+            field,
+            format!("{field}: must be at most {max} characters"),
+        ));
     }
     if value.chars().any(char::is_control) {
-        return Err(ApiError::bad_input(field, format!("{field}: must not contain control characters")));
+        return Err(ApiError::bad_input(
+            field,
+            format!("{field}: must not contain control characters"),
+        ));
     }
     Ok(value.to_owned())
 }
@@ -204,7 +252,10 @@ mod tests {
     use OrderStatus::*;
 
     fn line(id: &str, quantity: i64) -> OrderLineRequest {
-        OrderLineRequest { product_id: id.into(), quantity }
+        OrderLineRequest {
+            product_id: id.into(),
+            quantity,
+        }
     }
 
     #[test]
@@ -221,7 +272,11 @@ mod tests {
         ];
         for from in OrderStatus::ALL {
             for to in OrderStatus::ALL {
-                assert_eq!(can_move(from, to), allowed.contains(&(from, to)), "{from:?} -> {to:?}");
+                assert_eq!(
+                    can_move(from, to),
+                    allowed.contains(&(from, to)),
+                    "{from:?} -> {to:?}"
+                );
             }
         }
         let err = check_transition(Shipped, Cancelled, "id").unwrap_err();
@@ -232,16 +287,34 @@ mod tests {
     #[test]
     fn lines_are_checked_merged_and_sorted() {
         let lines = OrderLines::parse(&[line("b", 2), line(" a ", 1), line("b", 3)]).unwrap();
-        let got: Vec<(&str, i64, usize)> =
-            lines.lines().iter().map(|l| (l.product_id.as_str(), l.quantity.get(), l.index)).collect();
+        let got: Vec<(&str, i64, usize)> = lines
+            .lines()
+            .iter()
+            .map(|l| (l.product_id.as_str(), l.quantity.get(), l.index))
+            .collect();
         assert_eq!(got, vec![("a", 1, 1), ("b", 5, 0)]);
         let field = |r: Result<OrderLines, ApiError>| r.unwrap_err().field.unwrap();
         assert_eq!(field(OrderLines::parse(&[])), "input.items");
-        assert_eq!(field(OrderLines::parse(&vec![line("a", 1); 101])), "input.items");
-        assert_eq!(field(OrderLines::parse(&[line("a", 1), line(" ", 1)])), "input.items[1].productId");
-        assert_eq!(field(OrderLines::parse(&[line("a", 0)])), "input.items[0].quantity");
-        assert_eq!(field(OrderLines::parse(&[line("a", 10_001)])), "input.items[0].quantity");
-        assert_eq!(field(OrderLines::parse(&[line("a", 9_000), line("a", 2_000)])), "input.items[1].quantity");
+        assert_eq!(
+            field(OrderLines::parse(&vec![line("a", 1); 101])),
+            "input.items"
+        );
+        assert_eq!(
+            field(OrderLines::parse(&[line("a", 1), line(" ", 1)])),
+            "input.items[1].productId"
+        );
+        assert_eq!(
+            field(OrderLines::parse(&[line("a", 0)])),
+            "input.items[0].quantity"
+        );
+        assert_eq!(
+            field(OrderLines::parse(&[line("a", 10_001)])),
+            "input.items[0].quantity"
+        );
+        assert_eq!(
+            field(OrderLines::parse(&[line("a", 9_000), line("a", 2_000)])),
+            "input.items[1].quantity"
+        );
     }
 
     #[test]
@@ -251,7 +324,13 @@ mod tests {
         let c = OrderLines::parse(&[line("x", 1), line("y", 3)]).unwrap();
         assert_eq!(request_hash(&a, None), request_hash(&b, None));
         assert_ne!(request_hash(&a, None), request_hash(&c, None));
-        let addr = Address { line1: "1 St".into(), line2: None, city: "C".into(), postal_code: "1".into(), country: "X".into() };
+        let addr = Address {
+            line1: "1 St".into(),
+            line2: None,
+            city: "C".into(),
+            postal_code: "1".into(),
+            country: "X".into(),
+        };
         assert_ne!(request_hash(&a, None), request_hash(&a, Some(&addr)));
     }
 
@@ -262,7 +341,13 @@ mod tests {
         assert!(order_total([(2, i64::MAX)]).is_err());
         assert!(IdempotencyKey::parse("").is_err());
         assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
-        assert_eq!(sweep_interval(Duration::from_secs(2)), Duration::from_secs(1));
-        assert_eq!(sweep_interval(Duration::from_secs(1800)), Duration::from_secs(30));
+        assert_eq!(
+            sweep_interval(Duration::from_secs(2)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            sweep_interval(Duration::from_secs(1800)),
+            Duration::from_secs(30)
+        );
     }
 }

@@ -3,7 +3,9 @@
 
 use async_trait::async_trait;
 use bazaar_bus::{Envelope, Handler, HandlerError};
-use bazaar_contracts::events::{Event, StockRejected, StockReserved, UserProfileUpdated, UserRegistered};
+use bazaar_contracts::events::{
+    Event, StockRejected, StockReserved, UserProfileUpdated, UserRegistered,
+};
 use bazaar_contracts::orders::OrderStatus;
 use bazaar_db::{Tx, now_millis};
 
@@ -18,7 +20,11 @@ pub struct OrdersHandler;
 /// Decodes `event` as `T`, refusing versions this code was not written for.
 fn decode<T: Event>(event: &Envelope) -> Result<T, HandlerError> {
     if event.version != T::VERSION {
-        return Err(HandlerError::Reject(format!("unsupported {} version {}", T::TYPE, event.version)));
+        return Err(HandlerError::Reject(format!(
+            "unsupported {} version {}",
+            T::TYPE,
+            event.version
+        )));
     }
     Ok(event.decode()?)
 }
@@ -26,7 +32,13 @@ fn decode<T: Event>(event: &Envelope) -> Result<T, HandlerError> {
 #[async_trait]
 impl Handler for OrdersHandler {
     fn handles(&self, event_type: &str) -> bool {
-        [UserRegistered::TYPE, UserProfileUpdated::TYPE, StockReserved::TYPE, StockRejected::TYPE].contains(&event_type)
+        [
+            UserRegistered::TYPE,
+            UserProfileUpdated::TYPE,
+            StockReserved::TYPE,
+            StockRejected::TYPE,
+        ]
+        .contains(&event_type)
     }
 
     async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
@@ -57,7 +69,9 @@ impl Handler for OrdersHandler {
                 if store::upsert_customer(tx, &customer).await?
                     && let Some(address) = &e.address
                 {
-                    let moved = store::move_profile_addresses(tx, &e.user_id, address, now_millis()).await?;
+                    let moved =
+                        store::move_profile_addresses(tx, &e.user_id, address, now_millis())
+                            .await?;
                     if moved > 0 {
                         tracing::info!(user_id = %e.user_id, orders = moved, "profile address applied to open orders");
                     }
@@ -80,13 +94,23 @@ impl Handler for OrdersHandler {
 /// Applies the catalogue's answer to a PENDING order. An order that is no longer PENDING (the
 /// customer cancelled meanwhile) stays as it is: the catalogue releases stock on the
 /// cancellation event it receives.
-async fn settle(tx: &mut Tx, order_id: &str, to: OrderStatus, reason: Option<&str>) -> Result<(), HandlerError> {
+async fn settle(
+    tx: &mut Tx,
+    order_id: &str,
+    to: OrderStatus,
+    reason: Option<&str>,
+) -> Result<(), HandlerError> {
     let Some(stored) = store::order_by_id(tx, order_id).await? else {
         tracing::warn!(order_id, "stock answer for an unknown order; ignored");
         return Ok(());
     };
     if stored.order.status != OrderStatus::Pending {
-        tracing::info!(order_id, status = stored.order.status.as_str(), to = to.as_str(), "order no longer pending; stock answer ignored");
+        tracing::info!(
+            order_id,
+            status = stored.order.status.as_str(),
+            to = to.as_str(),
+            "order no longer pending; stock answer ignored"
+        );
         return Ok(());
     }
     // We hold the write transaction the status was read in, so the move cannot be stale;

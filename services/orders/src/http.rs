@@ -3,7 +3,10 @@
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
-use bazaar_contracts::orders::{ListOrdersRequest, Order, OrderIdRequest, PayOrderRequest, PlaceOrderRequest, SetOrderStatusRequest};
+use bazaar_contracts::orders::{
+    ListOrdersRequest, Order, OrderIdRequest, PayOrderRequest, PlaceOrderRequest,
+    SetOrderStatusRequest,
+};
 use bazaar_contracts::users::Page;
 use bazaar_contracts::{Caller, Input};
 use bazaar_runtime::ServiceResult;
@@ -21,15 +24,27 @@ pub fn routes(orders: Orders) -> Router {
         .with_state(orders)
 }
 
-async fn place_order(State(o): State<Orders>, Caller(p): Caller, Input(req): Input<PlaceOrderRequest>) -> ServiceResult<Json<Order>> {
+async fn place_order(
+    State(o): State<Orders>,
+    Caller(p): Caller,
+    Input(req): Input<PlaceOrderRequest>,
+) -> ServiceResult<Json<Order>> {
     Ok(Json(o.place_order(&p, req).await?))
 }
 
-async fn cancel_order(State(o): State<Orders>, Caller(p): Caller, Input(req): Input<OrderIdRequest>) -> ServiceResult<Json<Order>> {
+async fn cancel_order(
+    State(o): State<Orders>,
+    Caller(p): Caller,
+    Input(req): Input<OrderIdRequest>,
+) -> ServiceResult<Json<Order>> {
     Ok(Json(o.cancel_order(&p, &req.id).await?))
 }
 
-async fn pay_order(State(o): State<Orders>, Caller(p): Caller, Input(req): Input<PayOrderRequest>) -> ServiceResult<Json<Order>> {
+async fn pay_order(
+    State(o): State<Orders>,
+    Caller(p): Caller,
+    Input(req): Input<PayOrderRequest>,
+) -> ServiceResult<Json<Order>> {
     Ok(Json(o.pay_order(&p, &req).await?))
 }
 
@@ -42,7 +57,11 @@ async fn set_order_status(
 }
 
 /// The order if the caller owns it or is an admin; `null` otherwise, so probing ids reveals nothing.
-async fn order(State(o): State<Orders>, Caller(p): Caller, Input(req): Input<OrderIdRequest>) -> ServiceResult<Json<Option<Order>>> {
+async fn order(
+    State(o): State<Orders>,
+    Caller(p): Caller,
+    Input(req): Input<OrderIdRequest>,
+) -> ServiceResult<Json<Option<Order>>> {
     Ok(Json(o.order(&p, &req.id).await?))
 }
 

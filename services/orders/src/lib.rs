@@ -26,10 +26,19 @@ pub use payments::{Charge, PaymentError, PaymentProvider, SimulatedPayments};
 
 /// Connects and migrates the orders database and returns the service ready to run: its
 /// internal API, the saga consumer and the unpaid-order sweeper.
-pub async fn build(platform: &Platform, catalog: CatalogClient, payments: Arc<dyn PaymentProvider>) -> anyhow::Result<Service> {
+pub async fn build(
+    platform: &Platform,
+    catalog: CatalogClient,
+    payments: Arc<dyn PaymentProvider>,
+) -> anyhow::Result<Service> {
     let db = open_db(&platform.settings).await?;
     let relay = OutboxRelay::new(transitions::SERVICE, db.clone(), platform.transport.clone());
-    let orders = Orders { db: db.clone(), relay: relay.clone(), catalog, payments };
+    let orders = Orders {
+        db: db.clone(),
+        relay: relay.clone(),
+        catalog,
+        payments,
+    };
     let consumer = Consumer {
         db: db.clone(),
         transport: platform.transport.clone(),
@@ -40,9 +49,17 @@ pub async fn build(platform: &Platform, catalog: CatalogClient, payments: Arc<dy
     };
     let sweeper = sweeper::task(orders.clone(), platform.settings.unpaid_order_timeout);
     let token: Arc<str> = platform.service_token.clone();
-    let internal = http::routes(orders)
-        .layer(axum::middleware::from_fn(move |req, next| require_service_token(token.clone(), req, next)));
-    Ok(Service { name: ServiceName::Orders, db, internal, relay, consumers: vec![consumer], tasks: vec![sweeper] })
+    let internal = http::routes(orders).layer(axum::middleware::from_fn(move |req, next| {
+        require_service_token(token.clone(), req, next)
+    }));
+    Ok(Service {
+        name: ServiceName::Orders,
+        db,
+        internal,
+        relay,
+        consumers: vec![consumer],
+        tasks: vec![sweeper],
+    })
 }
 
 /// Connects to the orders database and brings its schema up to date.

@@ -37,8 +37,19 @@ impl Orders {
                 return Err(not_found().into());
             }
             check_transition(stored.order.status, OrderStatus::Cancelled, "id")?;
-            let reason = if by_owner { "cancelled by customer" } else { "cancelled by admin" };
-            let Some(order) = transitions::apply(&mut tx, &stored.order, OrderStatus::Cancelled, Some(reason), None).await?
+            let reason = if by_owner {
+                "cancelled by customer"
+            } else {
+                "cancelled by admin"
+            };
+            let Some(order) = transitions::apply(
+                &mut tx,
+                &stored.order,
+                OrderStatus::Cancelled,
+                Some(reason),
+                None,
+            )
+            .await?
             else {
                 tx.rollback().await?;
                 continue;
@@ -56,10 +67,17 @@ impl Orders {
     }
 
     /// Ships or delivers an order (admins only), following the state machine.
-    pub async fn set_order_status(&self, principal: &Principal, req: &SetOrderStatusRequest) -> ServiceResult<Order> {
+    pub async fn set_order_status(
+        &self,
+        principal: &Principal,
+        req: &SetOrderStatusRequest,
+    ) -> ServiceResult<Order> {
         principal.require_admin()?;
         if !matches!(req.status, OrderStatus::Shipped | OrderStatus::Delivered) {
-            let message = format!("status: only SHIPPED or DELIVERED can be set, not {}", req.status.as_str());
+            let message = format!(
+                "status: only SHIPPED or DELIVERED can be set, not {}",
+                req.status.as_str()
+            );
             return Err(ApiError::bad_input("status", message).into());
         }
         for _ in 0..ATTEMPTS {
@@ -68,7 +86,9 @@ impl Orders {
                 return Err(not_found().into());
             };
             check_transition(stored.order.status, req.status, "status")?;
-            if let Some(order) = transitions::apply(&mut tx, &stored.order, req.status, None, None).await? {
+            if let Some(order) =
+                transitions::apply(&mut tx, &stored.order, req.status, None, None).await?
+            {
                 tx.commit().await?;
                 self.relay.wake();
                 return Ok(order);
@@ -81,7 +101,11 @@ impl Orders {
     /// Pays a confirmed order with a payment token. Only the buyer may pay: an admin gets
     /// FORBIDDEN, anyone else NOT_FOUND. A declined card is an answer, not an error: the order
     /// stays CONFIRMED with the decline as its reason.
-    pub async fn pay_order(&self, principal: &Principal, req: &PayOrderRequest) -> ServiceResult<Order> {
+    pub async fn pay_order(
+        &self,
+        principal: &Principal,
+        req: &PayOrderRequest,
+    ) -> ServiceResult<Order> {
         let caller = principal.require_user()?;
         let Some(stored) = self.read(&req.id).await? else {
             return Err(not_found().into());
@@ -89,25 +113,43 @@ impl Orders {
         let order = stored.order;
         if order.user_id != caller.id {
             return Err(match caller.role {
-                Role::Admin => ApiError::forbidden("only the customer who placed an order can pay for it"),
+                Role::Admin => {
+                    ApiError::forbidden("only the customer who placed an order can pay for it")
+                }
                 Role::Customer => not_found(),
             }
             .into());
         }
         if order.status != OrderStatus::Confirmed {
-            let message = format!("order is {}; only a CONFIRMED order can be paid", order.status.as_str());
+            let message = format!(
+                "order is {}; only a CONFIRMED order can be paid",
+                order.status.as_str()
+            );
             return Err(ApiError::bad_input("id", message).into());
         }
         // Outside any transaction: a slow provider must not hold the database.
-        match self.payments.charge(&order.id, order.total_cents, &req.payment_token).await {
+        match self
+            .payments
+            .charge(&order.id, order.total_cents, &req.payment_token)
+            .await
+        {
             Ok(charge) => self.record_payment(&order.id, &charge).await,
             Err(PaymentError::Declined(message)) => {
                 let mut tx = self.db.begin().await?;
-                store::set_status_reason(&mut tx, &order.id, OrderStatus::Confirmed, &message, now_millis()).await?;
+                store::set_status_reason(
+                    &mut tx,
+                    &order.id,
+                    OrderStatus::Confirmed,
+                    &message,
+                    now_millis(),
+                )
+                .await?;
                 tx.commit().await?;
                 Ok(self.read(&order.id).await?.ok_or_else(not_found)?.order)
             }
-            Err(PaymentError::InvalidToken(message)) => Err(ApiError::bad_input("paymentToken", message).into()),
+            Err(PaymentError::InvalidToken(message)) => {
+                Err(ApiError::bad_input("paymentToken", message).into())
+            }
             Err(PaymentError::Unavailable(message)) => {
                 tracing::warn!(order_id = %order.id, error = %message, "payment provider unavailable");
                 Err(ApiError::unavailable("the payment provider is unavailable; try again").into())
@@ -119,10 +161,14 @@ impl Orders {
     /// charged (cancelled, expired, or paid by a concurrent request), the charge is refunded.
     async fn record_payment(&self, id: &str, charge: &Charge) -> ServiceResult<Order> {
         let mut tx = self.db.begin().await?;
-        let current = store::order_by_id(&mut tx, id).await?.ok_or_else(not_found)?.order;
+        let current = store::order_by_id(&mut tx, id)
+            .await?
+            .ok_or_else(not_found)?
+            .order;
         if current.status == OrderStatus::Confirmed
             && let Some(order) =
-                transitions::apply(&mut tx, &current, OrderStatus::Paid, None, Some(&charge.id)).await?
+                transitions::apply(&mut tx, &current, OrderStatus::Paid, None, Some(&charge.id))
+                    .await?
         {
             tx.commit().await?;
             self.relay.wake();
@@ -131,7 +177,11 @@ impl Orders {
         }
         tx.rollback().await?;
         self.refund(id, &charge.id).await;
-        let now = self.read(id).await?.map(|s| s.order.status).unwrap_or(current.status);
+        let now = self
+            .read(id)
+            .await?
+            .map(|s| s.order.status)
+            .unwrap_or(current.status);
         let message = format!("order is {} now; the payment was refunded", now.as_str());
         Err(ApiError::bad_input("id", message).into())
     }
@@ -141,7 +191,9 @@ impl Orders {
     async fn refund(&self, order_id: &str, charge_id: &str) {
         match self.payments.refund(charge_id).await {
             Ok(()) => tracing::info!(order_id, charge_id, "charge refunded"),
-            Err(e) => tracing::error!(order_id, charge_id, error = %e, "REFUND FAILED; refund this charge by hand"),
+            Err(e) => {
+                tracing::error!(order_id, charge_id, error = %e, "REFUND FAILED; refund this charge by hand")
+            }
         }
     }
 
@@ -160,12 +212,17 @@ impl Orders {
             };
             for id in &ids {
                 let mut tx = self.db.begin().await?;
-                let Some(stored) = store::order_by_id(&mut tx, id).await? else { continue };
+                let Some(stored) = store::order_by_id(&mut tx, id).await? else {
+                    continue;
+                };
                 if stored.order.status != OrderStatus::Confirmed {
                     continue;
                 }
                 let reason = Some("payment window expired");
-                if transitions::apply(&mut tx, &stored.order, OrderStatus::Cancelled, reason, None).await?.is_some() {
+                if transitions::apply(&mut tx, &stored.order, OrderStatus::Cancelled, reason, None)
+                    .await?
+                    .is_some()
+                {
                     tx.commit().await?;
                     cancelled += 1;
                 }

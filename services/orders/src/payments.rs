@@ -26,7 +26,12 @@ pub enum PaymentError {
 #[async_trait]
 pub trait PaymentProvider: Send + Sync + 'static {
     /// Charges `amount_cents` with `token`. `order_id` lets a real provider deduplicate retries.
-    async fn charge(&self, order_id: &str, amount_cents: i64, token: &str) -> Result<Charge, PaymentError>;
+    async fn charge(
+        &self,
+        order_id: &str,
+        amount_cents: i64,
+        token: &str,
+    ) -> Result<Charge, PaymentError>;
 
     /// Gives back the whole of a charge.
     async fn refund(&self, charge_id: &str) -> Result<(), PaymentError>;
@@ -38,14 +43,23 @@ pub struct SimulatedPayments;
 
 #[async_trait]
 impl PaymentProvider for SimulatedPayments {
-    async fn charge(&self, order_id: &str, amount_cents: i64, token: &str) -> Result<Charge, PaymentError> {
+    async fn charge(
+        &self,
+        order_id: &str,
+        amount_cents: i64,
+        token: &str,
+    ) -> Result<Charge, PaymentError> {
         match token {
             "tok_visa" => {
                 tracing::info!(order_id, amount_cents, "simulated charge succeeded");
-                Ok(Charge { id: format!("ch_sim_{}", new_id()) })
+                Ok(Charge {
+                    id: format!("ch_sim_{}", new_id()),
+                })
             }
             "tok_chargeDeclined" => Err(PaymentError::Declined("Your card was declined.".into())),
-            _ => Err(PaymentError::InvalidToken("paymentToken: unknown payment token".into())),
+            _ => Err(PaymentError::InvalidToken(
+                "paymentToken: unknown payment token".into(),
+            )),
         }
     }
 

@@ -18,12 +18,24 @@ use crate::store::{self, NewOrder};
 use crate::transitions::SERVICE;
 
 impl Orders {
-    pub async fn place_order(&self, principal: &Principal, req: PlaceOrderRequest) -> ServiceResult<Order> {
+    pub async fn place_order(
+        &self,
+        principal: &Principal,
+        req: PlaceOrderRequest,
+    ) -> ServiceResult<Order> {
         // The buyer is whoever is signed in; a request cannot name someone else.
         let buyer = principal.require_user()?.id.clone();
         let lines = OrderLines::parse(&req.items)?;
-        let given = req.shipping_address.as_ref().map(|a| domain::address(a, "input.shippingAddress")).transpose()?;
-        let key = req.idempotency_key.as_deref().map(IdempotencyKey::parse).transpose()?;
+        let given = req
+            .shipping_address
+            .as_ref()
+            .map(|a| domain::address(a, "input.shippingAddress"))
+            .transpose()?;
+        let key = req
+            .idempotency_key
+            .as_deref()
+            .map(IdempotencyKey::parse)
+            .transpose()?;
         let hash = request_hash(&lines, given.as_ref());
         // Fast path for a plain retry: no catalogue call, no write.
         if let Some(key) = &key
@@ -48,7 +60,9 @@ impl Orders {
                 Err(e) if e.is_unique_violation() => {
                     tx.rollback().await?;
                     return self.replay(&buyer, key, &hash).await?.ok_or_else(|| {
-                        ServiceError::Internal(format!("idempotency key of {buyer} claimed but not readable"))
+                        ServiceError::Internal(format!(
+                            "idempotency key of {buyer} claimed but not readable"
+                        ))
                     });
                 }
                 Err(e) => return Err(e.into()),
@@ -80,26 +94,48 @@ impl Orders {
 
     /// The order an earlier request with this key created: `Some` for the same request,
     /// CONFLICT for a different one, `None` when the key is unused.
-    async fn replay(&self, buyer: &str, key: &IdempotencyKey, hash: &str) -> ServiceResult<Option<Order>> {
+    async fn replay(
+        &self,
+        buyer: &str,
+        key: &IdempotencyKey,
+        hash: &str,
+    ) -> ServiceResult<Option<Order>> {
         let mut conn = self.db.pool().acquire().await?;
         let Some(stored) = store::find_key(&mut conn, buyer, key.as_str()).await? else {
             return Ok(None);
         };
         if stored.request_hash != hash {
-            return Err(ApiError::conflict("idempotency key already used with a different request").into());
+            return Err(ApiError::conflict(
+                "idempotency key already used with a different request",
+            )
+            .into());
         }
-        let order = store::order_by_id(&mut conn, &stored.order_id).await?.ok_or_else(|| {
-            ServiceError::Internal(format!("idempotency key points at missing order {}", stored.order_id))
-        })?;
+        let order = store::order_by_id(&mut conn, &stored.order_id)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::Internal(format!(
+                    "idempotency key points at missing order {}",
+                    stored.order_id
+                ))
+            })?;
         Ok(Some(order.order))
     }
 
     /// Names and prices from the catalogue as they are now; the order keeps this snapshot.
     async fn price(&self, lines: &OrderLines) -> ServiceResult<Vec<OrderItem>> {
-        let request = ProductsByIdRequest { ids: lines.product_ids(), include_deleted: false };
-        let products = self.catalog.products_by_id(&Principal::anonymous(), &request).await?;
-        let by_id: HashMap<&str, &Product> =
-            products.iter().filter(|p| p.deleted_at.is_none()).map(|p| (p.id.as_str(), p)).collect();
+        let request = ProductsByIdRequest {
+            ids: lines.product_ids(),
+            include_deleted: false,
+        };
+        let products = self
+            .catalog
+            .products_by_id(&Principal::anonymous(), &request)
+            .await?;
+        let by_id: HashMap<&str, &Product> = products
+            .iter()
+            .filter(|p| p.deleted_at.is_none())
+            .map(|p| (p.id.as_str(), p))
+            .collect();
         lines
             .lines()
             .iter()
@@ -122,8 +158,14 @@ impl Orders {
     /// The address on the buyer's profile, from the replica of the users service's events.
     async fn profile_address(&self, buyer: &str) -> ServiceResult<Address> {
         let mut conn = self.db.pool().acquire().await?;
-        store::customer_address(&mut conn, buyer).await?.ok_or_else(|| {
-            ApiError::bad_input("input.shippingAddress", "no shipping address given and none on your profile").into()
-        })
+        store::customer_address(&mut conn, buyer)
+            .await?
+            .ok_or_else(|| {
+                ApiError::bad_input(
+                    "input.shippingAddress",
+                    "no shipping address given and none on your profile",
+                )
+                .into()
+            })
     }
 }

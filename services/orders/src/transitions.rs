@@ -51,5 +51,10 @@ pub async fn apply(
         changed_at: at,
     };
     enqueue(tx, &event.envelope(SERVICE)).await?;
-    Ok(Some(Order { status: to, status_reason: reason.map(str::to_owned), updated_at: at, ..order.clone() }))
+    Ok(Some(Order {
+        status: to,
+        status_reason: reason.map(str::to_owned),
+        updated_at: at,
+        ..order.clone()
+    }))
 }

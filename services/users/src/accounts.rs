@@ -7,7 +7,9 @@ use bazaar_auth::{hash_password, hash_refresh_token, new_refresh_token, verify_p
 use bazaar_bus::{OutboxRelay, enqueue};
 use bazaar_cache::Cache;
 use bazaar_contracts::events::{Event, UserProfileUpdated, UserRegistered};
-use bazaar_contracts::users::{AuthResult, LoginRequest, RegisterRequest, UpdateProfileRequest, User};
+use bazaar_contracts::users::{
+    AuthResult, LoginRequest, RegisterRequest, UpdateProfileRequest, User,
+};
 use bazaar_contracts::{ApiError, ErrorCode, Principal, Role};
 use bazaar_db::{Db, Tx, new_id, now_millis};
 use bazaar_runtime::{Platform, ServiceResult};
@@ -19,7 +21,8 @@ pub const SERVICE: &str = "users";
 
 /// Verified against when the email is unknown, so that an unknown account and a wrong
 /// password take the same time and cannot be told apart.
-static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| hash_password("not a real password").unwrap_or_default());
+static DUMMY_HASH: LazyLock<String> =
+    LazyLock::new(|| hash_password("not a real password").unwrap_or_default());
 
 #[derive(Clone)]
 pub struct Accounts {
@@ -36,7 +39,9 @@ async fn hash(password: String) -> ServiceResult<String> {
 }
 
 async fn verify(password: String, phc: String) -> bool {
-    tokio::task::spawn_blocking(move || verify_password(&password, &phc)).await.unwrap_or(false)
+    tokio::task::spawn_blocking(move || verify_password(&password, &phc))
+        .await
+        .unwrap_or(false)
 }
 
 impl Accounts {
@@ -53,7 +58,13 @@ impl Accounts {
         let mut tx = self.db.begin().await?;
         let user = store::insert_user(
             &mut tx,
-            &store::NewUser { id: &id, email: email.as_str(), password_hash: &password_hash, name: &name, role: Role::Customer },
+            &store::NewUser {
+                id: &id,
+                email: email.as_str(),
+                password_hash: &password_hash,
+                name: &name,
+                role: Role::Customer,
+            },
         )
         .await
         .map_err(store::duplicate_email)?;
@@ -64,7 +75,11 @@ impl Accounts {
         Ok(auth)
     }
 
-    pub async fn login(&self, principal: &Principal, req: LoginRequest) -> ServiceResult<AuthResult> {
+    pub async fn login(
+        &self,
+        principal: &Principal,
+        req: LoginRequest,
+    ) -> ServiceResult<AuthResult> {
         let email = req.email.trim().to_lowercase();
         self.check_login_limits(principal, &email).await?;
         let found = store::credentials_by_email(&self.db, &email).await?;
@@ -88,16 +103,26 @@ impl Accounts {
     async fn check_login_limits(&self, principal: &Principal, email: &str) -> ServiceResult<()> {
         let settings = &self.platform.settings;
         let window = settings.login_limit_window;
-        let mut keys = vec![(format!("login:account:{email}"), settings.login_limit_per_account)];
+        let mut keys = vec![(
+            format!("login:account:{email}"),
+            settings.login_limit_per_account,
+        )];
         if let Some(ip) = &principal.client_ip {
             keys.push((format!("login:ip:{ip}"), settings.login_limit_per_ip));
         }
         for (key, limit) in keys {
-            let count = self.cache().incr_window(&key, window).await.map_err(|e| ApiError::internal(e))?;
+            let count = self
+                .cache()
+                .incr_window(&key, window)
+                .await
+                .map_err(|e| ApiError::internal(e))?;
             if count > limit {
                 return Err(ApiError::new(
                     ErrorCode::RateLimited,
-                    format!("too many sign-in attempts; try again in {} seconds", window.as_secs()),
+                    format!(
+                        "too many sign-in attempts; try again in {} seconds",
+                        window.as_secs()
+                    ),
                 )
                 .into());
             }
@@ -113,10 +138,24 @@ impl Accounts {
     async fn issue(&self, tx: &mut Tx, user: User, family_id: &str) -> ServiceResult<AuthResult> {
         let refresh_token = new_refresh_token();
         let expires_at = now_millis() + self.platform.settings.refresh_token_ttl.as_millis() as i64;
-        store::insert_refresh_token(tx, &hash_refresh_token(&refresh_token), family_id, &user.id, expires_at).await?;
+        store::insert_refresh_token(
+            tx,
+            &hash_refresh_token(&refresh_token),
+            family_id,
+            &user.id,
+            expires_at,
+        )
+        .await?;
         let tokens = &self.platform.tokens;
-        let access_token = tokens.issue(&user.id, user.role.as_str()).map_err(|e| ApiError::internal(e))?;
-        Ok(AuthResult { access_token, refresh_token, expires_in: tokens.ttl_secs(), user })
+        let access_token = tokens
+            .issue(&user.id, user.role.as_str())
+            .map_err(|e| ApiError::internal(e))?;
+        Ok(AuthResult {
+            access_token,
+            refresh_token,
+            expires_in: tokens.ttl_secs(),
+            user,
+        })
     }
 
     /// Rotates a refresh token. Presenting one that was already used means it leaked (or a
@@ -135,7 +174,10 @@ impl Accounts {
             store::revoke_family(&mut tx, &stored.family_id).await?;
             tx.commit().await?;
             tracing::warn!(user_id = %stored.user_id, "refresh token reused; session family revoked");
-            return Err(ApiError::unauthenticated("refresh token already used; please sign in again").into());
+            return Err(ApiError::unauthenticated(
+                "refresh token already used; please sign in again",
+            )
+            .into());
         }
         let Some(user) = store::user_by_id_tx(&mut tx, &stored.user_id).await? else {
             return Err(invalid().into());
@@ -156,15 +198,27 @@ impl Accounts {
         Ok(true)
     }
 
-    pub async fn update_profile(&self, principal: &Principal, req: UpdateProfileRequest) -> ServiceResult<User> {
+    pub async fn update_profile(
+        &self,
+        principal: &Principal,
+        req: UpdateProfileRequest,
+    ) -> ServiceResult<User> {
         let caller = principal.require_user()?;
-        let name = req.name.as_deref().map(|n| required_text(n, "input.name", 100)).transpose()?;
+        let name = req
+            .name
+            .as_deref()
+            .map(|n| required_text(n, "input.name", 100))
+            .transpose()?;
         let new_phone = match req.phone.as_deref().map(str::trim) {
             None => None,
             Some("") => Some(None),
             Some(p) => Some(Some(phone(p, "input.phone")?)),
         };
-        let new_address = req.address.as_ref().map(|a| address(a, "input.address")).transpose()?;
+        let new_address = req
+            .address
+            .as_ref()
+            .map(|a| address(a, "input.address"))
+            .transpose()?;
         let mut tx = self.db.begin().await?;
         let Some(current) = store::user_by_id_tx(&mut tx, &caller.id).await? else {
             return Err(ApiError::not_found("user not found").into());
@@ -189,16 +243,26 @@ impl Accounts {
         Ok(user)
     }
 
-    pub async fn set_role(&self, principal: &Principal, id: &str, role: Role) -> ServiceResult<User> {
+    pub async fn set_role(
+        &self,
+        principal: &Principal,
+        id: &str,
+        role: Role,
+    ) -> ServiceResult<User> {
         principal.require_admin()?;
         let mut tx = self.db.begin().await?;
         let Some(current) = store::user_by_id_tx(&mut tx, id).await? else {
             return Err(ApiError::not_found("user not found").into());
         };
-        if current.role == Role::Admin && role != Role::Admin && store::count_admins(&mut tx).await? <= 1 {
+        if current.role == Role::Admin
+            && role != Role::Admin
+            && store::count_admins(&mut tx).await? <= 1
+        {
             return Err(ApiError::conflict("cannot remove the last admin").into());
         }
-        let user = store::set_role(&mut tx, id, role).await?.ok_or_else(|| ApiError::not_found("user not found"))?;
+        let user = store::set_role(&mut tx, id, role)
+            .await?
+            .ok_or_else(|| ApiError::not_found("user not found"))?;
         tx.commit().await?;
         Ok(user)
     }
@@ -212,14 +276,23 @@ impl Accounts {
         let user = match existing {
             Some((user, phc)) => {
                 if !verify(password.to_owned(), phc).await {
-                    store::set_password_hash(&mut tx, &user.id, &hash(password.to_owned()).await?).await?;
+                    store::set_password_hash(&mut tx, &user.id, &hash(password.to_owned()).await?)
+                        .await?;
                 }
-                store::set_role(&mut tx, &user.id, Role::Admin).await?.unwrap_or(user)
+                store::set_role(&mut tx, &user.id, Role::Admin)
+                    .await?
+                    .unwrap_or(user)
             }
             None => {
                 let id = new_id();
                 let password_hash = hash(password.to_owned()).await?;
-                let new = store::NewUser { id: &id, email: email.as_str(), password_hash: &password_hash, name: "Administrator", role: Role::Admin };
+                let new = store::NewUser {
+                    id: &id,
+                    email: email.as_str(),
+                    password_hash: &password_hash,
+                    name: "Administrator",
+                    role: Role::Admin,
+                };
                 let user = store::insert_user(&mut tx, &new).await?;
                 enqueue(&mut tx, &registered_event(&user).envelope(SERVICE)).await?;
                 user

@@ -22,8 +22,14 @@ impl Email {
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && !domain.contains("..")
-            && domain.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-');
-        if local.is_empty() || local.len() > 64 || local.contains(char::is_whitespace) || local.contains('@') {
+            && domain
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '.' || c == '-');
+        if local.is_empty()
+            || local.len() > 64
+            || local.contains(char::is_whitespace)
+            || local.contains('@')
+        {
             return Err(bad("is not an email address"));
         }
         if !domain_ok {
@@ -44,10 +50,16 @@ impl Password {
     pub fn parse(raw: &str, field: &str) -> Result<Password, ApiError> {
         let n = raw.chars().count();
         if n < 8 {
-            return Err(ApiError::bad_input(field, format!("{field}: must be at least 8 characters")));
+            return Err(ApiError::bad_input(
+                field,
+                format!("{field}: must be at least 8 characters"),
+            ));
         }
         if n > 256 {
-            return Err(ApiError::bad_input(field, format!("{field}: must be at most 256 characters")));
+            return Err(ApiError::bad_input(
+                field,
+                format!("{field}: must be at most 256 characters"),
+            ));
         }
         Ok(Password(raw.to_owned()))
     }
@@ -61,13 +73,22 @@ impl Password {
 pub fn required_text(raw: &str, field: &str, max: usize) -> Result<String, ApiError> {
     let value = raw.trim();
     if value.is_empty() {
-        return Err(ApiError::bad_input(field, format!("{field}: must not be empty")));
+        return Err(ApiError::bad_input(
+            field,
+            format!("{field}: must not be empty"),
+        ));
     }
     if value.chars().count() > max {
-        return Err(ApiError::bad_input(field, format!("{field}: must be at most {max} characters")));
+        return Err(ApiError::bad_input(
+            field,
+            format!("{field}: must be at most {max} characters"),
+        ));
     }
     if value.chars().any(char::is_control) {
-        return Err(ApiError::bad_input(field, format!("{field}: must not contain control characters")));
+        return Err(ApiError::bad_input(
+            field,
+            format!("{field}: must not contain control characters"),
+        ));
     }
     Ok(value.to_owned())
 }
@@ -76,9 +97,14 @@ pub fn required_text(raw: &str, field: &str, max: usize) -> Result<String, ApiEr
 pub fn phone(raw: &str, field: &str) -> Result<String, ApiError> {
     let value = raw.trim();
     let digits = value.chars().filter(char::is_ascii_digit).count();
-    let allowed = value.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    let allowed = value
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().".contains(c));
     if !allowed || !(5..=20).contains(&digits) {
-        return Err(ApiError::bad_input(field, format!("{field}: must be a phone number of 5 to 20 digits")));
+        return Err(ApiError::bad_input(
+            field,
+            format!("{field}: must be a phone number of 5 to 20 digits"),
+        ));
     }
     Ok(value.to_owned())
 }
@@ -104,8 +130,22 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(Email::parse("  Ann@Example.COM ", "input.email").unwrap().as_str(), "ann@example.com");
-        for bad in ["", "ann", "@example.com", "ann@", "ann@example", "a b@example.com", "ann@exa mple.com", "a@b@c.com"] {
+        assert_eq!(
+            Email::parse("  Ann@Example.COM ", "input.email")
+                .unwrap()
+                .as_str(),
+            "ann@example.com"
+        );
+        for bad in [
+            "",
+            "ann",
+            "@example.com",
+            "ann@",
+            "ann@example",
+            "a b@example.com",
+            "ann@exa mple.com",
+            "a@b@c.com",
+        ] {
             let err = Email::parse(bad, "input.email").unwrap_err();
             assert_eq!(err.field.as_deref(), Some("input.email"), "{bad}");
         }

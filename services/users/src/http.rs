@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use bazaar_contracts::users::{
-    AuthResult, LoginRequest, Page, PageRequest, RefreshTokenRequest, RegisterRequest, SetRoleRequest,
-    UpdateProfileRequest, User, UserIdRequest, UserIdsRequest,
+    AuthResult, LoginRequest, Page, PageRequest, RefreshTokenRequest, RegisterRequest,
+    SetRoleRequest, UpdateProfileRequest, User, UserIdRequest, UserIdsRequest,
 };
 use bazaar_contracts::{ApiError, Caller, Input};
 use bazaar_runtime::ServiceResult;
@@ -27,19 +27,32 @@ pub fn routes(accounts: Accounts) -> Router {
         .with_state(accounts)
 }
 
-async fn register(State(a): State<Accounts>, Input(req): Input<RegisterRequest>) -> ServiceResult<Json<AuthResult>> {
+async fn register(
+    State(a): State<Accounts>,
+    Input(req): Input<RegisterRequest>,
+) -> ServiceResult<Json<AuthResult>> {
     Ok(Json(a.register(req).await?))
 }
 
-async fn login(State(a): State<Accounts>, Caller(p): Caller, Input(req): Input<LoginRequest>) -> ServiceResult<Json<AuthResult>> {
+async fn login(
+    State(a): State<Accounts>,
+    Caller(p): Caller,
+    Input(req): Input<LoginRequest>,
+) -> ServiceResult<Json<AuthResult>> {
     Ok(Json(a.login(&p, req).await?))
 }
 
-async fn refresh_token(State(a): State<Accounts>, Input(req): Input<RefreshTokenRequest>) -> ServiceResult<Json<AuthResult>> {
+async fn refresh_token(
+    State(a): State<Accounts>,
+    Input(req): Input<RefreshTokenRequest>,
+) -> ServiceResult<Json<AuthResult>> {
     Ok(Json(a.refresh(&req.refresh_token).await?))
 }
 
-async fn logout(State(a): State<Accounts>, Input(req): Input<RefreshTokenRequest>) -> ServiceResult<Json<bool>> {
+async fn logout(
+    State(a): State<Accounts>,
+    Input(req): Input<RefreshTokenRequest>,
+) -> ServiceResult<Json<bool>> {
     Ok(Json(a.logout(&req.refresh_token).await?))
 }
 
@@ -51,13 +64,21 @@ async fn update_profile(
     Ok(Json(a.update_profile(&p, req).await?))
 }
 
-async fn set_role(State(a): State<Accounts>, Caller(p): Caller, Input(req): Input<SetRoleRequest>) -> ServiceResult<Json<User>> {
+async fn set_role(
+    State(a): State<Accounts>,
+    Caller(p): Caller,
+    Input(req): Input<SetRoleRequest>,
+) -> ServiceResult<Json<User>> {
     Ok(Json(a.set_role(&p, &req.id, req.role).await?))
 }
 
 /// The user if the caller may see them (themself or an admin); `null` otherwise, so that
 /// probing ids reveals nothing.
-async fn user(State(a): State<Accounts>, Caller(p): Caller, Input(req): Input<UserIdRequest>) -> ServiceResult<Json<Option<User>>> {
+async fn user(
+    State(a): State<Accounts>,
+    Caller(p): Caller,
+    Input(req): Input<UserIdRequest>,
+) -> ServiceResult<Json<Option<User>>> {
     if !p.may_see_user(&req.id) {
         return Ok(Json(None));
     }
@@ -69,15 +90,28 @@ async fn users_by_id(
     Caller(p): Caller,
     Input(req): Input<UserIdsRequest>,
 ) -> ServiceResult<Json<Vec<User>>> {
-    let visible: Vec<String> = req.ids.into_iter().filter(|id| p.may_see_user(id)).collect();
+    let visible: Vec<String> = req
+        .ids
+        .into_iter()
+        .filter(|id| p.may_see_user(id))
+        .collect();
     Ok(Json(store::users_by_ids(&a.db, &visible).await?))
 }
 
-async fn users(State(a): State<Accounts>, Caller(p): Caller, Input(req): Input<PageRequest>) -> ServiceResult<Json<Page<User>>> {
+async fn users(
+    State(a): State<Accounts>,
+    Caller(p): Caller,
+    Input(req): Input<PageRequest>,
+) -> ServiceResult<Json<Page<User>>> {
     p.require_admin()?;
     if !(0..=100).contains(&req.first) {
         return Err(ApiError::bad_input("first", "first: must be between 0 and 100").into());
     }
-    let (items, has_next_page, total_count) = store::list_users(&a.db, req.first, req.after.as_deref()).await?;
-    Ok(Json(Page { items, has_next_page, total_count }))
+    let (items, has_next_page, total_count) =
+        store::list_users(&a.db, req.first, req.after.as_deref()).await?;
+    Ok(Json(Page {
+        items,
+        has_next_page,
+        total_count,
+    }))
 }

@@ -20,12 +20,24 @@ pub use accounts::Accounts;
 pub async fn build(platform: &Platform) -> anyhow::Result<Service> {
     let db = open_db(&platform.settings).await?;
     let relay = OutboxRelay::new(accounts::SERVICE, db.clone(), platform.transport.clone());
-    let accounts = Accounts { db: db.clone(), platform: platform.clone(), relay: relay.clone() };
+    let accounts = Accounts {
+        db: db.clone(),
+        platform: platform.clone(),
+        relay: relay.clone(),
+    };
     bootstrap_admin(&accounts).await?;
     let token: Arc<str> = platform.service_token.clone();
-    let internal = http::routes(accounts)
-        .layer(axum::middleware::from_fn(move |req, next| require_service_token(token.clone(), req, next)));
-    Ok(Service { name: ServiceName::Users, db, internal, relay, consumers: Vec::new(), tasks: Vec::new() })
+    let internal = http::routes(accounts).layer(axum::middleware::from_fn(move |req, next| {
+        require_service_token(token.clone(), req, next)
+    }));
+    Ok(Service {
+        name: ServiceName::Users,
+        db,
+        internal,
+        relay,
+        consumers: Vec::new(),
+        tasks: Vec::new(),
+    })
 }
 
 /// Connects to the users database and brings its schema up to date.
@@ -41,23 +53,38 @@ pub async fn open_db(settings: &bazaar_runtime::Settings) -> anyhow::Result<Db> 
 async fn bootstrap_admin(accounts: &Accounts) -> anyhow::Result<()> {
     let settings = &accounts.platform.settings;
     if let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) {
-        let admin = accounts.ensure_admin(email, password.expose()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let admin = accounts
+            .ensure_admin(email, password.expose())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         tracing::info!(admin_id = %admin.id, "admin account ready");
         return Ok(());
     }
-    if accounts.has_admin().await.map_err(|e| anyhow::anyhow!("{e}"))? {
+    if accounts
+        .has_admin()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+    {
         return Ok(());
     }
     if !settings.is_embedded() {
-        tracing::warn!("no admin account exists; set BAZAAR_ADMIN_EMAIL and BAZAAR_ADMIN_PASSWORD to create one");
+        tracing::warn!(
+            "no admin account exists; set BAZAAR_ADMIN_EMAIL and BAZAAR_ADMIN_PASSWORD to create one"
+        );
         return Ok(());
     }
     let email = "admin@bazaar.local";
     let password = bazaar_auth::new_refresh_token();
-    accounts.ensure_admin(email, &password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    accounts
+        .ensure_admin(email, &password)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let path = settings.data_dir.join("admin-credentials.txt");
     write_private(&path, &format!("email: {email}\npassword: {password}\n"))?;
     // Printed once, on the terminal of whoever started bazaar; never logged.
-    println!("\nCreated the first admin account:\n  email:    {email}\n  password: {password}\n(also saved to {})\n", path.display());
+    println!(
+        "\nCreated the first admin account:\n  email:    {email}\n  password: {password}\n(also saved to {})\n",
+        path.display()
+    );
     Ok(())
 }

@@ -33,7 +33,16 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
 
 const USER_COLUMNS: &str = "id, email, name, role, phone, address, created_at, updated_at";
 
-type UserRow = (String, String, String, String, Option<String>, Option<String>, i64, i64);
+type UserRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+);
 
 fn to_user(row: UserRow) -> User {
     let (id, email, name, role, phone, address, created_at, updated_at) = row;
@@ -81,13 +90,19 @@ pub async fn insert_user(tx: &mut Tx, user: &NewUser<'_>) -> Result<User, DbErro
 
 pub async fn user_by_id(db: &Db, id: &str) -> Result<Option<User>, DbError> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-    let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(db.pool()).await?;
+    let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
     Ok(row.map(to_user))
 }
 
 pub async fn user_by_id_tx(tx: &mut Tx, id: &str) -> Result<Option<User>, DbError> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-    let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut **tx).await?;
+    let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
     Ok(row.map(to_user))
 }
 
@@ -96,7 +111,10 @@ pub async fn users_by_ids(db: &Db, ids: &[String]) -> Result<Vec<User>, DbError>
     // Batches arrive from the gateway's DataLoader, bounded in size; one query per 100 ids.
     for chunk in ids.chunks(100) {
         let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id IN ({})", placeholders.join(", "));
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id IN ({})",
+            placeholders.join(", ")
+        );
         let mut query = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(sql));
         for id in chunk {
             query = query.bind(id);
@@ -109,11 +127,25 @@ pub async fn users_by_ids(db: &Db, ids: &[String]) -> Result<Vec<User>, DbError>
 /// The user with this (normalised) email and their password hash.
 pub async fn credentials_by_email(db: &Db, email: &str) -> Result<Option<(User, String)>, DbError> {
     let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1");
-    let row: Option<(String, String, String, String, Option<String>, Option<String>, i64, i64, String)> =
-        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(email).fetch_optional(db.pool()).await?;
-    Ok(row.map(|(id, email, name, role, phone, address, c, u, hash)| {
-        (to_user((id, email, name, role, phone, address, c, u)), hash)
-    }))
+    let row: Option<(
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        i64,
+        i64,
+        String,
+    )> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(email)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(
+        row.map(|(id, email, name, role, phone, address, c, u, hash)| {
+            (to_user((id, email, name, role, phone, address, c, u)), hash)
+        }),
+    )
 }
 
 pub async fn update_profile(
@@ -138,7 +170,9 @@ pub async fn update_profile(
 }
 
 pub async fn set_role(tx: &mut Tx, id: &str, role: Role) -> Result<Option<User>, DbError> {
-    let sql = format!("UPDATE users SET role = $2, updated_at = $3 WHERE id = $1 RETURNING {USER_COLUMNS}");
+    let sql = format!(
+        "UPDATE users SET role = $2, updated_at = $3 WHERE id = $1 RETURNING {USER_COLUMNS}"
+    );
     let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .bind(role.as_str())
@@ -159,11 +193,19 @@ pub async fn set_password_hash(tx: &mut Tx, id: &str, hash: &str) -> Result<(), 
 }
 
 pub async fn count_admins(tx: &mut Tx) -> Result<i64, DbError> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'ADMIN'").fetch_one(&mut **tx).await?)
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'ADMIN'")
+            .fetch_one(&mut **tx)
+            .await?,
+    )
 }
 
 /// A page of users ordered by id (ids are time-ordered, so newest last), after `after`.
-pub async fn list_users(db: &Db, first: i64, after: Option<&str>) -> Result<(Vec<User>, bool, i64), DbError> {
+pub async fn list_users(
+    db: &Db,
+    first: i64,
+    after: Option<&str>,
+) -> Result<(Vec<User>, bool, i64), DbError> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2");
     let mut rows: Vec<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(after.unwrap_or(""))
@@ -172,7 +214,9 @@ pub async fn list_users(db: &Db, first: i64, after: Option<&str>) -> Result<(Vec
         .await?;
     let has_next = rows.len() as i64 > first;
     rows.truncate(first as usize);
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(db.pool()).await?;
+    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(db.pool())
+        .await?;
     Ok((rows.into_iter().map(to_user).collect(), has_next, total))
 }
 
@@ -206,38 +250,47 @@ pub struct StoredRefreshToken {
     pub revoked: bool,
 }
 
-pub async fn refresh_token(tx: &mut Tx, token_hash: &str) -> Result<Option<StoredRefreshToken>, DbError> {
+pub async fn refresh_token(
+    tx: &mut Tx,
+    token_hash: &str,
+) -> Result<Option<StoredRefreshToken>, DbError> {
     let row: Option<(String, String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
         "SELECT family_id, user_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1",
     )
     .bind(token_hash)
     .fetch_optional(&mut **tx)
     .await?;
-    Ok(row.map(|(family_id, user_id, expires_at, used, revoked)| StoredRefreshToken {
-        family_id,
-        user_id,
-        expires_at,
-        used: used.is_some(),
-        revoked: revoked.is_some(),
-    }))
+    Ok(row.map(
+        |(family_id, user_id, expires_at, used, revoked)| StoredRefreshToken {
+            family_id,
+            user_id,
+            expires_at,
+            used: used.is_some(),
+            revoked: revoked.is_some(),
+        },
+    ))
 }
 
 /// Marks the token used; false when it was already used (a concurrent refresh won).
 pub async fn mark_refresh_token_used(tx: &mut Tx, token_hash: &str) -> Result<bool, DbError> {
-    let done = sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL")
-        .bind(token_hash)
-        .bind(now_millis())
-        .execute(&mut **tx)
-        .await?;
+    let done = sqlx::query(
+        "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL",
+    )
+    .bind(token_hash)
+    .bind(now_millis())
+    .execute(&mut **tx)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
 pub async fn revoke_family(tx: &mut Tx, family_id: &str) -> Result<(), DbError> {
-    sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
-        .bind(family_id)
-        .bind(now_millis())
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(family_id)
+    .bind(now_millis())
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

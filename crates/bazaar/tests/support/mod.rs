@@ -53,7 +53,9 @@ impl Environment {
                 }
                 sqlx::any::install_default_drivers();
                 let name = format!("bazaar_test_{namespace}");
-                let admin = sqlx::AnyPool::connect(PG_ADMIN_URL).await.expect("postgres");
+                let admin = sqlx::AnyPool::connect(PG_ADMIN_URL)
+                    .await
+                    .expect("postgres");
                 sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&admin)
                     .await
@@ -62,12 +64,21 @@ impl Environment {
                 Some(name)
             }
         };
-        Some(Environment { backend, data_dir, database, namespace })
+        Some(Environment {
+            backend,
+            data_dir,
+            database,
+            namespace,
+        })
     }
 
     /// Settings for an app in this environment.
     pub fn settings(&self) -> Settings {
-        let args = ConfigArgs { data_dir: Some(self.data_dir.path().into()), listen: Some("127.0.0.1:0".into()), ..Default::default() };
+        let args = ConfigArgs {
+            data_dir: Some(self.data_dir.path().into()),
+            listen: Some("127.0.0.1:0".into()),
+            ..Default::default()
+        };
         let mut settings = Settings::load(&args).expect("settings");
         settings.namespace = self.namespace.clone();
         settings.admin_email = Some("admin@test.local".into());
@@ -75,10 +86,13 @@ impl Environment {
         settings.login_limit_per_ip = 10_000;
         settings.login_limit_per_account = 10_000;
         if let Some(db) = &self.database {
-            settings.database_url = Some(Secret::new(format!("postgres://postgres@127.0.0.1:5432/{db}")));
+            settings.database_url = Some(Secret::new(format!(
+                "postgres://postgres@127.0.0.1:5432/{db}"
+            )));
             settings.nats_url = Some(NATS_URL.into());
             settings.redis_url = Some(Secret::new(REDIS_URL));
-            settings.jwt_secret = Secret::new(format!("test-secret-{}-0123456789abcdef", self.namespace));
+            settings.jwt_secret =
+                Secret::new(format!("test-secret-{}-0123456789abcdef", self.namespace));
         }
         settings
     }
@@ -89,17 +103,28 @@ impl Environment {
     }
 
     pub async fn start_with(&self, settings: Settings) -> TestApp {
-        let app = App::build(settings, &ServiceName::ALL).await.expect("app builds");
+        let app = App::build(settings, &ServiceName::ALL)
+            .await
+            .expect("app builds");
         let port = app.port();
         let stop = app.stop_token();
         let task = tokio::spawn(app.run_until_stopped());
-        TestApp { base: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new(), stop, task: Some(task), child: None }
+        TestApp {
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+            stop,
+            task: Some(task),
+            child: None,
+        }
     }
 
     /// Starts the real `bazaar serve` binary as a child process on this environment's state
     /// and waits until it is ready. Kill it with [`TestApp::kill9`].
     pub async fn start_process(&self) -> TestApp {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
         let settings = self.settings();
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_bazaar"));
         command
@@ -141,10 +166,20 @@ impl Environment {
         if let Some(db) = &self.database {
             sqlx::any::install_default_drivers();
             if let Ok(admin) = sqlx::AnyPool::connect(PG_ADMIN_URL).await {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))).execute(&admin).await;
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+                )))
+                .execute(&admin)
+                .await;
                 admin.close().await;
             }
-            if let Ok(nats) = bazaar_bus::NatsTransport::connect_with_timeout(NATS_URL, &self.namespace, Duration::from_secs(3)).await {
+            if let Ok(nats) = bazaar_bus::NatsTransport::connect_with_timeout(
+                NATS_URL,
+                &self.namespace,
+                Duration::from_secs(3),
+            )
+            .await
+            {
                 let _ = nats.delete_stream().await;
             }
             if let Ok(redis) = bazaar_cache::RedisCache::connect(REDIS_URL, &self.namespace).await {
@@ -162,9 +197,15 @@ async fn real_backends_reachable() -> Result<(), String> {
             .map(|_| ())
             .map_err(|e| format!("{addr} unreachable ({e})"))
     };
-    reach("127.0.0.1:5432").await.map_err(|e| format!("PostgreSQL {e}"))?;
-    reach("127.0.0.1:4222").await.map_err(|e| format!("NATS {e}"))?;
-    reach("127.0.0.1:6379").await.map_err(|e| format!("Redis {e}"))?;
+    reach("127.0.0.1:5432")
+        .await
+        .map_err(|e| format!("PostgreSQL {e}"))?;
+    reach("127.0.0.1:4222")
+        .await
+        .map_err(|e| format!("NATS {e}"))?;
+    reach("127.0.0.1:6379")
+        .await
+        .map_err(|e| format!("Redis {e}"))?;
     Ok(())
 }
 
@@ -189,7 +230,10 @@ impl Drop for TestApp {
 impl TestApp {
     /// Runs a GraphQL operation and returns the whole response body.
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        let mut request = self.http.post(format!("{}/graphql", self.base)).json(&json!({"query": query, "variables": variables}));
+        let mut request = self
+            .http
+            .post(format!("{}/graphql", self.base))
+            .json(&json!({"query": query, "variables": variables}));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -205,29 +249,56 @@ impl TestApp {
     }
 
     /// Runs an operation that must fail with `code` and returns the first error.
-    pub async fn err(&self, token: Option<&str>, query: &str, variables: Value, code: &str) -> Value {
+    pub async fn err(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+        code: &str,
+    ) -> Value {
         let body = self.gql(token, query, variables).await;
         let error = body["errors"][0].clone();
-        assert_eq!(error["extensions"]["code"], code, "expected {code}: {body:#}");
+        assert_eq!(
+            error["extensions"]["code"], code,
+            "expected {code}: {body:#}"
+        );
         error
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(format!("{}{path}", self.base)).send().await.expect("request")
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request")
     }
 
     /// Registers a customer and returns (access token, refresh token, user id).
     pub async fn register(&self, email: &str, name: &str) -> (String, String, String) {
         let data = self
-            .ok(None, REGISTER, json!({"input": {"email": email, "password": "correct-horse-1", "name": name}}))
+            .ok(
+                None,
+                REGISTER,
+                json!({"input": {"email": email, "password": "correct-horse-1", "name": name}}),
+            )
             .await;
         let auth = &data["register"];
-        (str(&auth["accessToken"]), str(&auth["refreshToken"]), str(&auth["user"]["id"]))
+        (
+            str(&auth["accessToken"]),
+            str(&auth["refreshToken"]),
+            str(&auth["user"]["id"]),
+        )
     }
 
     /// Signs in as the bootstrap admin and returns the access token.
     pub async fn admin_token(&self) -> String {
-        let data = self.ok(None, LOGIN, json!({"email": "admin@test.local", "password": "admin-password-1"})).await;
+        let data = self
+            .ok(
+                None,
+                LOGIN,
+                json!({"email": "admin@test.local", "password": "admin-password-1"}),
+            )
+            .await;
         str(&data["login"]["accessToken"])
     }
 
@@ -248,12 +319,13 @@ impl TestApp {
     }
 }
 
-pub const REGISTER: &str =
-    "mutation($input: RegisterInput!) { register(input: $input) { accessToken refreshToken expiresIn user { id email name role } } }";
+pub const REGISTER: &str = "mutation($input: RegisterInput!) { register(input: $input) { accessToken refreshToken expiresIn user { id email name role } } }";
 pub const LOGIN: &str = "mutation($email: String!, $password: String!) { login(email: $email, password: $password) { accessToken refreshToken user { id role } } }";
 
 pub fn str(v: &Value) -> String {
-    v.as_str().unwrap_or_else(|| panic!("not a string: {v}")).to_owned()
+    v.as_str()
+        .unwrap_or_else(|| panic!("not a string: {v}"))
+        .to_owned()
 }
 
 /// Polls `check` until it returns `Some`, failing after `timeout`.
@@ -267,7 +339,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "condition not reached within {timeout:?}");
+        assert!(
+            Instant::now() < deadline,
+            "condition not reached within {timeout:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

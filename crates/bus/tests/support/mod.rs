@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bazaar_bus::{
-    Acker, BusError, Consumer, ConsumerSpec, Delivery, EmbeddedTransport, Envelope, Handler, HandlerError,
-    NatsTransport, OutboxRelay, RetryPolicy, StreamStats, Subscription, Transport, enqueue,
+    Acker, BusError, Consumer, ConsumerSpec, Delivery, EmbeddedTransport, Envelope, Handler,
+    HandlerError, NatsTransport, OutboxRelay, RetryPolicy, StreamStats, Subscription, Transport,
+    enqueue,
 };
 use bazaar_db::sqlx::{self, Connection, Executor, postgres::PgConnection};
 use bazaar_db::{Db, DbTarget, Migration, Tx};
@@ -76,7 +77,11 @@ pub struct Ctx {
 #[allow(clippy::large_enum_variant)] // one per test
 enum Cleanup {
     Embedded(#[allow(dead_code)] tempfile::TempDir),
-    Nats { nats: NatsTransport, admin: PgConnection, database: String },
+    Nats {
+        nats: NatsTransport,
+        admin: PgConnection,
+        database: String,
+    },
 }
 
 /// Runs `scenario` against a fresh backend of `kind`, bounded in time, and always cleans up.
@@ -91,10 +96,17 @@ where
     }) else {
         return;
     };
-    db.migrate("bus", bazaar_bus::MIGRATIONS).await.expect("bus migrations");
-    db.migrate("conformance", TEST_MIGRATIONS).await.expect("test migrations");
+    db.migrate("bus", bazaar_bus::MIGRATIONS)
+        .await
+        .expect("bus migrations");
+    db.migrate("conformance", TEST_MIGRATIONS)
+        .await
+        .expect("test migrations");
     let log: Log = Arc::default();
-    let transport: Arc<dyn Transport> = Arc::new(Recording { inner: transport, log: log.clone() });
+    let transport: Arc<dyn Transport> = Arc::new(Recording {
+        inner: transport,
+        log: log.clone(),
+    });
     let ctx = Ctx {
         relay: OutboxRelay::new("conformance", db.clone(), transport.clone()),
         transport,
@@ -103,7 +115,11 @@ where
         stop: CancellationToken::new(),
         tasks: Arc::default(),
     };
-    let outcome = tokio::time::timeout(SCENARIO_TIMEOUT, AssertUnwindSafe(scenario(ctx.clone())).catch_unwind()).await;
+    let outcome = tokio::time::timeout(
+        SCENARIO_TIMEOUT,
+        AssertUnwindSafe(scenario(ctx.clone())).catch_unwind(),
+    )
+    .await;
 
     ctx.stop.cancel();
     let tasks: Vec<_> = ctx.tasks.lock().unwrap().drain(..).collect();
@@ -111,10 +127,17 @@ where
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
     ctx.db.close().await;
-    if let Cleanup::Nats { nats, mut admin, database } = cleanup {
+    if let Cleanup::Nats {
+        nats,
+        mut admin,
+        database,
+    } = cleanup
+    {
         nats.delete_stream().await.expect("delete test stream");
         admin
-            .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")))
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+            )))
             .await
             .expect("drop test database");
     }
@@ -127,8 +150,12 @@ where
 
 async fn embedded() -> (Arc<dyn Transport>, Db, Cleanup) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let transport = EmbeddedTransport::open(&dir.path().join("bus.db")).await.expect("open embedded log");
-    let db = Db::connect(&DbTarget::SqliteFile(dir.path().join("svc.db"))).await.expect("open service db");
+    let transport = EmbeddedTransport::open(&dir.path().join("bus.db"))
+        .await
+        .expect("open embedded log");
+    let db = Db::connect(&DbTarget::SqliteFile(dir.path().join("svc.db")))
+        .await
+        .expect("open service db");
     (Arc::new(transport), db, Cleanup::Embedded(dir))
 }
 
@@ -160,19 +187,47 @@ async fn nats_and_postgres() -> Option<(Arc<dyn Transport>, Db, Cleanup)> {
     };
     let mut admin = match pg {
         Ok(conn) => conn,
-        Err(e) => return unreachable_backend(format!("PostgreSQL backend at {pg_url} unreachable: {e}")),
+        Err(e) => {
+            return unreachable_backend(format!("PostgreSQL backend at {pg_url} unreachable: {e}"));
+        }
     };
     let namespace = format!("conf_{}", uuid::Uuid::now_v7().simple());
-    let nats = match NatsTransport::connect_with_timeout(&nats_url, &namespace, REACH_TIMEOUT).await {
+    let nats = match NatsTransport::connect_with_timeout(&nats_url, &namespace, REACH_TIMEOUT).await
+    {
         Ok(nats) => nats,
-        Err(e) => return unreachable_backend(format!("NATS JetStream backend at {nats_url} unreachable: {e}")),
+        Err(e) => {
+            return unreachable_backend(format!(
+                "NATS JetStream backend at {nats_url} unreachable: {e}"
+            ));
+        }
     };
     let database = format!("bazaar_test_{}", uuid::Uuid::now_v7().simple());
-    admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{database}\""))).await.expect("create test database");
+    admin
+        .execute(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE \"{database}\""
+        )))
+        .await
+        .expect("create test database");
     // Same server and credentials, the new database (query parameters are not expected here).
-    let url = format!("{}/{database}", pg_url.rsplit_once('/').expect("database URL with a path").0);
-    let db = Db::connect(&DbTarget::Postgres { url, schema: "svc".into() }).await.expect("connect test database");
-    Some((Arc::new(nats.clone()), db, Cleanup::Nats { nats, admin, database }))
+    let url = format!(
+        "{}/{database}",
+        pg_url.rsplit_once('/').expect("database URL with a path").0
+    );
+    let db = Db::connect(&DbTarget::Postgres {
+        url,
+        schema: "svc".into(),
+    })
+    .await
+    .expect("connect test database");
+    Some((
+        Arc::new(nats.clone()),
+        db,
+        Cleanup::Nats {
+            nats,
+            admin,
+            database,
+        },
+    ))
 }
 
 impl Ctx {
@@ -191,7 +246,12 @@ impl Ctx {
     /// Creates the durable (so it sees everything published from now on), then runs the
     /// consumer loop until the scenario ends.
     pub async fn start(&self, consumer: &Consumer) {
-        drop(self.transport.subscribe(&consumer.spec).await.expect("create durable consumer"));
+        drop(
+            self.transport
+                .subscribe(&consumer.spec)
+                .await
+                .expect("create durable consumer"),
+        );
         let task = tokio::spawn(consumer.clone().run(self.stop.child_token()));
         self.tasks.lock().unwrap().push(task);
     }
@@ -210,7 +270,10 @@ impl Ctx {
 
     /// Rows of `applied` in insertion order: (event id, seq, worker).
     pub async fn applied(&self) -> Vec<(String, i64, String)> {
-        sqlx::query_as("SELECT event_id, seq, worker FROM applied ORDER BY n").fetch_all(self.db.pool()).await.unwrap()
+        sqlx::query_as("SELECT event_id, seq, worker FROM applied ORDER BY n")
+            .fetch_all(self.db.pool())
+            .await
+            .unwrap()
     }
 
     /// How many effects `event_id` has had.
@@ -229,9 +292,13 @@ impl Ctx {
     /// True when the consumer has nothing pending or in flight on the broker.
     pub async fn idle(&self, consumer: &str) -> bool {
         let stats = self.stats().await;
-        let c = stats.consumers.iter().find(|c| c.name == consumer).unwrap_or_else(|| {
-            panic!("no consumer {consumer} in {stats:?}");
-        });
+        let c = stats
+            .consumers
+            .iter()
+            .find(|c| c.name == consumer)
+            .unwrap_or_else(|| {
+                panic!("no consumer {consumer} in {stats:?}");
+            });
         c.pending == 0 && c.ack_pending == 0
     }
 
@@ -242,7 +309,11 @@ impl Ctx {
 
     /// Attempt numbers of the deliveries of `event_id`, in order.
     pub fn attempts(&self, event_id: &str) -> Vec<u32> {
-        self.seen().into_iter().filter(|s| s.event_id == event_id).map(|s| s.attempt).collect()
+        self.seen()
+            .into_iter()
+            .filter(|s| s.event_id == event_id)
+            .map(|s| s.attempt)
+            .collect()
     }
 }
 
@@ -254,7 +325,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {WAIT:?} waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {WAIT:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -278,7 +352,11 @@ impl Transport for Recording {
 
     async fn subscribe(&self, spec: &ConsumerSpec) -> Result<Box<dyn Subscription>, BusError> {
         let inner = self.inner.subscribe(spec).await?;
-        Ok(Box::new(RecordingSubscription { inner, log: self.log.clone(), consumer: spec.name.clone() }))
+        Ok(Box::new(RecordingSubscription {
+            inner,
+            log: self.log.clone(),
+            consumer: spec.name.clone(),
+        }))
     }
 
     async fn ready(&self) -> bool {
@@ -343,12 +421,21 @@ pub struct TestHandler {
 
 impl TestHandler {
     pub fn new(worker: &'static str) -> Arc<Self> {
-        Arc::new(TestHandler { worker, healed: AtomicBool::new(false), calls: Mutex::default() })
+        Arc::new(TestHandler {
+            worker,
+            healed: AtomicBool::new(false),
+            calls: Mutex::default(),
+        })
     }
 
     /// How many times the handler ran for `event_id` (the inbox skips it for duplicates).
     pub fn calls(&self, event_id: &str) -> u32 {
-        self.calls.lock().unwrap().get(event_id).copied().unwrap_or(0)
+        self.calls
+            .lock()
+            .unwrap()
+            .get(event_id)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -367,10 +454,14 @@ impl Handler for TestHandler {
             *n
         };
         if p["reject"].as_bool() == Some(true) {
-            return Err(HandlerError::Reject("rejected: malformed test order".into()));
+            return Err(HandlerError::Reject(
+                "rejected: malformed test order".into(),
+            ));
         }
         if p["poison"].as_bool() == Some(true) && !self.healed.load(Ordering::SeqCst) {
-            return Err(HandlerError::Retry("poison event: downstream refuses it".into()));
+            return Err(HandlerError::Retry(
+                "poison event: downstream refuses it".into(),
+            ));
         }
         if calls <= p["fail_times"].as_u64().unwrap_or(0) as u32 {
             return Err(HandlerError::Retry(format!("transient failure #{calls}")));

@@ -6,13 +6,35 @@ use bazaar_db::{Db, DbError, Tx, now_millis, sqlx};
 
 use crate::domain::{ListFilter, MAX_AMOUNT, NewProduct, ProductChanges};
 
-const PRODUCT_COLUMNS: &str = "id, name, description, category, price_cents, stock, deleted_at, created_at, updated_at";
+const PRODUCT_COLUMNS: &str =
+    "id, name, description, category, price_cents, stock, deleted_at, created_at, updated_at";
 
-type ProductRow = (String, String, String, String, i64, i64, Option<i64>, i64, i64);
+type ProductRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    i64,
+    i64,
+);
 
 fn to_product(row: ProductRow) -> Product {
-    let (id, name, description, category, price_cents, stock, deleted_at, created_at, updated_at) = row;
-    Product { id, name, description, category, price_cents, stock, deleted_at, created_at, updated_at }
+    let (id, name, description, category, price_cents, stock, deleted_at, created_at, updated_at) =
+        row;
+    Product {
+        id,
+        name,
+        description,
+        category,
+        price_cents,
+        stock,
+        deleted_at,
+        created_at,
+        updated_at,
+    }
 }
 
 pub async fn insert(tx: &mut Tx, id: &str, p: &NewProduct) -> Result<Product, DbError> {
@@ -36,36 +58,63 @@ pub async fn insert(tx: &mut Tx, id: &str, p: &NewProduct) -> Result<Product, Db
 /// The product, deleted or not.
 pub async fn by_id(db: &Db, id: &str) -> Result<Option<Product>, DbError> {
     let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE id = $1");
-    let row: Option<ProductRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(db.pool()).await?;
+    let row: Option<ProductRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
     Ok(row.map(to_product))
 }
 
 /// The product, deleted or not, as this transaction sees it.
 pub async fn by_id_tx(tx: &mut Tx, id: &str) -> Result<Option<Product>, DbError> {
     let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE id = $1");
-    let row: Option<ProductRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut **tx).await?;
+    let row: Option<ProductRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
     Ok(row.map(to_product))
 }
 
-pub async fn by_ids(db: &Db, ids: &[String], include_deleted: bool) -> Result<Vec<Product>, DbError> {
+pub async fn by_ids(
+    db: &Db,
+    ids: &[String],
+    include_deleted: bool,
+) -> Result<Vec<Product>, DbError> {
     let mut products = Vec::with_capacity(ids.len());
     // Batches come from the gateway's DataLoader, bounded in size; one query per 100 ids.
     for chunk in ids.chunks(100) {
         let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-        let live = if include_deleted { "" } else { " AND deleted_at IS NULL" };
-        let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE id IN ({}){live}", placeholders.join(", "));
+        let live = if include_deleted {
+            ""
+        } else {
+            " AND deleted_at IS NULL"
+        };
+        let sql = format!(
+            "SELECT {PRODUCT_COLUMNS} FROM products WHERE id IN ({}){live}",
+            placeholders.join(", ")
+        );
         let mut query = sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql));
         for id in chunk {
             query = query.bind(id);
         }
-        products.extend(query.fetch_all(db.pool()).await?.into_iter().map(to_product));
+        products.extend(
+            query
+                .fetch_all(db.pool())
+                .await?
+                .into_iter()
+                .map(to_product),
+        );
     }
     Ok(products)
 }
 
 /// Applies `changes` to a live product in one statement, so two admins editing different
 /// fields at once both keep their edit. `None` when the product is absent or deleted.
-pub async fn update(tx: &mut Tx, id: &str, changes: &ProductChanges) -> Result<Option<Product>, DbError> {
+pub async fn update(
+    tx: &mut Tx,
+    id: &str,
+    changes: &ProductChanges,
+) -> Result<Option<Product>, DbError> {
     let sql = format!(
         "UPDATE products SET
              name = COALESCE(CAST($2 AS TEXT), name),
@@ -89,11 +138,13 @@ pub async fn update(tx: &mut Tx, id: &str, changes: &ProductChanges) -> Result<O
 
 /// Marks a live product deleted; false when it was absent or already deleted.
 pub async fn soft_delete(tx: &mut Tx, id: &str) -> Result<bool, DbError> {
-    let done = sqlx::query("UPDATE products SET deleted_at = $2, updated_at = $2 WHERE id = $1 AND deleted_at IS NULL")
-        .bind(id)
-        .bind(now_millis())
-        .execute(&mut **tx)
-        .await?;
+    let done = sqlx::query(
+        "UPDATE products SET deleted_at = $2, updated_at = $2 WHERE id = $1 AND deleted_at IS NULL",
+    )
+    .bind(id)
+    .bind(now_millis())
+    .execute(&mut **tx)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -132,12 +183,14 @@ pub async fn take_stock(tx: &mut Tx, id: &str, quantity: i64) -> Result<Option<i
 /// Returns units taken earlier, deleted product or not: stock that was reserved was real.
 /// The new stock, or `None` if the row is gone (products are never hard-deleted).
 pub async fn put_back_stock(tx: &mut Tx, id: &str, quantity: i64) -> Result<Option<i64>, DbError> {
-    Ok(sqlx::query_scalar("UPDATE products SET stock = stock + $2, updated_at = $3 WHERE id = $1 RETURNING stock")
-        .bind(id)
-        .bind(quantity)
-        .bind(now_millis())
-        .fetch_optional(&mut **tx)
-        .await?)
+    Ok(sqlx::query_scalar(
+        "UPDATE products SET stock = stock + $2, updated_at = $3 WHERE id = $1 RETURNING stock",
+    )
+    .bind(id)
+    .bind(quantity)
+    .bind(now_millis())
+    .fetch_optional(&mut **tx)
+    .await?)
 }
 
 /// A bind value of a query assembled from optional filters.
@@ -161,7 +214,9 @@ fn filters(filter: &ListFilter, with_cursor: bool) -> (String, Vec<Arg>) {
     if let Some(pattern) = &filter.search {
         args.push(Arg::Text(pattern.clone()));
         let n = args.len();
-        clauses.push(format!("(LOWER(name) LIKE ${n} ESCAPE '\\' OR LOWER(description) LIKE ${n} ESCAPE '\\')"));
+        clauses.push(format!(
+            "(LOWER(name) LIKE ${n} ESCAPE '\\' OR LOWER(description) LIKE ${n} ESCAPE '\\')"
+        ));
     }
     (clauses.join(" AND "), args)
 }
@@ -185,13 +240,19 @@ fn bind_all<'q, O>(
 pub async fn list(db: &Db, filter: &ListFilter) -> Result<(Vec<Product>, bool, i64), DbError> {
     let (where_page, mut args) = filters(filter, true);
     args.push(Arg::Int(filter.first + 1));
-    let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE {where_page} ORDER BY id LIMIT ${}", args.len());
-    let mut rows: Vec<ProductRow> =
-        bind_all(sqlx::query_as(sqlx::AssertSqlSafe(sql)), args).fetch_all(db.pool()).await?;
+    let sql = format!(
+        "SELECT {PRODUCT_COLUMNS} FROM products WHERE {where_page} ORDER BY id LIMIT ${}",
+        args.len()
+    );
+    let mut rows: Vec<ProductRow> = bind_all(sqlx::query_as(sqlx::AssertSqlSafe(sql)), args)
+        .fetch_all(db.pool())
+        .await?;
     let has_next = rows.len() as i64 > filter.first;
     rows.truncate(filter.first as usize);
     let (where_all, args) = filters(filter, false);
     let sql = format!("SELECT COUNT(*) FROM products WHERE {where_all}");
-    let (total,): (i64,) = bind_all(sqlx::query_as(sqlx::AssertSqlSafe(sql)), args).fetch_one(db.pool()).await?;
+    let (total,): (i64,) = bind_all(sqlx::query_as(sqlx::AssertSqlSafe(sql)), args)
+        .fetch_one(db.pool())
+        .await?;
     Ok((rows.into_iter().map(to_product).collect(), has_next, total))
 }

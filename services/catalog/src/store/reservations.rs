@@ -77,5 +77,9 @@ pub async fn release(tx: &mut Tx, order_id: &str) -> Result<Option<Vec<StockLine
     .bind(Status::Reserved.as_str())
     .fetch_optional(&mut **tx)
     .await?;
-    items.map(|json| serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)).into())).transpose()
+    items
+        .map(|json| {
+            serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)).into())
+        })
+        .transpose()
 }

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use bazaar_bus::{Consumer, EmbeddedTransport, Envelope};
 use bazaar_cache::MemoryCache;
-use bazaar_contracts::catalog::{CatalogClient, CreateProductRequest, Product, ProductsByIdRequest};
+use bazaar_contracts::catalog::{
+    CatalogClient, CreateProductRequest, Product, ProductsByIdRequest,
+};
 use bazaar_contracts::events::{Event, OrderPlaced, OrderStatusChanged};
 use bazaar_contracts::orders::{OrderItem, OrderStatus};
 use bazaar_contracts::{Principal, Role, ServiceClient};
@@ -54,30 +56,53 @@ impl TestCatalog {
     /// A fresh service, or `None` (after saying why) when the backend is unavailable.
     pub async fn start(backend: Backend) -> Option<TestCatalog> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let args = ConfigArgs { data_dir: Some(dir.path().into()), ..Default::default() };
+        let args = ConfigArgs {
+            data_dir: Some(dir.path().into()),
+            ..Default::default()
+        };
         let mut settings = Settings::load(&args).expect("settings");
         let pg_database = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => Some(create_pg_database().await?),
         };
         if let Some(name) = &pg_database {
-            settings.database_url = Some(Secret::new(format!("postgres://postgres@127.0.0.1:5432/{name}")));
+            settings.database_url = Some(Secret::new(format!(
+                "postgres://postgres@127.0.0.1:5432/{name}"
+            )));
         }
-        let transport = EmbeddedTransport::open(&dir.path().join("bus.db")).await.expect("event log");
+        let transport = EmbeddedTransport::open(&dir.path().join("bus.db"))
+            .await
+            .expect("event log");
         let secret = settings.jwt_secret.expose().as_bytes().to_vec();
         let platform = Platform {
-            tokens: bazaar_auth::TokenKeys::new(&secret, Duration::from_secs(900)).expect("token keys"),
+            tokens: bazaar_auth::TokenKeys::new(&secret, Duration::from_secs(900))
+                .expect("token keys"),
             service_token: bazaar_auth::service_token(&secret).into(),
             settings: Arc::new(settings),
             transport: Arc::new(transport),
             cache: Arc::new(MemoryCache::new(1000)),
         };
-        let service = bazaar_catalog::build(&platform).await.expect("build catalog");
+        let service = bazaar_catalog::build(&platform)
+            .await
+            .expect("build catalog");
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
         let (_, db, internal, consumers) = service.spawn(&tracker, &stop);
-        let client = CatalogClient(ServiceClient::local("catalog", internal, &platform.service_token));
-        Some(TestCatalog { platform, db, client, consumers, stop, tracker, pg_database, _dir: dir })
+        let client = CatalogClient(ServiceClient::local(
+            "catalog",
+            internal,
+            &platform.service_token,
+        ));
+        Some(TestCatalog {
+            platform,
+            db,
+            client,
+            consumers,
+            stop,
+            tracker,
+            pg_database,
+            _dir: dir,
+        })
     }
 
     /// Stops the service and drops its PostgreSQL database.
@@ -87,11 +112,15 @@ impl TestCatalog {
         let _ = tokio::time::timeout(Duration::from_secs(10), self.tracker.wait()).await;
         self.db.close().await;
         if let Some(name) = self.pg_database {
-            let admin = sqlx::AnyPool::connect(PG_ADMIN_URL).await.expect("postgres");
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
-                .execute(&admin)
+            let admin = sqlx::AnyPool::connect(PG_ADMIN_URL)
                 .await
-                .expect("drop test database");
+                .expect("postgres");
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+            )))
+            .execute(&admin)
+            .await
+            .expect("drop test database");
             admin.close().await;
         }
     }
@@ -104,13 +133,23 @@ impl TestCatalog {
             price_cents: 1250,
             stock,
         };
-        self.client.create_product(&admin(), &req).await.expect("create product")
+        self.client
+            .create_product(&admin(), &req)
+            .await
+            .expect("create product")
     }
 
     /// The product's stock, deleted or not.
     pub async fn stock(&self, id: &str) -> i64 {
-        let req = ProductsByIdRequest { ids: vec![id.into()], include_deleted: true };
-        let products = self.client.products_by_id(&admin(), &req).await.expect("products by id");
+        let req = ProductsByIdRequest {
+            ids: vec![id.into()],
+            include_deleted: true,
+        };
+        let products = self
+            .client
+            .products_by_id(&admin(), &req)
+            .await
+            .expect("products by id");
         products.first().expect("product exists").stock
     }
 
@@ -130,7 +169,10 @@ impl TestCatalog {
             if let Some(found) = self.reservation(order_id).await {
                 return found;
             }
-            assert!(started.elapsed() < DEADLINE, "order {order_id} was never decided");
+            assert!(
+                started.elapsed() < DEADLINE,
+                "order {order_id} was never decided"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -138,10 +180,11 @@ impl TestCatalog {
     /// Waits until the catalog's consumer has applied `n` saga events in total.
     pub async fn processed(&self, n: i64) {
         eventually(&format!("{n} events applied"), || async {
-            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE consumer = 'catalog'")
-                .fetch_one(self.db.pool())
-                .await
-                .expect("count inbox");
+            let count: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE consumer = 'catalog'")
+                    .fetch_one(self.db.pool())
+                    .await
+                    .expect("count inbox");
             count >= n
         })
         .await;
@@ -149,19 +192,29 @@ impl TestCatalog {
 
     /// Payloads of every `E` in the catalog's outbox, oldest first.
     pub async fn emitted<E: Event>(&self) -> Vec<E> {
-        let bodies: Vec<String> = sqlx::query_scalar("SELECT body FROM outbox WHERE event_type = $1 ORDER BY seq")
-            .bind(E::TYPE)
-            .fetch_all(self.db.pool())
-            .await
-            .expect("read outbox");
+        let bodies: Vec<String> =
+            sqlx::query_scalar("SELECT body FROM outbox WHERE event_type = $1 ORDER BY seq")
+                .bind(E::TYPE)
+                .fetch_all(self.db.pool())
+                .await
+                .expect("read outbox");
         bodies
             .iter()
-            .map(|b| serde_json::from_str::<Envelope>(b).expect("envelope").decode().expect("payload"))
+            .map(|b| {
+                serde_json::from_str::<Envelope>(b)
+                    .expect("envelope")
+                    .decode()
+                    .expect("payload")
+            })
             .collect()
     }
 
     pub async fn publish(&self, event: &Envelope) {
-        self.platform.transport.publish(event).await.expect("publish");
+        self.platform
+            .transport
+            .publish(event)
+            .await
+            .expect("publish");
     }
 }
 
@@ -178,8 +231,14 @@ pub fn placed(order_id: &str, lines: &[(&str, i64)]) -> Envelope {
         })
         .collect();
     let total_cents = items.iter().map(|i| i.quantity * i.unit_price_cents).sum();
-    OrderPlaced { order_id: order_id.into(), user_id: "customer-1".into(), items, total_cents, placed_at: 0 }
-        .envelope("orders")
+    OrderPlaced {
+        order_id: order_id.into(),
+        user_id: "customer-1".into(),
+        items,
+        total_cents,
+        placed_at: 0,
+    }
+    .envelope("orders")
 }
 
 /// An `OrderStatusChanged` envelope moving the order from `from` to `to`.
@@ -205,7 +264,10 @@ where
 {
     let started = Instant::now();
     while !check().await {
-        assert!(started.elapsed() < DEADLINE, "timed out waiting for: {what}");
+        assert!(
+            started.elapsed() < DEADLINE,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -213,11 +275,14 @@ where
 /// Creates a uniquely named database, or says why not and returns `None`.
 async fn create_pg_database() -> Option<String> {
     sqlx::any::install_default_drivers();
-    let admin = match tokio::time::timeout(Duration::from_secs(3), sqlx::AnyPool::connect(PG_ADMIN_URL)).await {
-        Ok(Ok(pool)) => pool,
-        Ok(Err(e)) => return skip(&format!("PostgreSQL at {PG_ADMIN_URL} unreachable: {e}")),
-        Err(_) => return skip(&format!("PostgreSQL at {PG_ADMIN_URL} did not answer")),
-    };
+    let admin =
+        match tokio::time::timeout(Duration::from_secs(3), sqlx::AnyPool::connect(PG_ADMIN_URL))
+            .await
+        {
+            Ok(Ok(pool)) => pool,
+            Ok(Err(e)) => return skip(&format!("PostgreSQL at {PG_ADMIN_URL} unreachable: {e}")),
+            Err(_) => return skip(&format!("PostgreSQL at {PG_ADMIN_URL} did not answer")),
+        };
     let name = format!("catalog_test_{}", bazaar_db::new_id().replace('-', ""));
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
         .execute(&admin)

@@ -41,9 +41,10 @@ pub async fn upsert_customer(conn: &mut Conn, customer: &Customer<'_>) -> Result
 
 /// The address on the customer's profile, if we know the customer and they have one.
 pub async fn customer_address(conn: &mut Conn, user_id: &str) -> Result<Option<Address>, DbError> {
-    let stored: Option<Option<String>> = sqlx::query_scalar("SELECT address FROM customers WHERE user_id = $1")
-        .bind(user_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let stored: Option<Option<String>> =
+        sqlx::query_scalar("SELECT address FROM customers WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await?;
     Ok(stored.flatten().and_then(|a| serde_json::from_str(&a).ok()))
 }

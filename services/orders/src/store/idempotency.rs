@@ -12,7 +12,13 @@ pub struct StoredKey {
 
 /// Claims the key for `order_id`. This insert *is* the claim: a concurrent request with the
 /// same key fails here with a unique violation (PostgreSQL waits for the first to commit).
-pub async fn insert_key(tx: &mut Tx, user_id: &str, key: &str, request_hash: &str, order_id: &str) -> Result<(), DbError> {
+pub async fn insert_key(
+    tx: &mut Tx,
+    user_id: &str,
+    key: &str,
+    request_hash: &str,
+    order_id: &str,
+) -> Result<(), DbError> {
     sqlx::query(
         "INSERT INTO idempotency_keys (user_id, key, request_hash, order_id, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
@@ -26,12 +32,20 @@ pub async fn insert_key(tx: &mut Tx, user_id: &str, key: &str, request_hash: &st
     Ok(())
 }
 
-pub async fn find_key(conn: &mut Conn, user_id: &str, key: &str) -> Result<Option<StoredKey>, DbError> {
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT request_hash, order_id FROM idempotency_keys WHERE user_id = $1 AND key = $2")
-            .bind(user_id)
-            .bind(key)
-            .fetch_optional(&mut *conn)
-            .await?;
-    Ok(row.map(|(request_hash, order_id)| StoredKey { request_hash, order_id }))
+pub async fn find_key(
+    conn: &mut Conn,
+    user_id: &str,
+    key: &str,
+) -> Result<Option<StoredKey>, DbError> {
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT request_hash, order_id FROM idempotency_keys WHERE user_id = $1 AND key = $2",
+    )
+    .bind(user_id)
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|(request_hash, order_id)| StoredKey {
+        request_hash,
+        order_id,
+    }))
 }

@@ -9,10 +9,19 @@ use bazaar_db::{DbError, Tx, sqlx};
 
 use super::Conn;
 
-const ORDER_COLUMNS: &str =
-    "id, user_id, status, status_reason, total_cents, shipping_address, charge_id, created_at, updated_at";
+const ORDER_COLUMNS: &str = "id, user_id, status, status_reason, total_cents, shipping_address, charge_id, created_at, updated_at";
 
-type OrderRow = (String, String, String, Option<String>, i64, String, Option<String>, i64, i64);
+type OrderRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    String,
+    Option<String>,
+    i64,
+    i64,
+);
 
 /// An order with what only this service needs to know about it.
 pub struct StoredOrder {
@@ -26,11 +35,33 @@ fn corrupt(what: String) -> DbError {
 }
 
 fn to_order(row: OrderRow, items: Vec<OrderItem>) -> Result<StoredOrder, DbError> {
-    let (id, user_id, status, status_reason, total_cents, address, charge_id, created_at, updated_at) = row;
-    let status = OrderStatus::parse(&status).ok_or_else(|| corrupt(format!("order {id} has status {status:?}")))?;
-    let shipping_address =
-        Some(serde_json::from_str(&address).map_err(|e| corrupt(format!("order {id} address: {e}")))?);
-    let order = Order { id, user_id, status, status_reason, items, total_cents, shipping_address, created_at, updated_at };
+    let (
+        id,
+        user_id,
+        status,
+        status_reason,
+        total_cents,
+        address,
+        charge_id,
+        created_at,
+        updated_at,
+    ) = row;
+    let status = OrderStatus::parse(&status)
+        .ok_or_else(|| corrupt(format!("order {id} has status {status:?}")))?;
+    let shipping_address = Some(
+        serde_json::from_str(&address).map_err(|e| corrupt(format!("order {id} address: {e}")))?,
+    );
+    let order = Order {
+        id,
+        user_id,
+        status,
+        status_reason,
+        items,
+        total_cents,
+        shipping_address,
+        created_at,
+        updated_at,
+    };
     Ok(StoredOrder { order, charge_id })
 }
 
@@ -93,7 +124,10 @@ pub async fn insert_order(tx: &mut Tx, new: NewOrder<'_>) -> Result<Order, DbErr
 }
 
 /// The lines of each of `ids`, in line order.
-async fn items_of(conn: &mut Conn, ids: &[&str]) -> Result<HashMap<String, Vec<OrderItem>>, DbError> {
+async fn items_of(
+    conn: &mut Conn,
+    ids: &[&str],
+) -> Result<HashMap<String, Vec<OrderItem>>, DbError> {
     let mut items: HashMap<String, Vec<OrderItem>> = HashMap::new();
     if ids.is_empty() {
         return Ok(items);
@@ -104,19 +138,30 @@ async fn items_of(conn: &mut Conn, ids: &[&str]) -> Result<HashMap<String, Vec<O
          WHERE order_id IN ({}) ORDER BY order_id, line_no",
         placeholders.join(", ")
     );
-    let mut query = sqlx::query_as::<_, (String, String, String, i64, i64)>(sqlx::AssertSqlSafe(sql));
+    let mut query =
+        sqlx::query_as::<_, (String, String, String, i64, i64)>(sqlx::AssertSqlSafe(sql));
     for id in ids {
         query = query.bind(*id);
     }
-    for (order_id, product_id, name, quantity, unit_price_cents) in query.fetch_all(&mut *conn).await? {
-        items.entry(order_id).or_default().push(OrderItem { product_id, name, quantity, unit_price_cents });
+    for (order_id, product_id, name, quantity, unit_price_cents) in
+        query.fetch_all(&mut *conn).await?
+    {
+        items.entry(order_id).or_default().push(OrderItem {
+            product_id,
+            name,
+            quantity,
+            unit_price_cents,
+        });
     }
     Ok(items)
 }
 
 pub async fn order_by_id(conn: &mut Conn, id: &str) -> Result<Option<StoredOrder>, DbError> {
     let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1");
-    let Some(row) = sqlx::query_as::<_, OrderRow>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await?
+    let Some(row) = sqlx::query_as::<_, OrderRow>(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
     else {
         return Ok(None);
     };
@@ -159,19 +204,31 @@ pub async fn set_status(conn: &mut Conn, change: &StatusChange<'_>) -> Result<bo
 }
 
 /// Records why an order stays where it is (e.g. a declined card), if it is still in `status`.
-pub async fn set_status_reason(conn: &mut Conn, id: &str, status: OrderStatus, reason: &str, at: i64) -> Result<bool, DbError> {
-    let done = sqlx::query("UPDATE orders SET status_reason = $3, updated_at = $4 WHERE id = $1 AND status = $2")
-        .bind(id)
-        .bind(status.as_str())
-        .bind(reason)
-        .bind(at)
-        .execute(&mut *conn)
-        .await?;
+pub async fn set_status_reason(
+    conn: &mut Conn,
+    id: &str,
+    status: OrderStatus,
+    reason: &str,
+    at: i64,
+) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "UPDATE orders SET status_reason = $3, updated_at = $4 WHERE id = $1 AND status = $2",
+    )
+    .bind(id)
+    .bind(status.as_str())
+    .bind(reason)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Ids of confirmed orders whose payment window opened before `confirmed_before`, oldest first.
-pub async fn expired_confirmed(conn: &mut Conn, confirmed_before: i64, limit: i64) -> Result<Vec<String>, DbError> {
+pub async fn expired_confirmed(
+    conn: &mut Conn,
+    confirmed_before: i64,
+    limit: i64,
+) -> Result<Vec<String>, DbError> {
     Ok(sqlx::query_scalar(
         "SELECT id FROM orders WHERE status = 'CONFIRMED' AND confirmed_at < $1 ORDER BY confirmed_at LIMIT $2",
     )
@@ -183,7 +240,12 @@ pub async fn expired_confirmed(conn: &mut Conn, confirmed_before: i64, limit: i6
 
 /// Moves the user's not-yet-shipped orders that ship to their profile address to `address`.
 /// Orders placed with an explicit address keep it.
-pub async fn move_profile_addresses(conn: &mut Conn, user_id: &str, address: &Address, at: i64) -> Result<u64, DbError> {
+pub async fn move_profile_addresses(
+    conn: &mut Conn,
+    user_id: &str,
+    address: &Address,
+    at: i64,
+) -> Result<u64, DbError> {
     let done = sqlx::query(
         "UPDATE orders SET shipping_address = $2, updated_at = $3
          WHERE user_id = $1 AND address_from_profile = 1 AND status IN ('PENDING', 'CONFIRMED', 'PAID')",
@@ -222,7 +284,11 @@ pub async fn list_orders(
         conditions.push(format!("status = ${}", args.len()));
     }
     let where_clause = |conditions: &[String]| {
-        if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) }
+        if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        }
     };
     let count_sql = format!("SELECT COUNT(*) FROM orders {}", where_clause(&conditions));
     let mut count = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql));

@@ -14,16 +14,34 @@ async fn stock_answers_confirm_or_reject_pending_orders() {
     let h = Harness::start().await;
     let ann = h.customer(None).await;
     let a = Some(address("1 Main St"));
-    let ok = h.place(&ann, &[(TEAPOT, 1)], a.clone(), None).await.unwrap();
-    let short = h.place(&ann, &[(TEAPOT, 1)], a.clone(), None).await.unwrap();
+    let ok = h
+        .place(&ann, &[(TEAPOT, 1)], a.clone(), None)
+        .await
+        .unwrap();
+    let short = h
+        .place(&ann, &[(TEAPOT, 1)], a.clone(), None)
+        .await
+        .unwrap();
     let gone = h.place(&ann, &[(TEAPOT, 1)], a, None).await.unwrap();
     h.reserve(&ok.id).await;
-    h.reject(&short.id, "not enough stock for Teapot (requested 1, available 0)").await;
+    h.reject(
+        &short.id,
+        "not enough stock for Teapot (requested 1, available 0)",
+    )
+    .await;
     h.client.cancel_order(&ann, &gone.id).await.unwrap();
     let late = h.reserve(&gone.id).await;
-    assert_eq!(h.wait_status(&ok.id, OrderStatus::Confirmed).await.status_reason, None);
+    assert_eq!(
+        h.wait_status(&ok.id, OrderStatus::Confirmed)
+            .await
+            .status_reason,
+        None
+    );
     let rejected = h.wait_status(&short.id, OrderStatus::Rejected).await;
-    assert_eq!(rejected.status_reason.as_deref(), Some("not enough stock for Teapot (requested 1, available 0)"));
+    assert_eq!(
+        rejected.status_reason.as_deref(),
+        Some("not enough stock for Teapot (requested 1, available 0)")
+    );
     h.consumed(&late).await;
     assert_eq!(h.order(&gone.id).await.status, OrderStatus::Cancelled);
     assert_eq!(h.status_events(&gone.id).await, 1, "only the cancellation");
@@ -33,14 +51,28 @@ async fn stock_answers_confirm_or_reject_pending_orders() {
 async fn an_event_applied_twice_has_one_effect() {
     let h = Harness::start().await;
     let ann = h.customer(None).await;
-    let order = h.place(&ann, &[(TEAPOT, 1)], Some(address("1 Main St")), None).await.unwrap();
-    let event = StockReserved { order_id: order.id.clone(), items: Vec::new() }.envelope("catalog");
+    let order = h
+        .place(&ann, &[(TEAPOT, 1)], Some(address("1 Main St")), None)
+        .await
+        .unwrap();
+    let event = StockReserved {
+        order_id: order.id.clone(),
+        items: Vec::new(),
+    }
+    .envelope("catalog");
     h.deliver(&event).await;
     h.deliver(&event).await;
     assert_eq!(h.order(&order.id).await.status, OrderStatus::Confirmed);
     assert_eq!(h.status_events(&order.id).await, 1);
     // The catalogue repeating itself under a new event id is absorbed by the state machine.
-    h.deliver(&StockReserved { order_id: order.id.clone(), items: Vec::new() }.envelope("catalog")).await;
+    h.deliver(
+        &StockReserved {
+            order_id: order.id.clone(),
+            items: Vec::new(),
+        }
+        .envelope("catalog"),
+    )
+    .await;
     assert_eq!(h.status_events(&order.id).await, 1);
 }
 
@@ -50,13 +82,22 @@ async fn profile_changes_move_only_profile_addressed_open_orders() {
     let ann = h.customer(Some(address("1 Old Rd"))).await;
     let user_id = ann.user.as_ref().unwrap().id.clone();
     let from_profile = h.place(&ann, &[(TEAPOT, 1)], None, None).await.unwrap();
-    let explicit = h.place(&ann, &[(TEAPOT, 1)], Some(address("2 Given St")), None).await.unwrap();
+    let explicit = h
+        .place(&ann, &[(TEAPOT, 1)], Some(address("2 Given St")), None)
+        .await
+        .unwrap();
     let shipped = h.place(&ann, &[(TEAPOT, 1)], None, None).await.unwrap();
     h.reserve(&shipped.id).await;
     h.wait_status(&shipped.id, OrderStatus::Confirmed).await;
-    let pay = PayOrderRequest { id: shipped.id.clone(), payment_token: "tok_visa".into() };
+    let pay = PayOrderRequest {
+        id: shipped.id.clone(),
+        payment_token: "tok_visa".into(),
+    };
     h.client.pay_order(&ann, &pay).await.unwrap();
-    let ship = SetOrderStatusRequest { id: shipped.id.clone(), status: OrderStatus::Shipped };
+    let ship = SetOrderStatusRequest {
+        id: shipped.id.clone(),
+        status: OrderStatus::Shipped,
+    };
     h.client.set_order_status(&admin(), &ship).await.unwrap();
 
     let update = |line1: &str, updated_at: i64| UserProfileUpdated {
@@ -73,11 +114,22 @@ async fn profile_changes_move_only_profile_addressed_open_orders() {
         h.order(&from_profile.id).await.shipping_address == Some(address("3 New Ave"))
     })
     .await;
-    assert_eq!(h.order(&explicit.id).await.shipping_address, Some(address("2 Given St")));
-    assert_eq!(h.order(&shipped.id).await.shipping_address, Some(address("1 Old Rd")), "already shipped");
+    assert_eq!(
+        h.order(&explicit.id).await.shipping_address,
+        Some(address("2 Given St"))
+    );
+    assert_eq!(
+        h.order(&shipped.id).await.shipping_address,
+        Some(address("1 Old Rd")),
+        "already shipped"
+    );
     // A stale update (older than what the replica holds) changes nothing.
-    h.deliver(&update("4 Stale Ln", now - 1000).envelope("users")).await;
-    assert_eq!(h.order(&from_profile.id).await.shipping_address, Some(address("3 New Ave")));
+    h.deliver(&update("4 Stale Ln", now - 1000).envelope("users"))
+        .await;
+    assert_eq!(
+        h.order(&from_profile.id).await.shipping_address,
+        Some(address("3 New Ave"))
+    );
     // New orders use the new profile address.
     let next = h.place(&ann, &[(TEAPOT, 1)], None, None).await.unwrap();
     assert_eq!(next.shipping_address, Some(address("3 New Ave")));
@@ -89,10 +141,33 @@ async fn unpaid_orders_are_cancelled_after_the_timeout() {
     let ann = h.customer(None).await;
     let unpaid = h.confirmed_order(&ann).await;
     let paid = h.confirmed_order(&ann).await;
-    h.client.pay_order(&ann, &PayOrderRequest { id: paid.id.clone(), payment_token: "tok_visa".into() }).await.unwrap();
+    h.client
+        .pay_order(
+            &ann,
+            &PayOrderRequest {
+                id: paid.id.clone(),
+                payment_token: "tok_visa".into(),
+            },
+        )
+        .await
+        .unwrap();
     let cancelled = h.wait_status(&unpaid.id, OrderStatus::Cancelled).await;
-    assert_eq!(cancelled.status_reason.as_deref(), Some("payment window expired"));
-    assert!(cancelled.updated_at - unpaid.updated_at < 6_000, "cancelled within a few seconds of expiring");
-    assert_eq!(h.order(&paid.id).await.status, OrderStatus::Paid, "paid orders are left alone");
-    assert_eq!(h.status_events(&unpaid.id).await, 2, "CONFIRMED, then one CANCELLED");
+    assert_eq!(
+        cancelled.status_reason.as_deref(),
+        Some("payment window expired")
+    );
+    assert!(
+        cancelled.updated_at - unpaid.updated_at < 6_000,
+        "cancelled within a few seconds of expiring"
+    );
+    assert_eq!(
+        h.order(&paid.id).await.status,
+        OrderStatus::Paid,
+        "paid orders are left alone"
+    );
+    assert_eq!(
+        h.status_events(&unpaid.id).await,
+        2,
+        "CONFIRMED, then one CANCELLED"
+    );
 }

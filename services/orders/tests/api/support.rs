@@ -13,7 +13,9 @@ use bazaar_bus::{Acker, BusError, Consumer, Delivery, EmbeddedTransport, Envelop
 use bazaar_cache::MemoryCache;
 use bazaar_contracts::catalog::{CatalogClient, Product, ProductsByIdRequest};
 use bazaar_contracts::events::{Event, StockRejected, StockReserved, UserRegistered};
-use bazaar_contracts::orders::{Order, OrderLineRequest, OrderStatus, OrdersClient, PlaceOrderRequest};
+use bazaar_contracts::orders::{
+    Order, OrderLineRequest, OrderStatus, OrdersClient, PlaceOrderRequest,
+};
 use bazaar_contracts::users::Address;
 use bazaar_contracts::{ApiError, Input, Principal, Role, ServiceClient};
 use bazaar_db::{Db, new_id, now_millis, sqlx};
@@ -49,8 +51,15 @@ pub struct CountingPayments {
 
 #[async_trait]
 impl PaymentProvider for CountingPayments {
-    async fn charge(&self, order_id: &str, amount_cents: i64, token: &str) -> Result<Charge, PaymentError> {
-        SimulatedPayments.charge(order_id, amount_cents, token).await
+    async fn charge(
+        &self,
+        order_id: &str,
+        amount_cents: i64,
+        token: &str,
+    ) -> Result<Charge, PaymentError> {
+        SimulatedPayments
+            .charge(order_id, amount_cents, token)
+            .await
     }
     async fn refund(&self, charge_id: &str) -> Result<(), PaymentError> {
         self.refunds.fetch_add(1, Ordering::SeqCst);
@@ -85,13 +94,19 @@ impl Harness {
     /// A harness whose unpaid-order timeout is `timeout`.
     pub async fn with_timeout(timeout: Duration) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings::load(&ConfigArgs { data_dir: Some(dir.path().into()), ..Default::default() }).unwrap();
+        let mut settings = Settings::load(&ConfigArgs {
+            data_dir: Some(dir.path().into()),
+            ..Default::default()
+        })
+        .unwrap();
         settings.unpaid_order_timeout = timeout;
         if let Ok(admin_url) = std::env::var("BAZAAR_TEST_PG_URL") {
             settings.database_url = Some(Secret::new(fresh_pg_database(&admin_url).await));
         }
         let secret = settings.jwt_secret.expose().as_bytes().to_vec();
-        let transport = EmbeddedTransport::open(&dir.path().join("bus.db")).await.unwrap();
+        let transport = EmbeddedTransport::open(&dir.path().join("bus.db"))
+            .await
+            .unwrap();
         let platform = Platform {
             settings: Arc::new(settings),
             transport: Arc::new(transport),
@@ -105,17 +120,43 @@ impl Harness {
             product(GONE, "Withdrawn", 100, true),
             product(GOLD, "Gold bar", 1_000_000_000, false),
         ]));
-        let catalog = CatalogClient(ServiceClient::local("catalog", fake_catalog(products.clone()), &platform.service_token));
+        let catalog = CatalogClient(ServiceClient::local(
+            "catalog",
+            fake_catalog(products.clone()),
+            &platform.service_token,
+        ));
         let payments = Arc::new(CountingPayments::default());
-        let service = bazaar_orders::build(&platform, catalog, payments.clone()).await.unwrap();
+        let service = bazaar_orders::build(&platform, catalog, payments.clone())
+            .await
+            .unwrap();
         let (stop, tracker) = (CancellationToken::new(), TaskTracker::new());
         let (_, db, router, consumers) = service.spawn(&tracker, &stop);
-        let client = OrdersClient(ServiceClient::local("orders", router, &platform.service_token));
-        Harness { _dir: dir, platform, client, db, consumers, products, payments, stop, tracker }
+        let client = OrdersClient(ServiceClient::local(
+            "orders",
+            router,
+            &platform.service_token,
+        ));
+        Harness {
+            _dir: dir,
+            platform,
+            client,
+            db,
+            consumers,
+            products,
+            payments,
+            stop,
+            tracker,
+        }
     }
 
     pub fn set_price(&self, id: &str, price_cents: i64) {
-        for p in self.products.lock().unwrap().iter_mut().filter(|p| p.id == id) {
+        for p in self
+            .products
+            .lock()
+            .unwrap()
+            .iter_mut()
+            .filter(|p| p.id == id)
+        {
             p.price_cents = price_cents;
         }
     }
@@ -130,11 +171,13 @@ impl Harness {
     /// Waits until the orders consumer has applied event `event_id`.
     pub async fn consumed(&self, event_id: &str) {
         eventually(&format!("event {event_id} consumed"), || async {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE consumer = 'orders' AND event_id = $1")
-                .bind(event_id)
-                .fetch_one(self.db.pool())
-                .await
-                .unwrap();
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM inbox WHERE consumer = 'orders' AND event_id = $1",
+            )
+            .bind(event_id)
+            .fetch_one(self.db.pool())
+            .await
+            .unwrap();
             n == 1
         })
         .await;
@@ -142,7 +185,9 @@ impl Harness {
 
     /// Applies `event` through the orders consumer directly (no broker), as a delivery would.
     pub async fn deliver(&self, event: &Envelope) {
-        self.consumers[0].process(Delivery::new(event.clone(), 1, Box::new(NoopAcker))).await;
+        self.consumers[0]
+            .process(Delivery::new(event.clone(), 1, Box::new(NoopAcker)))
+            .await;
     }
 
     /// A signed-in customer known to the replica, with `address` on their profile.
@@ -170,9 +215,21 @@ impl Harness {
         Principal::user(id, Role::Customer)
     }
 
-    pub async fn place(&self, p: &Principal, items: &[(&str, i64)], address: Option<Address>, key: Option<&str>) -> Result<Order, ApiError> {
+    pub async fn place(
+        &self,
+        p: &Principal,
+        items: &[(&str, i64)],
+        address: Option<Address>,
+        key: Option<&str>,
+    ) -> Result<Order, ApiError> {
         let req = PlaceOrderRequest {
-            items: items.iter().map(|(id, q)| OrderLineRequest { product_id: (*id).into(), quantity: *q }).collect(),
+            items: items
+                .iter()
+                .map(|(id, q)| OrderLineRequest {
+                    product_id: (*id).into(),
+                    quantity: *q,
+                })
+                .collect(),
             shipping_address: address,
             idempotency_key: key.map(str::to_owned),
         };
@@ -184,32 +241,48 @@ impl Harness {
     }
 
     pub async fn wait_status(&self, id: &str, status: OrderStatus) -> Order {
-        eventually(&format!("order {id} {status:?}"), || async { self.order(id).await.status == status }).await;
+        eventually(&format!("order {id} {status:?}"), || async {
+            self.order(id).await.status == status
+        })
+        .await;
         self.order(id).await
     }
 
     pub async fn reserve(&self, order_id: &str) -> String {
-        self.publish(&StockReserved { order_id: order_id.into(), items: Vec::new() }).await
+        self.publish(&StockReserved {
+            order_id: order_id.into(),
+            items: Vec::new(),
+        })
+        .await
     }
 
     pub async fn reject(&self, order_id: &str, reason: &str) -> String {
-        self.publish(&StockRejected { order_id: order_id.into(), reason: reason.into() }).await
+        self.publish(&StockRejected {
+            order_id: order_id.into(),
+            reason: reason.into(),
+        })
+        .await
     }
 
     /// A placed order whose stock the (fake) catalogue reserved.
     pub async fn confirmed_order(&self, p: &Principal) -> Order {
-        let order = self.place(p, &[(TEAPOT, 1)], Some(address("1 Main St")), None).await.unwrap();
+        let order = self
+            .place(p, &[(TEAPOT, 1)], Some(address("1 Main St")), None)
+            .await
+            .unwrap();
         self.reserve(&order.id).await;
         self.wait_status(&order.id, OrderStatus::Confirmed).await
     }
 
     /// How many `OrderStatusChanged` events about `order_id` went into the outbox.
     pub async fn status_events(&self, order_id: &str) -> i64 {
-        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE event_type = 'OrderStatusChanged' AND body LIKE $1")
-            .bind(format!("%{order_id}%"))
-            .fetch_one(self.db.pool())
-            .await
-            .unwrap()
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE event_type = 'OrderStatusChanged' AND body LIKE $1",
+        )
+        .bind(format!("%{order_id}%"))
+        .fetch_one(self.db.pool())
+        .await
+        .unwrap()
     }
 }
 
@@ -218,7 +291,13 @@ pub fn admin() -> Principal {
 }
 
 pub fn address(line1: &str) -> Address {
-    Address { line1: line1.into(), line2: None, city: "Springfield".into(), postal_code: "12345".into(), country: "US".into() }
+    Address {
+        line1: line1.into(),
+        line2: None,
+        city: "Springfield".into(),
+        postal_code: "12345".into(),
+        country: "US".into(),
+    }
 }
 
 /// A new, empty PostgreSQL database next to `admin_url`'s (set `BAZAAR_TEST_PG_URL` to run
@@ -227,9 +306,15 @@ async fn fresh_pg_database(admin_url: &str) -> String {
     sqlx::any::install_default_drivers();
     let name = format!("orders_test_{}", new_id().replace('-', ""));
     let admin = sqlx::AnyPool::connect(admin_url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
     admin.close().await;
-    let base = admin_url.rsplit_once('/').map(|(base, _)| base).unwrap_or(admin_url);
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(base, _)| base)
+        .unwrap_or(admin_url);
     format!("{base}/{name}")
 }
 
@@ -241,7 +326,9 @@ fn fake_catalog(products: Arc<Mutex<Vec<Product>>>) -> Router {
             let all = products.lock().unwrap().clone();
             let found: Vec<Product> = all
                 .into_iter()
-                .filter(|p| req.ids.contains(&p.id) && (req.include_deleted || p.deleted_at.is_none()))
+                .filter(|p| {
+                    req.ids.contains(&p.id) && (req.include_deleted || p.deleted_at.is_none())
+                })
                 .collect();
             Json(found)
         }
@@ -269,7 +356,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
