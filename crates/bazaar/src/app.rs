@@ -59,6 +59,7 @@ impl App {
         ];
         let mut internal = Router::new();
         let mut local: HashMap<ServiceName, Router> = HashMap::new();
+        let mut dbs = Vec::new();
 
         // ServiceName orders dependencies first: catalog is built before orders calls it.
         for &name in services {
@@ -73,6 +74,7 @@ impl App {
                 ServiceName::Gateway => continue,
             };
             checks.push(Arc::new((name.to_string(), service.db.clone())));
+            dbs.push((name.to_string(), service.db.clone()));
             let (name, _db, router, _consumers) = service.spawn(&tracker, &stop);
             internal = internal.merge(router.clone());
             local.insert(name, router);

@@ -28,7 +28,14 @@ const MAX_RESPONSE: usize = 16 * 1024 * 1024;
 #[derive(Clone)]
 enum Target {
     Local(axum::Router),
-    Remote { base: String, http: reqwest::Client },
+    Remote {
+        base: String,
+        http: reqwest::Client,
+    },
+    /// Not deployed with this process: every call is SERVICE_UNAVAILABLE, naming the setting.
+    Missing {
+        setting: String,
+    },
 }
 
 /// A handle on one service's internal API.
@@ -65,6 +72,18 @@ impl ServiceClient {
                 http,
             },
             token: token.into(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// A service this deployment does not run (e.g. `serve --services users,gateway`).
+    pub fn missing(service: &'static str, setting: &str) -> Self {
+        ServiceClient {
+            service,
+            target: Target::Missing {
+                setting: setting.to_owned(),
+            },
+            token: "".into(),
             timeout: Duration::from_secs(10),
         }
     }
@@ -114,8 +133,13 @@ impl ServiceClient {
         let body = serde_json::to_vec(req).map_err(ApiError::internal)?;
         let principal = serde_json::to_string(principal).map_err(ApiError::internal)?;
         let path = format!("/internal/{op}");
+        metrics::counter!("bazaar_internal_calls_total", "service" => self.service, "op" => op.to_owned()).increment(1);
         let call = async {
             match &self.target {
+                Target::Missing { setting } => Err(ApiError::unavailable(format!(
+                    "the {} service is not part of this deployment (set {setting})",
+                    self.service
+                ))),
                 Target::Local(router) => {
                     let request = http::Request::post(&path)
                         .header(http::header::CONTENT_TYPE, "application/json")

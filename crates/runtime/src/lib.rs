@@ -5,6 +5,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod platform;
+pub mod sampler;
 pub mod telemetry;
 
 pub use config::{ConfigArgs, Secret, ServiceName, Settings};

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use bazaar_contracts::catalog::{CatalogClient, Product, ProductsByIdRequest};
 use bazaar_contracts::users::{User, UsersClient};
 use bazaar_contracts::{ApiError, Principal};
@@ -46,29 +46,26 @@ impl Loader<String> for UserLoader {
     }
 }
 
-pub type Products = DataLoader<ProductLoader>;
-pub type Users = DataLoader<UserLoader>;
+pub type Products = DataLoader<ProductLoader, HashMapCache>;
+pub type Users = DataLoader<UserLoader, HashMapCache>;
 
-/// Loaders for one request, acting as its caller.
+/// Loaders for one request, acting as its caller. They cache for the request, so a list
+/// resolver can prime them with one batched call for the whole page (see `orders::prime`).
 pub fn for_request(
     catalog: &CatalogClient,
     users: &UsersClient,
     principal: &Principal,
 ) -> (Products, Users) {
+    let products = ProductLoader {
+        catalog: catalog.clone(),
+        principal: principal.clone(),
+    };
+    let users = UserLoader {
+        users: users.clone(),
+        principal: principal.clone(),
+    };
     (
-        DataLoader::new(
-            ProductLoader {
-                catalog: catalog.clone(),
-                principal: principal.clone(),
-            },
-            tokio::spawn,
-        ),
-        DataLoader::new(
-            UserLoader {
-                users: users.clone(),
-                principal: principal.clone(),
-            },
-            tokio::spawn,
-        ),
+        DataLoader::with_cache(products, tokio::spawn, HashMapCache::default()),
+        DataLoader::with_cache(users, tokio::spawn, HashMapCache::default()),
     )
 }

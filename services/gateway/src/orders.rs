@@ -184,6 +184,12 @@ impl OrdersQuery {
             status: status.map(Into::into),
         };
         let page = clients(ctx).orders.list(p, &req).await.gql()?;
+        prime(
+            ctx,
+            ctx.look_ahead().field("edges").field("node"),
+            &page.items,
+        )
+        .await?;
         let edges: Vec<OrderEdge> = page
             .items
             .into_iter()
@@ -201,6 +207,30 @@ impl OrdersQuery {
             total_count: page.total_count as i32,
         })
     }
+}
+
+/// Loads the buyers and products a page of orders will ask for, one batched call each, so
+/// the nested resolvers find them in the request's loader cache. Whether the fields are
+/// requested at all is read from the query.
+async fn prime(
+    ctx: &Context<'_>,
+    node: async_graphql::Lookahead<'_>,
+    orders: &[orders::Order],
+) -> GqlResult<()> {
+    let (products, users) = loaders(ctx);
+    if node.field("user").exists() {
+        let ids: std::collections::HashSet<String> =
+            orders.iter().map(|o| o.user_id.clone()).collect();
+        users.load_many(ids).await.map_err(gql)?;
+    }
+    if node.field("items").field("product").exists() {
+        let ids: std::collections::HashSet<String> = orders
+            .iter()
+            .flat_map(|o| o.items.iter().map(|i| i.product_id.clone()))
+            .collect();
+        products.load_many(ids).await.map_err(gql)?;
+    }
+    Ok(())
 }
 
 #[derive(Default)]

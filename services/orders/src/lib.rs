@@ -5,6 +5,7 @@
 mod app;
 mod domain;
 mod events;
+mod gauges;
 mod http;
 mod lifecycle;
 mod payments;
@@ -48,6 +49,7 @@ pub async fn build(
         relay: Some(relay.clone()),
     };
     let sweeper = sweeper::task(orders.clone(), platform.settings.unpaid_order_timeout);
+    let gauges = gauges::task(db.clone());
     let token: Arc<str> = platform.service_token.clone();
     let internal = http::routes(orders).layer(axum::middleware::from_fn(move |req, next| {
         require_service_token(token.clone(), req, next)
@@ -58,7 +60,7 @@ pub async fn build(
         internal,
         relay,
         consumers: vec![consumer],
-        tasks: vec![sweeper],
+        tasks: vec![sweeper, gauges],
     })
 }
 

@@ -328,3 +328,12 @@ pub async fn list_orders(
         .collect::<Result<Vec<_>, _>>()?;
     Ok((orders, has_next, total))
 }
+
+/// How many orders are in each status (for the `bazaar_orders` gauge).
+pub async fn count_by_status(db: &bazaar_db::Db) -> Result<Vec<(String, i64)>, DbError> {
+    Ok(
+        sqlx::query_as("SELECT status, COUNT(*) FROM orders GROUP BY status")
+            .fetch_all(db.pool())
+            .await?,
+    )
+}
