@@ -42,7 +42,9 @@ impl App {
     pub async fn build(settings: Settings, services: &[ServiceName]) -> anyhow::Result<App> {
         let _ = telemetry::metrics();
         let runs_all = ServiceName::ALL.iter().all(|s| services.contains(s));
-        if !runs_all && !services.contains(&ServiceName::Gateway) && settings.nats_url.is_none() {
+        let shared_infra = settings.nats_url.is_some()
+            && (settings.database_url.is_some() || !settings.service_database_urls.is_empty());
+        if !runs_all && !services.contains(&ServiceName::Gateway) && !shared_infra {
             anyhow::bail!(
                 "running {} without the gateway needs NATS (BAZAAR_NATS_URL) and PostgreSQL \
                  (BAZAAR_DATABASE_URL): the embedded event log cannot reach other processes",
@@ -68,6 +70,9 @@ impl App {
                 ServiceName::Catalog => bazaar_catalog::build(&platform).await?,
                 ServiceName::Orders => {
                     let catalog = CatalogClient(client(&platform, ServiceName::Catalog, &local)?);
+                    if catalog.0.is_remote() {
+                        checks.push(Arc::new(RemoteService(catalog.0.clone())));
+                    }
                     let payments = Arc::new(bazaar_orders::SimulatedPayments);
                     bazaar_orders::build(&platform, catalog, payments).await?
                 }
@@ -86,6 +91,12 @@ impl App {
                 catalog: CatalogClient(client(&platform, ServiceName::Catalog, &local)?),
                 orders: OrdersClient(client(&platform, ServiceName::Orders, &local)?),
             };
+            // The gateway is ready only while the services it calls answer.
+            for client in [&clients.users.0, &clients.catalog.0, &clients.orders.0] {
+                if client.is_remote() {
+                    checks.push(Arc::new(RemoteService(client.clone())));
+                }
+            }
             let (router, invalidation) = bazaar_gateway::build(&platform, clients);
             tracker.spawn(invalidation(stop.clone()));
             router
@@ -162,6 +173,19 @@ fn client(
         anyhow::anyhow!("the {name} service is needed: run it in this process or set {var}")
     })?;
     Ok(ServiceClient::remote(name, &url, &platform.service_token))
+}
+
+/// Readiness of a service this process calls.
+struct RemoteService(ServiceClient);
+
+#[async_trait::async_trait]
+impl ReadyCheck for RemoteService {
+    fn name(&self) -> String {
+        format!("{} service", self.0.service())
+    }
+    async fn ready(&self) -> bool {
+        self.0.ping().await
+    }
 }
 
 fn names(services: &[ServiceName]) -> String {

@@ -22,6 +22,7 @@ use crate::{ApiError, ErrorCode, Principal};
 
 pub const INTERNAL_TOKEN_HEADER: &str = "x-bazaar-service-token";
 pub const PRINCIPAL_HEADER: &str = "x-bazaar-principal";
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Largest internal response we read; bigger means a bug, not data.
 const MAX_RESPONSE: usize = 16 * 1024 * 1024;
 
@@ -92,6 +93,26 @@ impl ServiceClient {
         self.service
     }
 
+    /// True when calls go over the network (and so can fail for lack of the other process).
+    pub fn is_remote(&self) -> bool {
+        matches!(self.target, Target::Remote { .. })
+    }
+
+    /// True when the service answers its health check (always, in process).
+    pub async fn ping(&self) -> bool {
+        match &self.target {
+            Target::Local(_) => true,
+            Target::Missing { .. } => false,
+            Target::Remote { base, http } => {
+                let check = http
+                    .get(format!("{base}/healthz"))
+                    .timeout(Duration::from_secs(2))
+                    .send();
+                matches!(check.await, Ok(r) if r.status().is_success())
+            }
+        }
+    }
+
     /// A call that changes state: made once, never retried (the outcome may be unknown).
     pub async fn command<Req: Serialize, Resp: DeserializeOwned>(
         &self,
@@ -131,6 +152,9 @@ impl ServiceClient {
         req: &Req,
     ) -> Result<Resp, ApiError> {
         let body = serde_json::to_vec(req).map_err(ApiError::internal)?;
+        // The caller's request id travels on, so one id ties the gateway's log lines to the
+        // services' for the same client request.
+        let principal_request_id = principal.request_id.clone().unwrap_or_default();
         let principal = serde_json::to_string(principal).map_err(ApiError::internal)?;
         let path = format!("/internal/{op}");
         metrics::counter!("bazaar_internal_calls_total", "service" => self.service, "op" => op.to_owned()).increment(1);
@@ -142,6 +166,7 @@ impl ServiceClient {
                 ))),
                 Target::Local(router) => {
                     let request = http::Request::post(&path)
+                        .header(REQUEST_ID_HEADER, principal_request_id.as_str())
                         .header(http::header::CONTENT_TYPE, "application/json")
                         .header(INTERNAL_TOKEN_HEADER, &*self.token)
                         .header(PRINCIPAL_HEADER, &principal)
@@ -161,6 +186,7 @@ impl ServiceClient {
                 Target::Remote { base, http } => {
                     let response = http
                         .post(format!("{base}{path}"))
+                        .header(REQUEST_ID_HEADER, principal_request_id.as_str())
                         .header(http::header::CONTENT_TYPE, "application/json")
                         .header(INTERNAL_TOKEN_HEADER, &*self.token)
                         .header(PRINCIPAL_HEADER, &principal)

@@ -35,6 +35,9 @@ pub struct Principal {
     pub user: Option<CallerUser>,
     /// The end client's address, for rate limits.
     pub client_ip: Option<String>,
+    /// The id of the client request this call serves (`x-request-id`).
+    #[serde(default)]
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,7 +57,7 @@ impl Principal {
                 id: id.into(),
                 role,
             }),
-            client_ip: None,
+            ..Principal::default()
         }
     }
 

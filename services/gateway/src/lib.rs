@@ -72,6 +72,10 @@ async fn graphql(
     let principal = match authenticate(&gateway.tokens, &headers) {
         Ok(mut principal) => {
             principal.client_ip = client_ip;
+            principal.request_id = headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             principal
         }
         Err(e) => {
