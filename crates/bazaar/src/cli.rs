@@ -26,6 +26,12 @@ pub enum Command {
     Services,
     /// Apply database migrations for every service and exit.
     Migrate,
+    /// Show the event stream: per-consumer delivered/pending/redelivered counts and dead letters.
+    Events {
+        /// Also print every dead letter (one JSON object per line).
+        #[arg(long)]
+        dead_letters: bool,
+    },
 }
 
 impl Cli {
@@ -53,6 +59,11 @@ impl Cli {
                 crate::app::migrate(&settings).await?;
                 println!("migrations applied");
                 Ok(())
+            }
+            Command::Events { dead_letters } => {
+                let settings = Settings::load(&self.config)?;
+                telemetry::init_logging(settings.log_json);
+                crate::events::report(settings, dead_letters).await
             }
             Command::Serve { services } => {
                 let services = parse_services(services)?;

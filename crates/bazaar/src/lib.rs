@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod cli;
+mod events;
 pub mod platform;
 
 pub use app::App;
