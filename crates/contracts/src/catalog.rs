@@ -6,7 +6,7 @@ use crate::users::Page;
 use crate::{ApiError, Principal, ServiceClient};
 
 /// A product as the catalogue holds it now. Money is integer minor units (cents).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Product {
     pub id: String,
@@ -17,6 +17,17 @@ pub struct Product {
     pub stock: i64,
     /// Set once the product is deleted; deleted products are never sold or listed.
     pub deleted_at: Option<i64>,
+    /// The price after the best promotion active now (equals `price_cents` without one).
+    /// Orders are priced with this.
+    #[serde(default)]
+    pub effective_price_cents: i64,
+    #[serde(default)]
+    pub active_promotion: Option<ActivePromotion>,
+    /// Average stars over `rating_count` reviews; `None` without reviews.
+    #[serde(default)]
+    pub rating_average: Option<f64>,
+    #[serde(default)]
+    pub rating_count: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -122,5 +133,118 @@ impl CatalogClient {
         req: &ListProductsRequest,
     ) -> Result<Page<Product>, ApiError> {
         self.0.query("products", p, req).await
+    }
+}
+
+/// A time-boxed percentage discount on some products.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Promotion {
+    pub id: String,
+    pub title: String,
+    pub product_ids: Vec<String>,
+    /// 1..=90.
+    pub percent_off: i64,
+    pub starts_at: i64,
+    /// When it ends: as planned, or earlier if an admin ended it.
+    pub ends_at: i64,
+    pub created_at: i64,
+}
+
+/// The promotion a product's price currently reflects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivePromotion {
+    pub id: String,
+    pub title: String,
+    pub percent_off: i64,
+    pub ends_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatePromotionRequest {
+    pub title: String,
+    pub product_ids: Vec<String>,
+    pub percent_off: i64,
+    pub starts_at: i64,
+    pub ends_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPromotionsRequest {
+    pub active_only: bool,
+}
+
+/// A customer's review of a product they received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Review {
+    pub id: String,
+    pub product_id: String,
+    pub user_id: String,
+    /// The author's display name (never their email).
+    pub author: String,
+    /// 1..=5 stars.
+    pub rating: i64,
+    pub title: String,
+    pub body: String,
+    pub verified_purchase: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddReviewRequest {
+    pub product_id: String,
+    pub rating: i64,
+    pub title: String,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListReviewsRequest {
+    pub product_id: String,
+    pub first: i64,
+    /// The id of the last review of the previous page (newest first).
+    pub after: Option<String>,
+}
+
+impl CatalogClient {
+    pub async fn create_promotion(
+        &self,
+        p: &Principal,
+        req: &CreatePromotionRequest,
+    ) -> Result<Promotion, ApiError> {
+        self.0.command("create-promotion", p, req).await
+    }
+    pub async fn end_promotion(&self, p: &Principal, id: &str) -> Result<Promotion, ApiError> {
+        self.0
+            .command("end-promotion", p, &ProductIdRequest { id: id.to_owned() })
+            .await
+    }
+    pub async fn promotions(
+        &self,
+        p: &Principal,
+        req: &ListPromotionsRequest,
+    ) -> Result<Vec<Promotion>, ApiError> {
+        self.0.query("promotions", p, req).await
+    }
+    /// Adds the caller's review, or replaces their earlier one (buyers of a delivered order only).
+    pub async fn add_review(
+        &self,
+        p: &Principal,
+        req: &AddReviewRequest,
+    ) -> Result<Review, ApiError> {
+        self.0.command("add-review", p, req).await
+    }
+    pub async fn reviews(
+        &self,
+        p: &Principal,
+        req: &ListReviewsRequest,
+    ) -> Result<Page<Review>, ApiError> {
+        self.0.query("reviews", p, req).await
     }
 }

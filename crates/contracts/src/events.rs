@@ -167,3 +167,33 @@ pub struct OrderStatusChanged {
     pub changed_at: i64,
 }
 event!(OrderStatusChanged, 1, order_id);
+
+/// An admin created a promotion (it may start later).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionCreated {
+    pub promotion_id: String,
+    pub promotion: crate::catalog::Promotion,
+}
+event!(PromotionCreated, 1, promotion_id);
+
+/// A promotion was ended early by an admin.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionEnded {
+    pub promotion_id: String,
+    pub ended_at: i64,
+}
+event!(PromotionEnded, 1, promotion_id);
+
+/// Periodic recommendations for one user, for the notifications service to deliver to those
+/// who opted in.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecommendationDigest {
+    pub digest_id: String,
+    pub user_id: String,
+    /// (product id, product name), best first.
+    pub products: Vec<(String, String)>,
+}
+event!(RecommendationDigest, 1, digest_id);

@@ -6,8 +6,10 @@ pub mod catalog;
 pub mod client;
 pub mod error;
 pub mod events;
+pub mod notifications;
 pub mod orders;
 pub mod principal;
+pub mod recommendations;
 pub mod users;
 
 pub use client::{

@@ -149,7 +149,7 @@ impl Orders {
                     product_id: product.id.clone(),
                     name: product.name.clone(),
                     quantity: line.quantity.get(),
-                    unit_price_cents: product.price_cents,
+                    unit_price_cents: product.effective_price_cents, // the promotion price, if any
                 })
             })
             .collect()

@@ -30,6 +30,11 @@ fn to_product(row: ProductRow) -> Product {
         description,
         category,
         price_cents,
+        // No promotions or reviews yet: the list price stands.
+        effective_price_cents: price_cents,
+        active_promotion: None,
+        rating_average: None,
+        rating_count: 0,
         stock,
         deleted_at,
         created_at,
