@@ -162,6 +162,7 @@ impl Harness {
             .filter(|p| p.id == id)
         {
             p.price_cents = price_cents;
+            p.effective_price_cents = price_cents;
         }
     }
 
