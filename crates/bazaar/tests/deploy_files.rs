@@ -1,0 +1,850 @@
+//! The deployment files in `deploy/` cannot be run here (no container engine, no cluster), so
+//! this test checks that they agree with the binary instead: the services they start, the
+//! subcommands and flags they pass, the `BAZAAR_*` variables they set, the endpoints and ports
+//! they probe and scrape, and the metrics the Grafana dashboard queries.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_norway::Value;
+
+/// What every bazaar process serves besides its API (`crates/runtime/src/http.rs`).
+const OPS_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+/// Every bazaar container listens here; only the gateway is published, on this host port.
+const CONTAINER_PORT: u64 = 8080;
+const GATEWAY_HOST_PORT: u64 = 8000;
+/// The image the compose file builds and the name the k8s manifests use before kustomize
+/// rewrites it.
+const COMPOSE_IMAGE: &str = "bazaar:local";
+const K8S_IMAGE: &str = "bazaar";
+/// Which services a process reaches over HTTP when they do not run in it (`app.rs`).
+const NEEDS: [(&str, &[&str]); 2] = [
+    ("gateway", &["users", "catalog", "orders"]),
+    ("orders", &["catalog"]),
+];
+
+/// Metric names the dashboard may query; each must be recorded somewhere in the code.
+const DASHBOARD_METRICS: [&str; 12] = [
+    "bazaar_graphql_requests_total",
+    "bazaar_graphql_request_duration_seconds_bucket",
+    "bazaar_internal_calls_total",
+    "bazaar_orders",
+    "bazaar_events_published_total",
+    "bazaar_events_consumed_total",
+    "bazaar_events_failed_total",
+    "bazaar_events_dead_lettered_total",
+    "bazaar_dead_letters",
+    "bazaar_outbox_backlog",
+    "bazaar_consumer_pending",
+    "bazaar_stream_messages",
+];
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn read(relative: &str) -> String {
+    let path = repo().join(relative);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every YAML document in the file, with `<<` merge keys applied.
+fn yaml_documents(relative: &str) -> Vec<Value> {
+    use serde::Deserialize;
+    let text = read(relative);
+    serde_norway::Deserializer::from_str(&text)
+        .map(|doc| {
+            let mut value = Value::deserialize(doc).unwrap_or_else(|e| panic!("{relative}: {e}"));
+            value
+                .apply_merge()
+                .unwrap_or_else(|e| panic!("{relative}: {e}"));
+            value
+        })
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn yaml(relative: &str) -> Value {
+    let mut docs = yaml_documents(relative);
+    assert_eq!(docs.len(), 1, "{relative}: expected one YAML document");
+    docs.remove(0)
+}
+
+fn k8s_files() -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(repo().join("deploy/k8s"))
+        .expect("deploy/k8s")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.ends_with(".yaml") || name.ends_with(".yml"))
+        .map(|name| format!("deploy/k8s/{name}"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn k8s_objects() -> Vec<Value> {
+    k8s_files()
+        .iter()
+        .filter(|f| !f.ends_with("kustomization.yaml"))
+        .flat_map(|f| yaml_documents(f))
+        .collect()
+}
+
+fn bazaar(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_bazaar"))
+        .args(args)
+        .output()
+        .expect("run bazaar");
+    assert!(out.status.success(), "bazaar {args:?} failed: {out:?}");
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// What `bazaar services` prints.
+fn services() -> Vec<String> {
+    let names: Vec<String> = bazaar(&["services"]).lines().map(str::to_owned).collect();
+    assert!(names.contains(&"gateway".to_owned()), "{names:?}");
+    names
+}
+
+fn str_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => panic!("expected a scalar, found {other:?}"),
+    }
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        None => Vec::new(),
+        Some(Value::Sequence(items)) => items.iter().map(str_of).collect(),
+        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+        Some(other) => panic!("expected a list of strings, found {other:?}"),
+    }
+}
+
+fn map_of(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_mapping)
+        .map(|m| m.iter().map(|(k, v)| (str_of(k), str_of(v))).collect())
+        .unwrap_or_default()
+}
+
+/// A bazaar container in compose or k8s: where it is, the arguments after the `bazaar`
+/// entrypoint, and the environment it gets.
+#[derive(Debug)]
+struct Process {
+    place: String,
+    args: Vec<String>,
+    env: BTreeMap<String, String>,
+}
+
+impl Process {
+    /// The services `bazaar serve` runs in this process, or `None` for other subcommands.
+    fn services(&self, all: &[String]) -> Option<Vec<String>> {
+        if self.args.first().map(String::as_str) != Some("serve") {
+            return None;
+        }
+        let mut named = None;
+        let mut args = self.args.iter();
+        while let Some(arg) = args.next() {
+            if let Some(value) = arg.strip_prefix("--services=") {
+                named = Some(value.to_owned());
+            } else if arg == "--services" {
+                named = args.next().cloned();
+            }
+        }
+        Some(
+            match named.or_else(|| self.env.get("BAZAAR_SERVICES").cloned()) {
+                Some(list) => list.split(',').map(|s| s.trim().to_owned()).collect(),
+                None => all.to_vec(),
+            },
+        )
+    }
+}
+
+fn compose() -> Value {
+    yaml("deploy/compose.yaml")
+}
+
+fn compose_services(compose: &Value) -> Vec<(String, &Value)> {
+    compose["services"]
+        .as_mapping()
+        .expect("compose services")
+        .iter()
+        .map(|(k, v)| (str_of(k), v))
+        .collect()
+}
+
+fn compose_processes(compose: &Value) -> Vec<Process> {
+    compose_services(compose)
+        .into_iter()
+        .filter(|(_, s)| s.get("image").and_then(Value::as_str) == Some(COMPOSE_IMAGE))
+        .map(|(name, s)| {
+            assert!(
+                s.get("entrypoint").is_none(),
+                "compose {name}: keep the bazaar entrypoint"
+            );
+            Process {
+                place: format!("compose service {name}"),
+                args: strings(s.get("command")),
+                env: map_of(s.get("environment")),
+            }
+        })
+        .collect()
+}
+
+/// The pod templates of Deployments and Jobs, with their object's name.
+fn pod_specs(objects: &[Value]) -> Vec<(String, &Value)> {
+    objects
+        .iter()
+        .filter_map(|o| {
+            let spec = o.get("spec")?.get("template")?.get("spec")?;
+            let name = format!("{} {}", str_of(&o["kind"]), str_of(&o["metadata"]["name"]));
+            Some((name, spec))
+        })
+        .collect()
+}
+
+fn bazaar_containers(objects: &[Value]) -> Vec<(String, &Value)> {
+    pod_specs(objects)
+        .into_iter()
+        .flat_map(|(name, spec)| {
+            spec["containers"]
+                .as_sequence()
+                .expect("containers")
+                .iter()
+                .filter(|c| c.get("image").and_then(Value::as_str) == Some(K8S_IMAGE))
+                .map(move |c| (name.clone(), c))
+        })
+        .collect()
+}
+
+/// The environment of a k8s container: its `env` plus every ConfigMap/Secret in `envFrom`.
+fn k8s_processes(objects: &[Value]) -> Vec<Process> {
+    let data_of = |kind: &str, name: &str| -> BTreeMap<String, String> {
+        let object = objects
+            .iter()
+            .find(|o| str_of(&o["kind"]) == kind && str_of(&o["metadata"]["name"]) == name)
+            .unwrap_or_else(|| panic!("no {kind} {name} in deploy/k8s"));
+        let mut data = map_of(object.get("data"));
+        data.extend(map_of(object.get("stringData")));
+        data
+    };
+    bazaar_containers(objects)
+        .into_iter()
+        .map(|(place, c)| {
+            assert!(
+                c.get("command").is_none(),
+                "{place}: keep the bazaar entrypoint"
+            );
+            let mut env = BTreeMap::new();
+            for source in c
+                .get("envFrom")
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(r) = source.get("configMapRef") {
+                    env.extend(data_of("ConfigMap", &str_of(&r["name"])));
+                }
+                if let Some(r) = source.get("secretRef") {
+                    env.extend(data_of("Secret", &str_of(&r["name"])));
+                }
+            }
+            for var in c
+                .get("env")
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+            {
+                let value = var.get("value").map(str_of).unwrap_or_default();
+                env.insert(str_of(&var["name"]), value);
+            }
+            Process {
+                place,
+                args: strings(c.get("args")),
+                env,
+            }
+        })
+        .collect()
+}
+
+/// `host:port` of an `http://host:port/path` URL, and the path.
+fn parse_url(url: &str) -> (String, u64, String) {
+    let rest = url
+        .strip_prefix("http://")
+        .unwrap_or_else(|| panic!("not http: {url}"));
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (host, port) = authority.split_once(':').unwrap_or((authority, "80"));
+    let path = format!("/{}", path.split('?').next().unwrap_or_default());
+    (host.to_owned(), port.parse().expect("port"), path)
+}
+
+/// Checks the processes of one deployment: real subcommands, flags and service names, every
+/// service run somewhere, and the services each process needs reachable at their URL, whose
+/// host `hosts` maps to the services it runs.
+fn check_processes(what: &str, processes: &[Process], hosts: &BTreeMap<String, Vec<String>>) {
+    let all = services();
+    let top_help = bazaar(&["--help"]);
+    let mut running = BTreeSet::new();
+    for p in processes {
+        let subcommand = p
+            .args
+            .first()
+            .unwrap_or_else(|| panic!("{}: no subcommand", p.place));
+        assert!(
+            top_help
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{subcommand} "))),
+            "{}: `bazaar {subcommand}` is not a subcommand:\n{top_help}",
+            p.place
+        );
+        let help = bazaar(&[subcommand, "--help"]);
+        for flag in p.args.iter().filter(|a| a.starts_with("--")) {
+            let flag = flag.split('=').next().unwrap_or_default();
+            assert!(
+                help.match_indices(flag).any(|(at, _)| {
+                    let next = help[at + flag.len()..].chars().next();
+                    !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                }),
+                "{}: `bazaar {subcommand}` has no {flag}",
+                p.place
+            );
+        }
+        let Some(served) = p.services(&all) else {
+            continue;
+        };
+        for service in &served {
+            assert!(
+                all.contains(service),
+                "{}: unknown service {service:?}",
+                p.place
+            );
+            running.insert(service.clone());
+        }
+        for (service, needs) in NEEDS {
+            if !served.iter().any(|s| s == service) {
+                continue;
+            }
+            for needed in needs.iter().filter(|n| !served.iter().any(|s| s == *n)) {
+                let var = format!("BAZAAR_{}_URL", needed.to_uppercase());
+                let url = p
+                    .env
+                    .get(&var)
+                    .unwrap_or_else(|| panic!("{}: needs {var}", p.place));
+                let (host, port, _) = parse_url(url);
+                assert_eq!(port, CONTAINER_PORT, "{}: {var}={url}", p.place);
+                assert!(
+                    hosts
+                        .get(&host)
+                        .is_some_and(|s| s.iter().any(|s| s == needed)),
+                    "{}: {var}={url}, but {host} does not run {needed} in {what}",
+                    p.place
+                );
+            }
+        }
+    }
+    let all: BTreeSet<String> = all.into_iter().collect();
+    assert_eq!(
+        running, all,
+        "{what} must run every service exactly as `bazaar services` lists"
+    );
+}
+
+#[test]
+fn compose_runs_every_service_with_real_commands() {
+    let compose = compose();
+    let processes = compose_processes(&compose);
+    let all = services();
+    let hosts = processes
+        .iter()
+        .filter_map(|p| {
+            let name = p.place.strip_prefix("compose service ")?.to_owned();
+            Some((name, p.services(&all)?))
+        })
+        .collect();
+    check_processes("compose", &processes, &hosts);
+    assert!(
+        processes.iter().any(|p| p.args == ["migrate"]),
+        "compose: a one-shot `bazaar migrate`"
+    );
+    let nats = read("deploy/nats/nats.conf");
+    assert!(
+        nats.contains("sync_interval: always") && nats.contains("store_dir"),
+        "{nats}"
+    );
+}
+
+#[test]
+fn k8s_runs_every_service_with_real_commands() {
+    let objects = k8s_objects();
+    let processes = k8s_processes(&objects);
+    let all = services();
+    // A Service's name → the services run by the pods its selector picks.
+    let mut hosts = BTreeMap::new();
+    for service in objects.iter().filter(|o| str_of(&o["kind"]) == "Service") {
+        let selector = map_of(service["spec"].get("selector"));
+        let mut served = Vec::new();
+        for object in &objects {
+            let Some(template) = object.get("spec").and_then(|s| s.get("template")) else {
+                continue;
+            };
+            let labels = map_of(template["metadata"].get("labels"));
+            if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+                continue;
+            }
+            let name = format!(
+                "{} {}",
+                str_of(&object["kind"]),
+                str_of(&object["metadata"]["name"])
+            );
+            for p in processes.iter().filter(|p| p.place == name) {
+                served.extend(p.services(&all).unwrap_or_default());
+            }
+        }
+        hosts.insert(str_of(&service["metadata"]["name"]), served);
+    }
+    check_processes("deploy/k8s", &processes, &hosts);
+    assert!(
+        processes
+            .iter()
+            .any(|p| p.place.starts_with("Job ") && p.args == ["migrate"]),
+        "k8s: a Job running `bazaar migrate`"
+    );
+}
+
+#[test]
+fn kustomization_lists_every_manifest() {
+    let kustomization = yaml("deploy/k8s/kustomization.yaml");
+    let listed: BTreeSet<String> = strings(kustomization.get("resources"))
+        .into_iter()
+        .map(|r| format!("deploy/k8s/{r}"))
+        .collect();
+    let present: BTreeSet<String> = k8s_files()
+        .into_iter()
+        .filter(|f| !f.ends_with("kustomization.yaml") && !f.ends_with(".example.yaml"))
+        .collect();
+    assert_eq!(
+        listed, present,
+        "kustomization.yaml resources vs files in deploy/k8s"
+    );
+}
+
+/// The `BAZAAR_*` names the binary reads: string literals in the runtime and the binary's
+/// sources, plus the per-service patterns built with `ServiceName::env_prefix`.
+fn known_variables() -> BTreeSet<String> {
+    let mut known = BTreeSet::new();
+    for dir in ["crates/runtime/src", "crates/bazaar/src"] {
+        for entry in std::fs::read_dir(repo().join(dir)).expect("source dir") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                let source = std::fs::read_to_string(&path).expect("source");
+                known.extend(variables_in(&source, Some('"')));
+            }
+        }
+    }
+    for service in services() {
+        let upper = service.to_uppercase();
+        known.insert(format!("BAZAAR_{upper}_URL"));
+        known.insert(format!("BAZAAR_{upper}_DATABASE_URL"));
+    }
+    for sure in [
+        "BAZAAR_DATABASE_URL",
+        "BAZAAR_JWT_SECRET",
+        "BAZAAR_LISTEN",
+        "BAZAAR_LOG",
+    ] {
+        assert!(
+            known.contains(sure),
+            "the source scan missed {sure}: {known:?}"
+        );
+    }
+    known
+}
+
+/// Every `BAZAAR_NAME` in `text`; with `quote`, only those right after that character.
+fn variables_in(text: &str, quote: Option<char>) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for (at, _) in text.match_indices("BAZAAR_") {
+        let before = text[..at].chars().next_back();
+        let starts = match quote {
+            Some(q) => before == Some(q),
+            None => !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_'),
+        };
+        let name: String = text[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        if starts && !name.ends_with('_') {
+            found.insert(name);
+        }
+    }
+    found
+}
+
+#[test]
+fn every_bazaar_variable_is_one_the_binary_reads() {
+    let known = known_variables();
+    let mut files = vec![
+        "deploy/compose.yaml".to_owned(),
+        "deploy/.env.example".to_owned(),
+        "deploy/Dockerfile".to_owned(),
+    ];
+    files.extend(k8s_files());
+    for file in files {
+        let unknown: Vec<String> = variables_in(&read(&file), None)
+            .into_iter()
+            .filter(|v| !known.contains(v))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "{file} uses variables bazaar does not read: {unknown:?}"
+        );
+    }
+}
+
+#[test]
+fn compose_health_checks_and_ports() {
+    let compose = compose();
+    for (name, service) in compose_services(&compose) {
+        if service.get("image").and_then(Value::as_str) != Some(COMPOSE_IMAGE) {
+            continue;
+        }
+        let check = &service["healthcheck"];
+        if check.get("disable").and_then(Value::as_bool) != Some(true) {
+            let urls: Vec<String> = strings(check.get("test"))
+                .into_iter()
+                .filter(|a| a.starts_with("http://"))
+                .collect();
+            assert!(!urls.is_empty(), "compose {name}: an HTTP health check");
+            for url in urls {
+                let (_, port, path) = parse_url(&url);
+                assert_eq!(port, CONTAINER_PORT, "compose {name}: {url}");
+                assert!(OPS_PATHS.contains(&path.as_str()), "compose {name}: {url}");
+            }
+        }
+        for mapping in strings(service.get("ports")) {
+            let parts: Vec<&str> = mapping.split(':').collect();
+            let container: u64 = parts[parts.len() - 1].parse().expect("container port");
+            let host: u64 = parts[parts.len() - 2].parse().expect("host port");
+            assert_eq!(container, CONTAINER_PORT, "compose {name}: {mapping}");
+            assert_eq!(host, GATEWAY_HOST_PORT, "compose {name}: {mapping}");
+            assert_eq!(
+                name, "gateway",
+                "compose {name}: only the gateway is published"
+            );
+        }
+    }
+}
+
+/// A probe's or Service's port: 8080, or the name of a container port that is 8080.
+fn port_number(port: &Value) -> u64 {
+    match port {
+        Value::Number(n) => n.as_u64().expect("port"),
+        Value::String(name) if name == "http" => CONTAINER_PORT,
+        other => panic!("unexpected port {other:?}"),
+    }
+}
+
+#[test]
+fn k8s_probes_and_ports() {
+    let objects = k8s_objects();
+    for (place, c) in bazaar_containers(&objects) {
+        for port in c
+            .get("ports")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+        {
+            assert_eq!(
+                port["containerPort"].as_u64(),
+                Some(CONTAINER_PORT),
+                "{place}"
+            );
+            if let Some(name) = port.get("name") {
+                assert_eq!(str_of(name), "http", "{place}: the one port name");
+            }
+        }
+        if place.starts_with("Job ") {
+            continue;
+        }
+        for (probe, expected) in [
+            ("startupProbe", None),
+            ("livenessProbe", Some("/healthz")),
+            ("readinessProbe", Some("/readyz")),
+        ] {
+            let Some(get) = c.get(probe).map(|p| &p["httpGet"]) else {
+                assert!(expected.is_none(), "{place}: a {probe}");
+                continue;
+            };
+            let path = str_of(&get["path"]);
+            assert!(
+                OPS_PATHS.contains(&path.as_str()),
+                "{place}: {probe} {path}"
+            );
+            if let Some(expected) = expected {
+                assert_eq!(path, expected, "{place}: {probe}");
+            }
+            assert_eq!(
+                port_number(&get["port"]),
+                CONTAINER_PORT,
+                "{place}: {probe}"
+            );
+        }
+    }
+    for object in &objects {
+        let kind = str_of(&object["kind"]);
+        let name = str_of(&object["metadata"]["name"]);
+        if let Some(template) = object.get("spec").and_then(|s| s.get("template")) {
+            let annotations = map_of(template["metadata"].get("annotations"));
+            if let Some(port) = annotations.get("prometheus.io/port") {
+                assert_eq!(port, &CONTAINER_PORT.to_string(), "{kind} {name}");
+                let path = annotations.get("prometheus.io/path").map(String::as_str);
+                assert_eq!(path, Some("/metrics"), "{kind} {name}");
+            }
+        }
+        if kind == "Service" {
+            for port in object["spec"]["ports"].as_sequence().expect("ports") {
+                assert_eq!(port_number(&port["port"]), CONTAINER_PORT, "Service {name}");
+                assert_eq!(
+                    port_number(&port["targetPort"]),
+                    CONTAINER_PORT,
+                    "Service {name}"
+                );
+            }
+        }
+        if kind == "Ingress" {
+            for rule in object["spec"]["rules"].as_sequence().expect("rules") {
+                for path in rule["http"]["paths"].as_sequence().expect("paths") {
+                    let port = &path["backend"]["service"]["port"]["number"];
+                    assert_eq!(port.as_u64(), Some(CONTAINER_PORT), "Ingress {name}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn k8s_pods_are_locked_down() {
+    let objects = k8s_objects();
+    for (place, spec) in pod_specs(&objects) {
+        assert_eq!(
+            spec["securityContext"]["runAsNonRoot"].as_bool(),
+            Some(true),
+            "{place}"
+        );
+        let data_volumes: BTreeSet<String> = spec["volumes"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter(|v| v.get("emptyDir").is_some())
+            .map(|v| str_of(&v["name"]))
+            .collect();
+        for c in spec["containers"].as_sequence().expect("containers") {
+            let security = &c["securityContext"];
+            assert_eq!(
+                security["readOnlyRootFilesystem"].as_bool(),
+                Some(true),
+                "{place}"
+            );
+            assert_eq!(
+                security["allowPrivilegeEscalation"].as_bool(),
+                Some(false),
+                "{place}"
+            );
+            let data = c["volumeMounts"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .find(|m| str_of(&m["mountPath"]) == "/data")
+                .unwrap_or_else(|| panic!("{place}: /data must be mounted"));
+            assert!(
+                data_volumes.contains(&str_of(&data["name"])),
+                "{place}: /data is an emptyDir"
+            );
+            assert!(c["resources"]["requests"].is_mapping(), "{place}: requests");
+            assert!(c["resources"]["limits"].is_mapping(), "{place}: limits");
+        }
+    }
+    for p in k8s_processes(&objects) {
+        assert_eq!(
+            p.env.get("BAZAAR_DATA_DIR").map(String::as_str),
+            Some("/data"),
+            "{}",
+            p.place
+        );
+    }
+}
+
+#[test]
+fn prometheus_scrapes_every_service_on_8080() {
+    let config = yaml("deploy/prometheus/prometheus.yml");
+    let compose = compose();
+    let all = services();
+    let mut scraped = BTreeSet::new();
+    for job in config["scrape_configs"]
+        .as_sequence()
+        .expect("scrape_configs")
+    {
+        let name = str_of(&job["job_name"]);
+        let path = job
+            .get("metrics_path")
+            .map(str_of)
+            .unwrap_or_else(|| "/metrics".into());
+        assert_eq!(path, "/metrics", "job {name}");
+        for sd in job
+            .get("dns_sd_configs")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+        {
+            assert_eq!(sd["port"].as_u64(), Some(CONTAINER_PORT), "job {name}");
+            scraped.extend(strings(sd.get("names")));
+        }
+        for sc in job
+            .get("static_configs")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+        {
+            for target in strings(sc.get("targets")) {
+                let (host, port) = target.split_once(':').expect("host:port");
+                assert_eq!(
+                    port.parse::<u64>().ok(),
+                    Some(CONTAINER_PORT),
+                    "job {name}: {target}"
+                );
+                scraped.insert(host.to_owned());
+            }
+        }
+    }
+    let servers: BTreeSet<String> = compose_processes(&compose)
+        .iter()
+        .filter(|p| p.services(&all).is_some())
+        .filter_map(|p| p.place.strip_prefix("compose service ").map(str::to_owned))
+        .collect();
+    assert_eq!(
+        scraped, servers,
+        "Prometheus scrapes exactly the bazaar containers"
+    );
+}
+
+/// Every string under an `expr` key.
+fn expressions(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                match (key.as_str(), v) {
+                    ("expr", serde_json::Value::String(s)) => out.push(s.clone()),
+                    _ => expressions(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| expressions(v, out)),
+        _ => {}
+    }
+}
+
+/// Every `.rs` file under `dir`, concatenated.
+fn sources_under(dir: &Path, out: &mut String) {
+    for entry in std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry"))
+    {
+        let path = entry.path();
+        if path.is_dir() && path.file_name().is_some_and(|n| n != "target") {
+            sources_under(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push_str(&std::fs::read_to_string(&path).expect("source"));
+        }
+    }
+}
+
+#[test]
+fn dashboard_queries_only_known_metrics() {
+    let text = read("deploy/grafana/dashboards/bazaar.json");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON");
+    let mut exprs = Vec::new();
+    expressions(&dashboard, &mut exprs);
+    assert!(exprs.len() >= 8, "the dashboard has its panels: {exprs:?}");
+    for expr in &exprs {
+        for (at, _) in expr.match_indices("bazaar_") {
+            let name: String = expr[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            assert!(
+                DASHBOARD_METRICS.contains(&name.as_str()),
+                "unknown metric {name} in {expr}"
+            );
+        }
+    }
+
+    let mut source = String::new();
+    sources_under(&repo().join("crates"), &mut source);
+    sources_under(&repo().join("services"), &mut source);
+    for metric in DASHBOARD_METRICS {
+        let recorded = metric.strip_suffix("_bucket").unwrap_or(metric);
+        assert!(
+            source.contains(&format!("\"{recorded}\"")),
+            "{metric}: no code records \"{recorded}\" (renamed? update the dashboard)"
+        );
+    }
+
+    // Panels name the provisioned data source.
+    let datasources = yaml("deploy/grafana/provisioning/datasources/prometheus.yaml");
+    let uids: BTreeSet<String> = datasources["datasources"]
+        .as_sequence()
+        .expect("datasources")
+        .iter()
+        .map(|d| str_of(&d["uid"]))
+        .collect();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        if let Some(uid) = panel.get("datasource").and_then(|d| d.get("uid")) {
+            let uid = uid.as_str().expect("uid");
+            assert!(
+                uids.contains(uid),
+                "panel {}: data source {uid}",
+                panel["title"]
+            );
+        }
+    }
+    let providers = yaml("deploy/grafana/provisioning/dashboards/bazaar.yaml");
+    assert!(
+        providers["providers"]
+            .as_sequence()
+            .is_some_and(|p| !p.is_empty())
+    );
+}
+
+#[test]
+fn dockerfile_runs_bazaar_as_non_root_on_8080() {
+    let dockerfile = read("deploy/Dockerfile");
+    for needle in [
+        "cargo build --release --locked -p bazaar",
+        "USER 10001",
+        "EXPOSE 8080",
+        "BAZAAR_LISTEN=0.0.0.0:8080",
+        "ENTRYPOINT [\"bazaar\"]",
+        "CMD [\"serve\"]",
+    ] {
+        assert!(dockerfile.contains(needle), "deploy/Dockerfile: {needle}");
+    }
+    // The HEALTHCHECK (comments may show host URLs).
+    let instructions = dockerfile
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'));
+    for line in instructions.filter(|l| l.contains("http://")) {
+        let url = &line[line.find("http://").expect("url")..];
+        let url = url.split('"').next().unwrap_or(url);
+        let (_, port, path) = parse_url(url);
+        assert_eq!(port, CONTAINER_PORT, "{line}");
+        assert!(OPS_PATHS.contains(&path.as_str()), "{line}");
+    }
+}
