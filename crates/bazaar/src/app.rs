@@ -77,6 +77,8 @@ impl App {
                     bazaar_orders::build(&platform, catalog, payments).await?
                 }
                 ServiceName::Gateway => continue,
+                // Not in ServiceName::ALL yet, so never requested.
+                ServiceName::Notifications | ServiceName::Recommendations => continue,
             };
             checks.push(Arc::new((name.to_string(), service.db.clone())));
             dbs.push((name.to_string(), service.db.clone()));

@@ -31,7 +31,9 @@ pub async fn report(settings: Settings, list: bool) -> anyhow::Result<()> {
             ServiceName::Users => bazaar_users::open_db(settings).await?,
             ServiceName::Catalog => bazaar_catalog::open_db(settings).await?,
             ServiceName::Orders => bazaar_orders::open_db(settings).await?,
-            ServiceName::Gateway => continue,
+            ServiceName::Gateway | ServiceName::Notifications | ServiceName::Recommendations => {
+                continue;
+            }
         };
         let dead = bazaar_bus::dead_letters(&db, 1000).await?;
         println!("dead letters in {service}: {}", dead.len());

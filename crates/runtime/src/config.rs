@@ -16,6 +16,8 @@ pub enum ServiceName {
     Users,
     Catalog,
     Orders,
+    Notifications,
+    Recommendations,
     Gateway,
 }
 
@@ -32,6 +34,8 @@ impl ServiceName {
             ServiceName::Users => "users",
             ServiceName::Catalog => "catalog",
             ServiceName::Orders => "orders",
+            ServiceName::Notifications => "notifications",
+            ServiceName::Recommendations => "recommendations",
             ServiceName::Gateway => "gateway",
         }
     }
@@ -116,6 +120,10 @@ struct FileConfig {
     login_limit_per_ip: Option<u64>,
     login_limit_window_secs: Option<u64>,
     unpaid_order_timeout_secs: Option<u64>,
+    smtp_url: Option<Secret>,
+    mail_from: Option<String>,
+    promotion_schedule: Option<String>,
+    recommendation_schedule: Option<String>,
     max_query_depth: Option<usize>,
     max_query_complexity: Option<usize>,
     max_body_bytes: Option<usize>,
@@ -150,6 +158,14 @@ pub struct Settings {
     pub login_limit_window: Duration,
     /// A confirmed order not paid within this time is cancelled and its stock released.
     pub unpaid_order_timeout: Duration,
+    /// SMTP server for mail (`smtp://host:port`, `smtps://` for TLS, credentials in the URL);
+    /// without one, mail is written as .eml files under `data_dir/mail`.
+    pub smtp_url: Option<Secret>,
+    pub mail_from: String,
+    /// When newly active promotions are announced (cron, 5 or 6 fields).
+    pub promotion_schedule: crate::schedule::Schedule,
+    /// When recommendation digests go out (cron).
+    pub recommendation_schedule: crate::schedule::Schedule,
     pub max_query_depth: usize,
     pub max_query_complexity: usize,
     pub max_body_bytes: usize,
@@ -329,6 +345,31 @@ impl Settings {
         if unpaid == 0 {
             errors.push("the unpaid order timeout must be positive".into());
         }
+        let smtp_url = first([env_secret("BAZAAR_SMTP_URL"), file.smtp_url.clone()]);
+        if let Some(url) = &smtp_url
+            && !(url.expose().starts_with("smtp://") || url.expose().starts_with("smtps://"))
+        {
+            errors.push("BAZAAR_SMTP_URL must start with smtp:// or smtps://".into());
+        }
+        let mail_from = first([env("BAZAAR_MAIL_FROM"), file.mail_from.clone()])
+            .unwrap_or_else(|| "bazaar <no-reply@bazaar.local>".into());
+        let mut schedule = |name: &str, value: Option<String>, default: &str| {
+            let expression = first([env(name), value]).unwrap_or_else(|| default.into());
+            crate::schedule::Schedule::parse(&expression).unwrap_or_else(|e| {
+                errors.push(format!("{name}: {e}"));
+                crate::schedule::Schedule::parse(default).expect("default schedule parses")
+            })
+        };
+        let promotion_schedule = schedule(
+            "BAZAAR_PROMOTION_SCHEDULE",
+            file.promotion_schedule.clone(),
+            "0 * * * * *",
+        );
+        let recommendation_schedule = schedule(
+            "BAZAAR_RECOMMENDATION_SCHEDULE",
+            file.recommendation_schedule.clone(),
+            "0 0 9 * * MON",
+        );
         let depth = number(
             "BAZAAR_MAX_QUERY_DEPTH",
             file.max_query_depth.map(|v| v as u64),
@@ -410,6 +451,10 @@ impl Settings {
             login_limit_per_ip: per_ip,
             login_limit_window: Duration::from_secs(window),
             unpaid_order_timeout: Duration::from_secs(unpaid),
+            smtp_url,
+            mail_from,
+            promotion_schedule,
+            recommendation_schedule,
             max_query_depth: depth as usize,
             max_query_complexity: complexity as usize,
             max_body_bytes: body as usize,

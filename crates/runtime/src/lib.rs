@@ -6,6 +6,7 @@ pub mod error;
 pub mod http;
 pub mod platform;
 pub mod sampler;
+pub mod schedule;
 pub mod telemetry;
 
 pub use config::{ConfigArgs, Secret, ServiceName, Settings};
