@@ -10,7 +10,10 @@ use std::collections::HashMap;
 
 use bazaar_contracts::ServiceClient;
 use bazaar_contracts::catalog::CatalogClient;
+use bazaar_contracts::client::DeadLetterClient;
+use bazaar_contracts::notifications::NotificationsClient;
 use bazaar_contracts::orders::OrdersClient;
+use bazaar_contracts::recommendations::RecommendationsClient;
 use bazaar_contracts::users::UsersClient;
 use bazaar_runtime::{
     Platform, ReadyCheck, ServiceName, Settings, ops_routes, serve, telemetry, with_standard_layers,
@@ -18,6 +21,11 @@ use bazaar_runtime::{
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// Budget of a call a service makes while serving another service's call (orders pricing an
+/// order from the catalogue): shorter than the caller's 10 s, so the inner call gives up first,
+/// the caller learns the real cause, and no work completes after the caller stopped waiting.
+const NESTED_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A built process, listening but not yet serving.
 pub struct App {
@@ -69,7 +77,10 @@ impl App {
                 ServiceName::Users => bazaar_users::build(&platform).await?,
                 ServiceName::Catalog => bazaar_catalog::build(&platform).await?,
                 ServiceName::Orders => {
-                    let catalog = CatalogClient(client(&platform, ServiceName::Catalog, &local)?);
+                    let catalog = CatalogClient(
+                        client(&platform, ServiceName::Catalog, &local)?
+                            .with_timeout(NESTED_CALL_TIMEOUT),
+                    );
                     if catalog.0.is_remote() {
                         checks.push(Arc::new(RemoteService(catalog.0.clone())));
                     }
@@ -82,7 +93,11 @@ impl App {
             };
             checks.push(Arc::new((name.to_string(), service.db.clone())));
             dbs.push((name.to_string(), service.db.clone()));
-            let (name, _db, router, _consumers) = service.spawn(&tracker, &stop);
+            let (name, db, router, consumers) = service.spawn(&tracker, &stop);
+            let token = platform.service_token.clone();
+            let router = router.merge(bazaar_runtime::dead_letters::routes(
+                name, db, consumers, token,
+            ));
             internal = internal.merge(router.clone());
             local.insert(name, router);
         }
@@ -92,15 +107,33 @@ impl App {
                 users: UsersClient(client(&platform, ServiceName::Users, &local)?),
                 catalog: CatalogClient(client(&platform, ServiceName::Catalog, &local)?),
                 orders: OrdersClient(client(&platform, ServiceName::Orders, &local)?),
+                notifications: NotificationsClient(client(
+                    &platform,
+                    ServiceName::Notifications,
+                    &local,
+                )?),
+                recommendations: RecommendationsClient(client(
+                    &platform,
+                    ServiceName::Recommendations,
+                    &local,
+                )?),
             };
-            // The gateway is ready only while the services it calls answer.
-            for client in [&clients.users.0, &clients.catalog.0, &clients.orders.0] {
+            let mut dead_letters = Vec::new();
+            for service in ServiceName::ALL
+                .into_iter()
+                .filter(|s| *s != ServiceName::Gateway)
+            {
+                let client = client(&platform, service, &local)?;
+                // The gateway is ready only while the services it calls answer.
                 if client.is_remote() {
                     checks.push(Arc::new(RemoteService(client.clone())));
                 }
+                dead_letters.push(DeadLetterClient(client));
             }
-            let (router, invalidation) = bazaar_gateway::build(&platform, clients);
-            tracker.spawn(invalidation(stop.clone()));
+            let (router, tasks) = bazaar_gateway::build(&platform, clients, dead_letters);
+            for task in tasks {
+                tracker.spawn(task(stop.clone()));
+            }
             router
         } else {
             internal
@@ -171,10 +204,15 @@ fn client(
         ));
     }
     let var = format!("{}URL", service.env_prefix());
-    let url = std::env::var(&var).map_err(|_| {
-        anyhow::anyhow!("the {name} service is needed: run it in this process or set {var}")
-    })?;
-    Ok(ServiceClient::remote(name, &url, &platform.service_token))
+    match std::env::var(&var) {
+        Ok(url) => Ok(ServiceClient::remote(name, &url, &platform.service_token)),
+        Err(_) => {
+            tracing::warn!(
+                "the {name} service is not running here and {var} is not set: its operations will answer SERVICE_UNAVAILABLE"
+            );
+            Ok(ServiceClient::missing(name, &var))
+        }
+    }
 }
 
 /// Readiness of a service this process calls.

@@ -82,7 +82,7 @@ impl RetryPolicy {
 }
 
 /// An event a consumer gave up on, kept for inspection and redrive.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DeadLetter {
     pub id: String,
     pub consumer: String,

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bazaar_db::{Db, DbTarget, Migration, now_millis};
+use futures::StreamExt;
 use tokio::sync::Notify;
 
 use crate::transport::{
@@ -59,6 +60,8 @@ pub struct EmbeddedTransport {
 struct Inner {
     db: Db,
     published: Notify,
+    /// Fan-out of published events to live listeners in this process.
+    live: tokio::sync::broadcast::Sender<Envelope>,
 }
 
 impl EmbeddedTransport {
@@ -77,10 +80,12 @@ impl EmbeddedTransport {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        let (live, _) = tokio::sync::broadcast::channel(1024);
         Ok(EmbeddedTransport {
             inner: Arc::new(Inner {
                 db,
                 published: Notify::new(),
+                live,
             }),
         })
     }
@@ -92,7 +97,7 @@ use bazaar_db::sqlx;
 impl Transport for EmbeddedTransport {
     async fn publish(&self, event: &Envelope) -> Result<(), BusError> {
         let body = serde_json::to_string(event).map_err(|e| BusError::Malformed(e.to_string()))?;
-        sqlx::query(
+        let stored = sqlx::query(
             "INSERT INTO bus_messages (id, body, stored_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
         )
         .bind(&event.id)
@@ -101,6 +106,10 @@ impl Transport for EmbeddedTransport {
         .execute(self.inner.db.pool())
         .await?;
         self.inner.published.notify_waiters();
+        // Live listeners see each event once, like the log; nobody listening is fine.
+        if stored.rows_affected() == 1 {
+            let _ = self.inner.live.send(event.clone());
+        }
         Ok(())
     }
 
@@ -157,6 +166,30 @@ impl Transport for EmbeddedTransport {
     fn kind(&self) -> &'static str {
         "embedded"
     }
+
+    async fn live(&self, source: &str) -> Result<crate::LiveEvents, BusError> {
+        let source = source.to_owned();
+        let events = live_stream(self.inner.live.subscribe());
+        Ok(Box::pin(
+            events.filter(move |e| std::future::ready(e.source == source)),
+        ))
+    }
+}
+
+/// A broadcast receiver as a stream that skips what a slow listener missed.
+fn live_stream(
+    rx: tokio::sync::broadcast::Receiver<Envelope>,
+) -> impl futures::Stream<Item = Envelope> {
+    use tokio::sync::broadcast::error::RecvError;
+    futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(event) => return Some((event, rx)),
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    })
 }
 
 struct EmbeddedSubscription {

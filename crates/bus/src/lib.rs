@@ -19,7 +19,7 @@ pub use nats::NatsTransport;
 pub use outbox::{OutboxRelay, enqueue, outbox_backlog};
 pub use schema::MIGRATIONS;
 pub use transport::{
-    Acker, ConsumerSpec, ConsumerStats, Delivery, StreamStats, Subscription, Transport,
+    Acker, ConsumerSpec, ConsumerStats, Delivery, LiveEvents, StreamStats, Subscription, Transport,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -173,6 +173,21 @@ enum Attempt {
 
 #[async_trait]
 impl Transport for NatsTransport {
+    async fn live(&self, source: &str) -> Result<crate::LiveEvents, BusError> {
+        use futures::StreamExt;
+        // A core NATS subscription sees what JetStream stores on the subject, live, without a
+        // consumer: every gateway replica gets every event.
+        let subject = format!("{}.events.{}.>", self.prefix, sanitize(source));
+        let messages = self
+            .client
+            .subscribe(subject)
+            .await
+            .map_err(|e| unavailable("live subscribe", e))?;
+        Ok(Box::pin(messages.filter_map(|m| {
+            std::future::ready(serde_json::from_slice::<Envelope>(&m.payload).ok())
+        })))
+    }
+
     async fn publish(&self, event: &Envelope) -> Result<(), BusError> {
         let subject = format!(
             "{}.events.{}.{}",

@@ -72,7 +72,15 @@ pub trait Transport: Send + Sync + 'static {
 
     /// A short name for logs and metrics: `embedded` or `nats`.
     fn kind(&self) -> &'static str;
+
+    /// Every event `source` publishes from now on, in publish order, to this process only: no
+    /// history, no acks, nothing durable. For pushing live updates (WebSocket subscriptions);
+    /// a slow listener may miss events. Every replica gets every event.
+    async fn live(&self, source: &str) -> Result<LiveEvents, BusError>;
 }
+
+/// A live feed of events (see [`Transport::live`]); ends when the transport goes away.
+pub type LiveEvents = futures::stream::BoxStream<'static, Envelope>;
 
 /// A stream of deliveries for one durable consumer.
 #[async_trait]

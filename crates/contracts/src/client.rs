@@ -89,6 +89,12 @@ impl ServiceClient {
         }
     }
 
+    /// The same client with another time budget per call (every attempt of a query included).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
     pub fn service(&self) -> &'static str {
         self.service
     }
@@ -120,29 +126,37 @@ impl ServiceClient {
         principal: &Principal,
         req: &Req,
     ) -> Result<Resp, ApiError> {
-        self.call_once(op, principal, req).await
+        self.call_once(op, principal, req, self.timeout).await
     }
 
     /// A read or otherwise idempotent call: retried with backoff and jitter while the service
-    /// is unreachable, within the overall timeout.
+    /// is unreachable, within the overall timeout (one budget for all attempts, so a hung
+    /// service costs the caller one timeout, not one per attempt).
     pub async fn query<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         op: &str,
         principal: &Principal,
         req: &Req,
     ) -> Result<Resp, ApiError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
         let mut delay = Duration::from_millis(50);
-        for _ in 0..3 {
-            match self.call_once(op, principal, req).await {
-                Err(e) if e.code == ErrorCode::ServiceUnavailable => {
+        let mut attempts = 0;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            attempts += 1;
+            match self.call_once(op, principal, req, left).await {
+                Err(e) if e.code == ErrorCode::ServiceUnavailable && attempts < 4 => {
                     let jitter = rand::rng().random_range(0..=delay.as_millis() as u64);
-                    tokio::time::sleep(delay + Duration::from_millis(jitter)).await;
+                    let pause = delay + Duration::from_millis(jitter);
+                    if tokio::time::Instant::now() + pause >= deadline {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(pause).await;
                     delay *= 4;
                 }
                 other => return other,
             }
         }
-        self.call_once(op, principal, req).await
     }
 
     async fn call_once<Req: Serialize, Resp: DeserializeOwned>(
@@ -150,6 +164,7 @@ impl ServiceClient {
         op: &str,
         principal: &Principal,
         req: &Req,
+        timeout: Duration,
     ) -> Result<Resp, ApiError> {
         let body = serde_json::to_vec(req).map_err(ApiError::internal)?;
         // The caller's request id travels on, so one id ties the gateway's log lines to the
@@ -208,7 +223,7 @@ impl ServiceClient {
                 }
             }
         };
-        let (status, bytes) = tokio::time::timeout(self.timeout, call)
+        let (status, bytes) = tokio::time::timeout(timeout, call)
             .await
             .map_err(|_| {
                 ApiError::unavailable(format!(
@@ -275,5 +290,23 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequest<S> for Inpu
             Ok(axum::Json(v)) => Ok(Input(v)),
             Err(e) => Err(ApiError::bad_input("body", e.body_text())),
         }
+    }
+}
+
+/// Typed calls to the dead-letter operations every service exposes.
+#[derive(Clone)]
+pub struct DeadLetterClient(pub ServiceClient);
+
+impl DeadLetterClient {
+    pub async fn list<T: DeserializeOwned>(&self, p: &Principal) -> Result<Vec<T>, ApiError> {
+        let op = format!("{}/dead-letters", self.0.service());
+        self.0.query(&op, p, &serde_json::json!({})).await
+    }
+
+    pub async fn redrive(&self, p: &Principal, id: &str) -> Result<bool, ApiError> {
+        let op = format!("{}/redrive-dead-letter", self.0.service());
+        self.0
+            .command(&op, p, &serde_json::json!({ "id": id }))
+            .await
     }
 }

@@ -2,6 +2,7 @@
 //! server with its health and readiness endpoints, and graceful shutdown.
 
 pub mod config;
+pub mod dead_letters;
 pub mod error;
 pub mod http;
 pub mod platform;

@@ -1,6 +1,9 @@
 //! Catalog values parsed once at the edge: a `NewProduct` has a real name and a price GraphQL
 //! can carry, a `StockDelta` is non-zero, and so on. Errors name the GraphQL input field.
 
+pub mod promotions;
+pub mod reviews;
+
 use std::collections::BTreeMap;
 
 use bazaar_contracts::ApiError;

@@ -4,8 +4,9 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use bazaar_contracts::catalog::{
-    AdjustStockRequest, CreateProductRequest, ListProductsRequest, Product, ProductIdRequest,
-    ProductsByIdRequest, UpdateProductRequest,
+    AddReviewRequest, AdjustStockRequest, CreateProductRequest, CreatePromotionRequest,
+    ListProductsRequest, ListPromotionsRequest, ListReviewsRequest, Product, ProductIdRequest,
+    ProductsByIdRequest, Promotion, Review, UpdateProductRequest,
 };
 use bazaar_contracts::users::Page;
 use bazaar_contracts::{Caller, Input};
@@ -22,6 +23,11 @@ pub fn routes(catalog: Catalog) -> Router {
         .route("/internal/product", post(product))
         .route("/internal/products-by-id", post(products_by_id))
         .route("/internal/products", post(products))
+        .route("/internal/create-promotion", post(create_promotion))
+        .route("/internal/end-promotion", post(end_promotion))
+        .route("/internal/promotions", post(promotions))
+        .route("/internal/add-review", post(add_review))
+        .route("/internal/reviews", post(reviews))
         .with_state(catalog)
 }
 
@@ -77,4 +83,45 @@ async fn products(
     Input(req): Input<ListProductsRequest>,
 ) -> ServiceResult<Json<Page<Product>>> {
     Ok(Json(c.list(req).await?))
+}
+
+async fn create_promotion(
+    State(c): State<Catalog>,
+    Caller(p): Caller,
+    Input(req): Input<CreatePromotionRequest>,
+) -> ServiceResult<Json<Promotion>> {
+    Ok(Json(c.create_promotion(&p, req).await?))
+}
+
+/// The id is the promotion's (the contract reuses `ProductIdRequest`).
+async fn end_promotion(
+    State(c): State<Catalog>,
+    Caller(p): Caller,
+    Input(req): Input<ProductIdRequest>,
+) -> ServiceResult<Json<Promotion>> {
+    Ok(Json(c.end_promotion(&p, &req.id).await?))
+}
+
+/// Promotions are public, like the prices they set.
+async fn promotions(
+    State(c): State<Catalog>,
+    Input(req): Input<ListPromotionsRequest>,
+) -> ServiceResult<Json<Vec<Promotion>>> {
+    Ok(Json(c.promotions(req).await?))
+}
+
+async fn add_review(
+    State(c): State<Catalog>,
+    Caller(p): Caller,
+    Input(req): Input<AddReviewRequest>,
+) -> ServiceResult<Json<Review>> {
+    Ok(Json(c.add_review(&p, req).await?))
+}
+
+/// Reviews are public.
+async fn reviews(
+    State(c): State<Catalog>,
+    Input(req): Input<ListReviewsRequest>,
+) -> ServiceResult<Json<Page<Review>>> {
+    Ok(Json(c.reviews(req).await?))
 }

@@ -1,9 +1,13 @@
-//! The catalog service: products and their stock, and the stock side of the order saga
-//! (reserve on `OrderPlaced`, release on cancellation) with the events other services follow.
+//! The catalog service: products and their stock, the stock side of the order saga (reserve
+//! on `OrderPlaced`, release on cancellation), promotions that set the price customers pay,
+//! and reviews by customers who received the product, with the events other services follow.
 
 mod domain;
+mod handler;
 mod http;
 mod products;
+mod promotions;
+mod reviews;
 mod saga;
 mod store;
 
@@ -14,8 +18,8 @@ use bazaar_contracts::require_service_token;
 use bazaar_db::Db;
 use bazaar_runtime::{Platform, Service, ServiceName};
 
+pub use handler::CatalogEvents;
 pub use products::Catalog;
-pub use saga::StockReservations;
 
 /// Connects and migrates the catalog database and returns the service ready to run.
 pub async fn build(platform: &Platform) -> anyhow::Result<Service> {
@@ -29,7 +33,7 @@ pub async fn build(platform: &Platform) -> anyhow::Result<Service> {
         db: db.clone(),
         transport: platform.transport.clone(),
         spec: ConsumerSpec::new(products::SERVICE),
-        handler: Arc::new(StockReservations),
+        handler: Arc::new(CatalogEvents),
         policy: RetryPolicy::default(),
         relay: Some(relay.clone()),
     };

@@ -34,6 +34,19 @@ fn not_found() -> ApiError {
     ApiError::not_found("product not found")
 }
 
+/// Enqueues `ProductUpdated` for each live product among `ids` as this transaction sees it:
+/// a promotion or a review changed what readers, and the caches in front of them, should show.
+pub async fn announce_updated(tx: &mut Tx, ids: &[String]) -> ServiceResult<()> {
+    for product in store::by_ids_tx(tx, ids, false).await? {
+        let event = ProductUpdated {
+            product_id: product.id.clone(),
+            product,
+        };
+        enqueue(tx, &event.envelope(SERVICE)).await?;
+    }
+    Ok(())
+}
+
 /// Enqueues `StockChanged` for one product whose stock moved by `delta` to `stock`.
 pub async fn stock_changed(
     tx: &mut Tx,

@@ -2,12 +2,10 @@
 //! none), give it back when the order is cancelled. Runs in the consumer's transaction, which
 //! also records the event in the inbox, so a redelivered event has no second effect.
 
-use async_trait::async_trait;
-use bazaar_bus::{Envelope, Handler, HandlerError, enqueue};
+use bazaar_bus::{HandlerError, enqueue};
 use bazaar_contracts::events::{
-    Event, OrderPlaced, OrderStatusChanged, StockLine, StockRejected, StockReleased, StockReserved,
+    Event, OrderPlaced, StockLine, StockRejected, StockReleased, StockReserved,
 };
-use bazaar_contracts::orders::OrderStatus;
 use bazaar_db::Tx;
 
 use crate::domain::merge_lines;
@@ -15,49 +13,8 @@ use crate::products::{RELEASE, RESERVATION, SERVICE, stock_changed};
 use crate::store::products as products_store;
 use crate::store::reservations::{self, Status};
 
-/// Handles `OrderPlaced` and `OrderStatusChanged` for the catalog's consumer.
-pub struct StockReservations;
-
-#[async_trait]
-impl Handler for StockReservations {
-    fn handles(&self, event_type: &str) -> bool {
-        event_type == OrderPlaced::TYPE || event_type == OrderStatusChanged::TYPE
-    }
-
-    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
-        match event.event_type.as_str() {
-            OrderPlaced::TYPE => {
-                check_version::<OrderPlaced>(event)?;
-                reserve(tx, event.decode::<OrderPlaced>()?).await
-            }
-            OrderStatusChanged::TYPE => {
-                check_version::<OrderStatusChanged>(event)?;
-                let change = event.decode::<OrderStatusChanged>()?;
-                if change.to == OrderStatus::Cancelled {
-                    release(tx, &change.order_id).await
-                } else {
-                    Ok(())
-                }
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
-/// A payload version this code does not know cannot be read safely: dead-letter it.
-fn check_version<E: Event>(event: &Envelope) -> Result<(), HandlerError> {
-    if event.version == E::VERSION {
-        Ok(())
-    } else {
-        Err(HandlerError::Reject(format!(
-            "{} version {} is not supported",
-            E::TYPE,
-            event.version
-        )))
-    }
-}
-
-async fn reserve(tx: &mut Tx, placed: OrderPlaced) -> Result<(), HandlerError> {
+/// Reserves every line of a placed order, or none of them.
+pub async fn reserve(tx: &mut Tx, placed: OrderPlaced) -> Result<(), HandlerError> {
     let order_id = placed.order_id;
     // An existing row means this order was decided already or cancelled before it arrived.
     if !reservations::claim(tx, &order_id, Status::Reserved).await? {
@@ -128,7 +85,8 @@ async fn reject(tx: &mut Tx, order_id: &str, reason: &str) -> Result<(), Handler
     Ok(())
 }
 
-async fn release(tx: &mut Tx, order_id: &str) -> Result<(), HandlerError> {
+/// Gives a cancelled order's reserved stock back.
+pub async fn release(tx: &mut Tx, order_id: &str) -> Result<(), HandlerError> {
     // The cancellation overtook the placement: leave a marker so the placement is ignored.
     if reservations::claim(tx, order_id, Status::Cancelled).await? {
         tracing::info!(order_id, "order cancelled before its placement arrived");

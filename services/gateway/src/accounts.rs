@@ -106,6 +106,15 @@ impl User {
     async fn updated_at(&self) -> DateTime<Utc> {
         bazaar_db::from_millis(self.0.updated_at)
     }
+    /// What this user hears about (visible to the user themself and admins).
+    async fn preferences(&self, ctx: &Context<'_>) -> GqlResult<crate::engagement::Preferences> {
+        Ok(clients(ctx)
+            .notifications
+            .preferences(principal(ctx), &self.0.id)
+            .await
+            .gql()?
+            .into())
+    }
 }
 
 #[derive(SimpleObject)]

@@ -7,6 +7,7 @@ use bazaar_contracts::catalog::{
 use chrono::{DateTime, Utc};
 
 use crate::context::{principal, products};
+use crate::engagement::{Rating, ReviewConnection, product_reviews};
 use crate::error::{GqlResult, OrGql};
 use crate::pagination::{PageInfo, decode_cursor, encode_cursor, page_size};
 
@@ -40,6 +41,41 @@ impl Product {
     async fn updated_at(&self) -> DateTime<Utc> {
         bazaar_db::from_millis(self.0.updated_at)
     }
+    /// The price an order placed now pays: `priceCents` less the best running promotion.
+    async fn effective_price_cents(&self) -> i32 {
+        self.0.effective_price_cents as i32
+    }
+    /// The promotion `effectivePriceCents` reflects, if any.
+    async fn active_promotion(&self) -> Option<ActivePromotion> {
+        self.0.active_promotion.clone().map(|p| ActivePromotion {
+            id: ID(p.id),
+            title: p.title,
+            percent_off: p.percent_off as i32,
+            ends_at: bazaar_db::from_millis(p.ends_at),
+        })
+    }
+    async fn rating(&self) -> Rating {
+        Rating {
+            average: self.0.rating_average,
+            count: self.0.rating_count as i32,
+        }
+    }
+    async fn reviews(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10)] first: i32,
+        after: Option<String>,
+    ) -> GqlResult<ReviewConnection> {
+        product_reviews(ctx, &self.0.id, first, after).await
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct ActivePromotion {
+    pub id: ID,
+    pub title: String,
+    pub percent_off: i32,
+    pub ends_at: DateTime<Utc>,
 }
 
 #[derive(SimpleObject)]

@@ -4,7 +4,9 @@
 use async_graphql::Context;
 use bazaar_contracts::Principal;
 use bazaar_contracts::catalog::CatalogClient;
+use bazaar_contracts::notifications::NotificationsClient;
 use bazaar_contracts::orders::OrdersClient;
+use bazaar_contracts::recommendations::RecommendationsClient;
 use bazaar_contracts::users::UsersClient;
 
 use crate::loaders::{Products, Users};
@@ -16,6 +18,8 @@ pub struct Clients {
     pub users: UsersClient,
     pub catalog: CatalogClient,
     pub orders: OrdersClient,
+    pub notifications: NotificationsClient,
+    pub recommendations: RecommendationsClient,
 }
 
 /// The caller of one GraphQL request, established from its bearer token.

@@ -7,35 +7,61 @@ use std::time::Instant;
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo,
 };
-use async_graphql::{EmptySubscription, MergedObject, Schema, ServerResult, Value};
+use async_graphql::{MergedObject, Schema, ServerResult, Value};
 
 use crate::accounts::{AccountsMutation, AccountsQuery};
 use crate::catalog::{CatalogMutation, CatalogQuery};
-use crate::context::Clients;
+use crate::engagement::{EngagementMutation, EngagementQuery};
+use crate::monitoring::{MonitoringMutation, MonitoringQuery};
 use crate::orders::{OrdersMutation, OrdersQuery};
-use crate::product_cache::ProductCache;
+use crate::subscriptions::Subscriptions;
 
 #[derive(MergedObject, Default)]
-pub struct Query(AccountsQuery, CatalogQuery, OrdersQuery);
+pub struct Query(
+    AccountsQuery,
+    CatalogQuery,
+    OrdersQuery,
+    EngagementQuery,
+    MonitoringQuery,
+);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(AccountsMutation, CatalogMutation, OrdersMutation);
+pub struct Mutation(
+    AccountsMutation,
+    CatalogMutation,
+    OrdersMutation,
+    EngagementMutation,
+    MonitoringMutation,
+);
 
-pub type BazaarSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type BazaarSchema = Schema<Query, Mutation, Subscriptions>;
+
+/// What resolvers read from the schema's data: service clients, the product cache, the order
+/// feed and the monitoring handles.
+pub struct Resources {
+    pub clients: crate::context::Clients,
+    pub products: crate::product_cache::ProductCache,
+    pub feed: crate::subscriptions::OrderFeed,
+    pub monitoring: crate::monitoring::Monitoring,
+}
 
 pub struct Limits {
     pub max_depth: usize,
     pub max_complexity: usize,
 }
 
-pub fn build(clients: Option<(Clients, ProductCache)>, limits: &Limits) -> BazaarSchema {
-    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+pub fn build(resources: Option<Resources>, limits: &Limits) -> BazaarSchema {
+    let mut builder = Schema::build(Query::default(), Mutation::default(), Subscriptions)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(32)
         .extension(OperationMetrics);
-    if let Some((clients, products)) = clients {
-        builder = builder.data(clients).data(products);
+    if let Some(r) = resources {
+        builder = builder
+            .data(r.clients)
+            .data(r.products)
+            .data(r.feed)
+            .data(r.monitoring);
     }
     builder.finish()
 }

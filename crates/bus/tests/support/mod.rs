@@ -370,6 +370,10 @@ impl Transport for Recording {
     fn kind(&self) -> &'static str {
         self.inner.kind()
     }
+
+    async fn live(&self, source: &str) -> Result<bazaar_bus::LiveEvents, BusError> {
+        self.inner.live(source).await
+    }
 }
 
 struct RecordingSubscription {

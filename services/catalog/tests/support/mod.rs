@@ -15,7 +15,9 @@ use bazaar_cache::MemoryCache;
 use bazaar_contracts::catalog::{
     CatalogClient, CreateProductRequest, Product, ProductsByIdRequest,
 };
-use bazaar_contracts::events::{Event, OrderPlaced, OrderStatusChanged};
+use bazaar_contracts::events::{
+    Event, OrderPlaced, OrderStatusChanged, UserProfileUpdated, UserRegistered,
+};
 use bazaar_contracts::orders::{OrderItem, OrderStatus};
 use bazaar_contracts::{Principal, Role, ServiceClient};
 use bazaar_db::{Db, sqlx};
@@ -254,6 +256,63 @@ pub fn status_changed(order_id: &str, from: OrderStatus, to: OrderStatus) -> Env
         changed_at: 0,
     }
     .envelope("orders")
+}
+
+/// An `OrderStatusChanged` envelope moving `user_id`'s order of one unit of each product to
+/// `to`, as the orders service emits it (with the order's lines).
+pub fn order_moved(
+    order_id: &str,
+    user_id: &str,
+    product_ids: &[&str],
+    to: OrderStatus,
+) -> Envelope {
+    let items: Vec<OrderItem> = product_ids
+        .iter()
+        .map(|id| OrderItem {
+            product_id: (*id).into(),
+            name: format!("product {id}"),
+            quantity: 1,
+            unit_price_cents: 100,
+        })
+        .collect();
+    OrderStatusChanged {
+        order_id: order_id.into(),
+        user_id: user_id.into(),
+        from: OrderStatus::Paid,
+        to,
+        reason: None,
+        total_cents: 100 * items.len() as i64,
+        items,
+        changed_at: 1,
+    }
+    .envelope("orders")
+}
+
+/// A `UserRegistered` envelope for a customer with this display name and email.
+pub fn registered(user_id: &str, name: &str, email: &str) -> Envelope {
+    UserRegistered {
+        user_id: user_id.into(),
+        email: email.into(),
+        name: name.into(),
+        role: "CUSTOMER".into(),
+        phone: None,
+        address: None,
+        registered_at: 1,
+    }
+    .envelope("users")
+}
+
+/// A `UserProfileUpdated` envelope renaming the user, as of `updated_at`.
+pub fn renamed(user_id: &str, name: &str, updated_at: i64) -> Envelope {
+    UserProfileUpdated {
+        user_id: user_id.into(),
+        email: format!("{user_id}@example.com"),
+        name: name.into(),
+        phone: None,
+        address: None,
+        updated_at,
+    }
+    .envelope("users")
 }
 
 /// Polls `check` until it holds, failing the test after the deadline.
