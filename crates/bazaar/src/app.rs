@@ -41,6 +41,11 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     bazaar_users::open_db(settings).await?.close().await;
     bazaar_catalog::open_db(settings).await?.close().await;
     bazaar_orders::open_db(settings).await?.close().await;
+    bazaar_notifications::open_db(settings).await?.close().await;
+    bazaar_recommendations::open_db(settings)
+        .await?
+        .close()
+        .await;
     Ok(())
 }
 
@@ -88,8 +93,8 @@ impl App {
                     bazaar_orders::build(&platform, catalog, payments).await?
                 }
                 ServiceName::Gateway => continue,
-                // Not in ServiceName::ALL yet, so never requested.
-                ServiceName::Notifications | ServiceName::Recommendations => continue,
+                ServiceName::Notifications => bazaar_notifications::build(&platform).await?,
+                ServiceName::Recommendations => bazaar_recommendations::build(&platform).await?,
             };
             checks.push(Arc::new((name.to_string(), service.db.clone())));
             dbs.push((name.to_string(), service.db.clone()));

@@ -31,9 +31,9 @@ pub async fn report(settings: Settings, list: bool) -> anyhow::Result<()> {
             ServiceName::Users => bazaar_users::open_db(settings).await?,
             ServiceName::Catalog => bazaar_catalog::open_db(settings).await?,
             ServiceName::Orders => bazaar_orders::open_db(settings).await?,
-            ServiceName::Gateway | ServiceName::Notifications | ServiceName::Recommendations => {
-                continue;
-            }
+            ServiceName::Notifications => bazaar_notifications::open_db(settings).await?,
+            ServiceName::Recommendations => bazaar_recommendations::open_db(settings).await?,
+            ServiceName::Gateway => continue,
         };
         let dead = bazaar_bus::dead_letters(&db, 1000).await?;
         println!("dead letters in {service}: {}", dead.len());

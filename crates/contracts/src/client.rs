@@ -223,14 +223,12 @@ impl ServiceClient {
                 }
             }
         };
-        let (status, bytes) = tokio::time::timeout(timeout, call)
-            .await
-            .map_err(|_| {
-                ApiError::unavailable(format!(
-                    "the {} service did not answer in time",
-                    self.service
-                ))
-            })??;
+        let (status, bytes) = tokio::time::timeout(timeout, call).await.map_err(|_| {
+            ApiError::unavailable(format!(
+                "the {} service did not answer in time",
+                self.service
+            ))
+        })??;
         if status.is_success() {
             serde_json::from_slice(&bytes).map_err(ApiError::internal)
         } else {

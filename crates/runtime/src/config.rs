@@ -22,10 +22,12 @@ pub enum ServiceName {
 }
 
 impl ServiceName {
-    pub const ALL: [ServiceName; 4] = [
+    pub const ALL: [ServiceName; 6] = [
         ServiceName::Users,
         ServiceName::Catalog,
         ServiceName::Orders,
+        ServiceName::Notifications,
+        ServiceName::Recommendations,
         ServiceName::Gateway,
     ];
 

@@ -8,6 +8,7 @@
 //!   `BAZAAR_REQUIRE_BACKENDS=1` (CI), where it fails.
 #![allow(dead_code)]
 
+pub mod processes;
 pub mod shop;
 
 use std::time::{Duration, Instant};

@@ -1,0 +1,148 @@
+//! The notifications consumer: keeps the user and promotion replicas current and turns
+//! registrations, order status changes and recommendation digests into notifications (with
+//! their mail), each in the transaction that records the event in the inbox.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bazaar_bus::{Envelope, Handler, HandlerError};
+use bazaar_contracts::events::{
+    Event, OrderStatusChanged, PromotionCreated, PromotionEnded, RecommendationDigest,
+    UserProfileUpdated, UserRegistered,
+};
+use bazaar_contracts::notifications::NotificationKind;
+use bazaar_db::{Tx, now_millis};
+use tokio::sync::Notify;
+
+use crate::domain::{self, Content};
+use crate::store::{self, NewNotification, UserReplica};
+
+/// The durable consumer's name.
+pub const CONSUMER: &str = "notifications";
+
+pub struct NotificationsHandler {
+    /// Wakes the mailer when mail was queued.
+    pub wake: Arc<Notify>,
+}
+
+/// Decodes `event` as `T`, refusing versions this code was not written for.
+fn decode<T: Event>(event: &Envelope) -> Result<T, HandlerError> {
+    if event.version != T::VERSION {
+        return Err(HandlerError::Reject(format!(
+            "unsupported {} version {}",
+            T::TYPE,
+            event.version
+        )));
+    }
+    Ok(event.decode()?)
+}
+
+#[async_trait]
+impl Handler for NotificationsHandler {
+    fn handles(&self, event_type: &str) -> bool {
+        [
+            UserRegistered::TYPE,
+            UserProfileUpdated::TYPE,
+            OrderStatusChanged::TYPE,
+            PromotionCreated::TYPE,
+            PromotionEnded::TYPE,
+            RecommendationDigest::TYPE,
+        ]
+        .contains(&event_type)
+    }
+
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
+        match event.event_type.as_str() {
+            UserRegistered::TYPE => {
+                let e: UserRegistered = decode(event)?;
+                let user = UserReplica {
+                    user_id: &e.user_id,
+                    email: &e.email,
+                    name: &e.name,
+                    updated_at: e.registered_at,
+                };
+                store::upsert_user(tx, &user).await?;
+                let content = domain::welcome(&e.name);
+                self.notify(
+                    tx,
+                    &e.user_id,
+                    NotificationKind::Welcome,
+                    domain::WELCOME_KEY,
+                    &content,
+                )
+                .await?;
+            }
+            UserProfileUpdated::TYPE => {
+                let e: UserProfileUpdated = decode(event)?;
+                let user = UserReplica {
+                    user_id: &e.user_id,
+                    email: &e.email,
+                    name: &e.name,
+                    updated_at: e.updated_at,
+                };
+                store::upsert_user(tx, &user).await?;
+            }
+            OrderStatusChanged::TYPE => {
+                let e: OrderStatusChanged = decode(event)?;
+                if store::preferences(tx, &e.user_id).await?.order_updates {
+                    let key = domain::order_update_key(&e);
+                    let content = domain::order_update(&e);
+                    self.notify(
+                        tx,
+                        &e.user_id,
+                        NotificationKind::OrderUpdate,
+                        &key,
+                        &content,
+                    )
+                    .await?;
+                }
+            }
+            PromotionCreated::TYPE => {
+                let e: PromotionCreated = decode(event)?;
+                store::insert_promotion(tx, &e.promotion).await?;
+            }
+            PromotionEnded::TYPE => {
+                let e: PromotionEnded = decode(event)?;
+                store::end_promotion(tx, &e.promotion_id, e.ended_at).await?;
+            }
+            RecommendationDigest::TYPE => {
+                let e: RecommendationDigest = decode(event)?;
+                if let Some(content) = domain::recommendation(&e.products)
+                    && store::preferences(tx, &e.user_id).await?.recommendations
+                {
+                    let kind = NotificationKind::Recommendation;
+                    self.notify(tx, &e.user_id, kind, &e.digest_id, &content)
+                        .await?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl NotificationsHandler {
+    /// Stores the notification and its mail (a no-op when the user already has this one).
+    async fn notify(
+        &self,
+        tx: &mut Tx,
+        user_id: &str,
+        kind: NotificationKind,
+        dedup_key: &str,
+        content: &Content,
+    ) -> Result<(), HandlerError> {
+        let n = NewNotification {
+            user_id,
+            kind,
+            dedup_key,
+            content,
+        };
+        if store::insert_notification(tx, &n, now_millis())
+            .await?
+            .is_some()
+        {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+}
