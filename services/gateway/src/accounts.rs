@@ -197,13 +197,13 @@ impl AccountsQuery {
     async fn users(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20)] first: i32,
+        #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
     ) -> GqlResult<UserConnection> {
         let p = principal(ctx);
         p.require_admin().gql()?;
         let req = PageRequest {
-            first: page_size(first).gql()?,
+            first: page_size(first.unwrap_or(20)).gql()?,
             after: decode_cursor(after.as_deref()).gql()?,
         };
         let page = clients(ctx).users.list(p, &req).await.gql()?;

@@ -63,10 +63,10 @@ impl Product {
     async fn reviews(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 10)] first: i32,
+        #[graphql(default = 10)] first: Option<i32>,
         after: Option<String>,
     ) -> GqlResult<ReviewConnection> {
-        product_reviews(ctx, &self.0.id, first, after).await
+        product_reviews(ctx, &self.0.id, first.unwrap_or(10), after).await
     }
 }
 
@@ -127,13 +127,13 @@ impl CatalogQuery {
     async fn products(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20)] first: i32,
+        #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
         category: Option<String>,
         search: Option<String>,
     ) -> GqlResult<ProductConnection> {
         let req = ListProductsRequest {
-            first: page_size(first).gql()?,
+            first: page_size(first.unwrap_or(20)).gql()?,
             after: decode_cursor(after.as_deref()).gql()?,
             category: category.filter(|c| !c.trim().is_empty()),
             search: search.filter(|s| !s.trim().is_empty()),

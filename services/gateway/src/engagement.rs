@@ -252,16 +252,16 @@ impl EngagementQuery {
     async fn notifications(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = false)] unread_only: bool,
-        #[graphql(default = 20)] first: i32,
+        #[graphql(default_with = "Some(false)")] unread_only: Option<bool>,
+        #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
     ) -> GqlResult<NotificationConnection> {
         let p = principal(ctx);
         p.require_user().gql()?;
         let req = ListNotificationsRequest {
-            first: page_size(first).gql()?,
+            first: page_size(first.unwrap_or(20)).gql()?,
             after: decode_cursor(after.as_deref()).gql()?,
-            unread_only,
+            unread_only: unread_only.unwrap_or(false),
         };
         let page = clients(ctx).notifications.list(p, &req).await.gql()?;
         let edges: Vec<NotificationEdge> = page
@@ -287,8 +287,9 @@ impl EngagementQuery {
     async fn recommendations(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 10)] first: i32,
+        #[graphql(default = 10)] first: Option<i32>,
     ) -> GqlResult<Vec<Product>> {
+        let first = first.unwrap_or(10);
         if !(1..=50).contains(&first) {
             return Err(gql(ApiError::bad_input(
                 "first",
@@ -316,11 +317,16 @@ impl EngagementQuery {
     async fn promotions(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = true)] active_only: bool,
+        #[graphql(default_with = "Some(true)")] active_only: Option<bool>,
     ) -> GqlResult<Vec<Promotion>> {
         let list = clients(ctx)
             .catalog
-            .promotions(principal(ctx), &ListPromotionsRequest { active_only })
+            .promotions(
+                principal(ctx),
+                &ListPromotionsRequest {
+                    active_only: active_only.unwrap_or(true),
+                },
+            )
             .await
             .gql()?;
         Ok(list.into_iter().map(Into::into).collect())

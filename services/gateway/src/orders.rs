@@ -172,14 +172,14 @@ impl OrdersQuery {
     async fn orders(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20)] first: i32,
+        #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
         status: Option<OrderStatus>,
     ) -> GqlResult<OrderConnection> {
         let p = principal(ctx);
         p.require_user().gql()?;
         let req = ListOrdersRequest {
-            first: page_size(first).gql()?,
+            first: page_size(first.unwrap_or(20)).gql()?,
             after: decode_cursor(after.as_deref()).gql()?,
             status: status.map(Into::into),
         };
