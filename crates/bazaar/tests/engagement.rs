@@ -38,20 +38,6 @@ async fn wait_for(app: &TestApp, token: &str, kind: &str, n: usize) {
     .await;
 }
 
-/// Waits until `consumer` has handled everything in the stream (per the operators' view).
-async fn drained(app: &TestApp, admin: &str, consumer: &str) {
-    let query = "{ eventStreams { consumers { name pending } } }";
-    eventually(Duration::from_secs(20), || async {
-        let view = app.ok(Some(admin), query, json!({})).await;
-        let consumers = view["eventStreams"][0]["consumers"].as_array()?.clone();
-        consumers
-            .iter()
-            .any(|c| c["name"] == consumer && c["pending"] == 0)
-            .then_some(())
-    })
-    .await;
-}
-
 async fn engagement(env: &Environment) {
     let mut settings = env.settings();
     settings.promotion_schedule =
@@ -88,8 +74,12 @@ async fn engagement(env: &Environment) {
     );
     let quiet = app.order(&ann, &[(&tea, 1)]).await;
     app.settled(&ann, &quiet).await;
-    // Preferences apply when the notifications service handles an event: let it catch up.
-    drained(&app, &admin, "notifications").await;
+    // Preferences apply when the notifications service handles an event. Bob's order is
+    // confirmed after Ann's, and events are handled in order: once Bob hears of his, Ann's
+    // quiet update has been handled with her preference off.
+    let witness = app.order(&bob, &[(&tea, 1)]).await;
+    app.settled(&bob, &witness).await;
+    wait_for(&app, &bob, "ORDER_UPDATE", 1).await;
     app.ok(Some(&ann), prefs, json!({"on": true})).await;
     let loud = app.order(&ann, &[(&tea, 1)]).await;
     app.settled(&ann, &loud).await;
