@@ -11,6 +11,7 @@ pub mod orders;
 pub mod principal;
 pub mod recommendations;
 pub mod users;
+pub mod validate;
 
 pub use client::{
     Caller, INTERNAL_TOKEN_HEADER, Input, PRINCIPAL_HEADER, ServiceClient, require_service_token,

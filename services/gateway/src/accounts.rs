@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::context::{clients, principal};
 use crate::error::{GqlResult, OrGql};
-use crate::pagination::{PageInfo, decode_cursor, encode_cursor, page_size};
+use crate::pagination::{connection, decode_cursor, page_size};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum Role {
@@ -137,18 +137,7 @@ impl From<users::AuthResult> for AuthPayload {
     }
 }
 
-#[derive(SimpleObject)]
-pub struct UserEdge {
-    pub cursor: String,
-    pub node: User,
-}
-
-#[derive(SimpleObject)]
-pub struct UserConnection {
-    pub edges: Vec<UserEdge>,
-    pub page_info: PageInfo,
-    pub total_count: i32,
-}
+connection!(UserConnection, UserEdge, User);
 
 #[derive(InputObject)]
 pub struct RegisterInput {
@@ -207,22 +196,7 @@ impl AccountsQuery {
             after: decode_cursor(after.as_deref()).gql()?,
         };
         let page = clients(ctx).users.list(p, &req).await.gql()?;
-        let edges: Vec<UserEdge> = page
-            .items
-            .into_iter()
-            .map(|u| UserEdge {
-                cursor: encode_cursor(&u.id),
-                node: User(u),
-            })
-            .collect();
-        Ok(UserConnection {
-            page_info: PageInfo {
-                has_next_page: page.has_next_page,
-                end_cursor: edges.last().map(|e| e.cursor.clone()),
-            },
-            edges,
-            total_count: page.total_count as i32,
-        })
+        Ok(UserConnection::from_page(page, |u| &u.id, User))
     }
 }
 

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::context::{principal, products};
 use crate::engagement::{Rating, ReviewConnection, product_reviews};
 use crate::error::{GqlResult, OrGql};
-use crate::pagination::{PageInfo, decode_cursor, encode_cursor, page_size};
+use crate::pagination::{connection, decode_cursor, page_size};
 
 pub struct Product(pub catalog::Product);
 
@@ -78,18 +78,7 @@ pub struct ActivePromotion {
     pub ends_at: DateTime<Utc>,
 }
 
-#[derive(SimpleObject)]
-pub struct ProductEdge {
-    pub cursor: String,
-    pub node: Product,
-}
-
-#[derive(SimpleObject)]
-pub struct ProductConnection {
-    pub edges: Vec<ProductEdge>,
-    pub page_info: PageInfo,
-    pub total_count: i32,
-}
+connection!(ProductConnection, ProductEdge, Product);
 
 #[derive(InputObject)]
 pub struct CreateProductInput {
@@ -139,22 +128,7 @@ impl CatalogQuery {
             search: search.filter(|s| !s.trim().is_empty()),
         };
         let page = products(ctx).list(principal(ctx), &req).await.gql()?;
-        let edges: Vec<ProductEdge> = page
-            .items
-            .into_iter()
-            .map(|p| ProductEdge {
-                cursor: encode_cursor(&p.id),
-                node: Product(p),
-            })
-            .collect();
-        Ok(ProductConnection {
-            page_info: PageInfo {
-                has_next_page: page.has_next_page,
-                end_cursor: edges.last().map(|e| e.cursor.clone()),
-            },
-            edges,
-            total_count: page.total_count as i32,
-        })
+        Ok(ProductConnection::from_page(page, |p| &p.id, Product))
     }
 }
 

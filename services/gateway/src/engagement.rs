@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::catalog::Product;
 use crate::context::{clients, loaders, principal, products};
 use crate::error::{GqlResult, OrGql, gql};
-use crate::pagination::{PageInfo, decode_cursor, encode_cursor, page_size};
+use crate::pagination::{connection, decode_cursor, page_size};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum NotificationKind {
@@ -58,18 +58,7 @@ impl Notification {
     }
 }
 
-#[derive(SimpleObject)]
-pub struct NotificationEdge {
-    pub cursor: String,
-    pub node: Notification,
-}
-
-#[derive(SimpleObject)]
-pub struct NotificationConnection {
-    pub edges: Vec<NotificationEdge>,
-    pub page_info: PageInfo,
-    pub total_count: i32,
-}
+connection!(NotificationConnection, NotificationEdge, Notification);
 
 #[derive(SimpleObject)]
 pub struct Preferences {
@@ -186,18 +175,7 @@ impl Review {
     }
 }
 
-#[derive(SimpleObject)]
-pub struct ReviewEdge {
-    pub cursor: String,
-    pub node: Review,
-}
-
-#[derive(SimpleObject)]
-pub struct ReviewConnection {
-    pub edges: Vec<ReviewEdge>,
-    pub page_info: PageInfo,
-    pub total_count: i32,
-}
+connection!(ReviewConnection, ReviewEdge, Review);
 
 #[derive(InputObject)]
 pub struct ReviewInput {
@@ -225,22 +203,7 @@ pub async fn product_reviews(
         .reviews(principal(ctx), &req)
         .await
         .gql()?;
-    let edges: Vec<ReviewEdge> = page
-        .items
-        .into_iter()
-        .map(|r| ReviewEdge {
-            cursor: encode_cursor(&r.id),
-            node: Review(r),
-        })
-        .collect();
-    Ok(ReviewConnection {
-        page_info: PageInfo {
-            has_next_page: page.has_next_page,
-            end_cursor: edges.last().map(|e| e.cursor.clone()),
-        },
-        edges,
-        total_count: page.total_count as i32,
-    })
+    Ok(ReviewConnection::from_page(page, |r| &r.id, Review))
 }
 
 #[derive(Default)]
@@ -264,22 +227,11 @@ impl EngagementQuery {
             unread_only: unread_only.unwrap_or(false),
         };
         let page = clients(ctx).notifications.list(p, &req).await.gql()?;
-        let edges: Vec<NotificationEdge> = page
-            .items
-            .into_iter()
-            .map(|n| NotificationEdge {
-                cursor: encode_cursor(&n.id),
-                node: Notification(n),
-            })
-            .collect();
-        Ok(NotificationConnection {
-            page_info: PageInfo {
-                has_next_page: page.has_next_page,
-                end_cursor: edges.last().map(|e| e.cursor.clone()),
-            },
-            edges,
-            total_count: page.total_count as i32,
-        })
+        Ok(NotificationConnection::from_page(
+            page,
+            |n| &n.id,
+            Notification,
+        ))
     }
 
     /// Products for the signed-in user (co-purchases of what they bought, then best sellers);

@@ -11,7 +11,7 @@ use crate::accounts::{Address, AddressInput, User};
 use crate::catalog::Product;
 use crate::context::{clients, loaders, principal};
 use crate::error::{GqlResult, OrGql, gql};
-use crate::pagination::{PageInfo, decode_cursor, encode_cursor, page_size};
+use crate::pagination::{connection, decode_cursor, page_size};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum OrderStatus {
@@ -126,18 +126,7 @@ impl OrderItem {
     }
 }
 
-#[derive(async_graphql::SimpleObject)]
-pub struct OrderEdge {
-    pub cursor: String,
-    pub node: Order,
-}
-
-#[derive(async_graphql::SimpleObject)]
-pub struct OrderConnection {
-    pub edges: Vec<OrderEdge>,
-    pub page_info: PageInfo,
-    pub total_count: i32,
-}
+connection!(OrderConnection, OrderEdge, Order);
 
 #[derive(InputObject)]
 pub struct OrderItemInput {
@@ -190,22 +179,7 @@ impl OrdersQuery {
             &page.items,
         )
         .await?;
-        let edges: Vec<OrderEdge> = page
-            .items
-            .into_iter()
-            .map(|o| OrderEdge {
-                cursor: encode_cursor(&o.id),
-                node: Order(o),
-            })
-            .collect();
-        Ok(OrderConnection {
-            page_info: PageInfo {
-                has_next_page: page.has_next_page,
-                end_cursor: edges.last().map(|e| e.cursor.clone()),
-            },
-            edges,
-            total_count: page.total_count as i32,
-        })
+        Ok(OrderConnection::from_page(page, |o| &o.id, Order))
     }
 }
 

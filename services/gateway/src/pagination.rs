@@ -44,3 +44,49 @@ pub fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>, ApiError> {
         })
         .transpose()
 }
+
+/// Declares a Relay connection type `$conn` with edges `$edge` over `$node`, and
+/// `$conn::from_page(page, id, node)` building it from a service's page, each cursor encoding
+/// the item's id.
+macro_rules! connection {
+    ($conn:ident, $edge:ident, $node:ty) => {
+        #[derive(async_graphql::SimpleObject)]
+        pub struct $edge {
+            pub cursor: String,
+            pub node: $node,
+        }
+
+        #[derive(async_graphql::SimpleObject)]
+        pub struct $conn {
+            pub edges: Vec<$edge>,
+            pub page_info: $crate::pagination::PageInfo,
+            pub total_count: i32,
+        }
+
+        impl $conn {
+            pub fn from_page<T>(
+                page: bazaar_contracts::users::Page<T>,
+                id: impl Fn(&T) -> &str,
+                node: impl Fn(T) -> $node,
+            ) -> Self {
+                let edges: Vec<$edge> = page
+                    .items
+                    .into_iter()
+                    .map(|item| $edge {
+                        cursor: $crate::pagination::encode_cursor(id(&item)),
+                        node: node(item),
+                    })
+                    .collect();
+                $conn {
+                    page_info: $crate::pagination::PageInfo {
+                        has_next_page: page.has_next_page,
+                        end_cursor: edges.last().map(|e| e.cursor.clone()),
+                    },
+                    edges,
+                    total_count: page.total_count as i32,
+                }
+            }
+        }
+    };
+}
+pub(crate) use connection;

@@ -2,7 +2,7 @@
 //! long enough, and so on. Errors name the GraphQL input field that was wrong.
 
 use bazaar_contracts::ApiError;
-use bazaar_contracts::users::Address;
+pub use bazaar_contracts::validate::{address, required_text};
 
 /// A syntactically valid email address, lower-cased so comparisons ignore case.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,30 +69,6 @@ impl Password {
     }
 }
 
-/// Trimmed text of bounded length that must not be empty.
-pub fn required_text(raw: &str, field: &str, max: usize) -> Result<String, ApiError> {
-    let value = raw.trim();
-    if value.is_empty() {
-        return Err(ApiError::bad_input(
-            field,
-            format!("{field}: must not be empty"),
-        ));
-    }
-    if value.chars().count() > max {
-        return Err(ApiError::bad_input(
-            field,
-            format!("{field}: must be at most {max} characters"),
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(ApiError::bad_input(
-            field,
-            format!("{field}: must not contain control characters"),
-        ));
-    }
-    Ok(value.to_owned())
-}
-
 /// A phone number: digits with optional `+`, spaces, dashes, dots and parentheses.
 pub fn phone(raw: &str, field: &str) -> Result<String, ApiError> {
     let value = raw.trim();
@@ -107,21 +83,6 @@ pub fn phone(raw: &str, field: &str) -> Result<String, ApiError> {
         ));
     }
     Ok(value.to_owned())
-}
-
-/// A postal address with every required part present.
-pub fn address(raw: &Address, field: &str) -> Result<Address, ApiError> {
-    let line2 = match raw.line2.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(l) => Some(required_text(l, &format!("{field}.line2"), 200)?),
-    };
-    Ok(Address {
-        line1: required_text(&raw.line1, &format!("{field}.line1"), 200)?,
-        line2,
-        city: required_text(&raw.city, &format!("{field}.city"), 100)?,
-        postal_code: required_text(&raw.postal_code, &format!("{field}.postalCode"), 20)?,
-        country: required_text(&raw.country, &format!("{field}.country"), 60)?,
-    })
 }
 
 #[cfg(test)]
