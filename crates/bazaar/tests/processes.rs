@@ -502,7 +502,9 @@ async fn internal_api_needs_the_service_credential() {
             }
         };
         let good = procs.service_token();
-        let wrong = format!("{}0", &good[..good.len() - 1]);
+        // Another deployment's credential: well-formed, but derived from a different secret.
+        let wrong = bazaar_auth::service_token(b"another deployment's secret, 32+ bytes");
+        assert_ne!(wrong, good);
         let by_id = json!({"ids": []});
         for (base, op, body) in [
             (procs.url("users"), "users", json!({})),
