@@ -271,9 +271,12 @@ fn settle(result: Result<(), BusError>, consumer: &str) {
     }
 }
 
+/// id, consumer, event id, event type, body, error, attempts, failed at.
+type DeadLetterRow = (String, String, String, String, String, String, i64, i64);
+
 /// Dead letters stored in `db`, newest first.
 pub async fn dead_letters(db: &Db, limit: i64) -> Result<Vec<DeadLetter>, BusError> {
-    let rows: Vec<(String, String, String, String, String, String, i64, i64)> = sqlx::query_as(
+    let rows: Vec<DeadLetterRow> = sqlx::query_as(
         "SELECT id, consumer, event_id, event_type, body, error, attempts, failed_at
          FROM dead_letters ORDER BY failed_at DESC LIMIT $1",
     )

@@ -72,7 +72,7 @@ async fn all_dead_letters(ctx: &Context<'_>) -> GqlResult<Vec<DeadLetterEntry>> 
             payload: d.event.payload.to_string(),
         }));
     }
-    entries.sort_by(|a, b| b.failed_at.cmp(&a.failed_at));
+    entries.sort_by_key(|e| std::cmp::Reverse(e.failed_at));
     Ok(entries)
 }
 

@@ -115,7 +115,7 @@ impl Accounts {
                 .cache()
                 .incr_window(&key, window)
                 .await
-                .map_err(|e| ApiError::internal(e))?;
+                .map_err(ApiError::internal)?;
             if count > limit {
                 return Err(ApiError::new(
                     ErrorCode::RateLimited,
@@ -149,7 +149,7 @@ impl Accounts {
         let tokens = &self.platform.tokens;
         let access_token = tokens
             .issue(&user.id, user.role.as_str())
-            .map_err(|e| ApiError::internal(e))?;
+            .map_err(ApiError::internal)?;
         Ok(AuthResult {
             access_token,
             refresh_token,

@@ -127,7 +127,8 @@ pub async fn users_by_ids(db: &Db, ids: &[String]) -> Result<Vec<User>, DbError>
 /// The user with this (normalised) email and their password hash.
 pub async fn credentials_by_email(db: &Db, email: &str) -> Result<Option<(User, String)>, DbError> {
     let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1");
-    let row: Option<(
+    // The user's columns, then the password hash.
+    type CredentialsRow = (
         String,
         String,
         String,
@@ -137,7 +138,8 @@ pub async fn credentials_by_email(db: &Db, email: &str) -> Result<Option<(User, 
         i64,
         i64,
         String,
-    )> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    );
+    let row: Option<CredentialsRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(email)
         .fetch_optional(db.pool())
         .await?;
@@ -254,7 +256,9 @@ pub async fn refresh_token(
     tx: &mut Tx,
     token_hash: &str,
 ) -> Result<Option<StoredRefreshToken>, DbError> {
-    let row: Option<(String, String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+    // family, user, expires at, used at, revoked at
+    type RefreshRow = (String, String, i64, Option<i64>, Option<i64>);
+    let row: Option<RefreshRow> = sqlx::query_as(
         "SELECT family_id, user_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1",
     )
     .bind(token_hash)
