@@ -18,7 +18,7 @@ use futures::future::join_all;
 use serde_json::{Value, json};
 use support::processes::*;
 use support::shop::*;
-use support::{Backend, Environment, LOGIN, NATS_URL, TestApp, str};
+use support::{Backend, Environment, LOGIN, NATS_URL, TestApp, eventually, str};
 
 /// Upper bound of each test, start-up included.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -49,6 +49,14 @@ async fn full_flow_across_processes() {
         assert_eq!(me["me"]["id"], ann_id.as_str());
         assert_eq!(me["me"]["email"], "ann@example.com");
         assert_eq!(me["me"]["role"], "CUSTOMER");
+        // The notifications process hears of the registration over NATS.
+        let welcome = "{ notifications { edges { node { kind } } } }";
+        eventually(Duration::from_secs(30), || async {
+            let data = app.ok(Some(&ann), welcome, json!({})).await;
+            (data["notifications"]["edges"][0]["node"]["kind"] == "WELCOME").then_some(())
+        })
+        .await;
+        assert!(app.ok(None, "{ recommendations { id } }", json!({})).await["recommendations"].is_array());
         let login = app
             .ok(
                 None,

@@ -331,6 +331,8 @@ impl Cluster {
         let orders =
             [1, 2].map(|i| Process::new(&format!("orders-{i}"), "orders", orders_env.clone()));
         let orders_lb = Balancer::start(orders.iter().map(|p| p.port).collect()).await;
+        let notifications = Process::new("notifications", "notifications", base.clone());
+        let recommendations = Process::new("recommendations", "recommendations", base.clone());
         let gateway = Process::new(
             "gateway",
             "gateway",
@@ -338,12 +340,16 @@ impl Cluster {
                 ("BAZAAR_USERS_URL", users.url()),
                 ("BAZAAR_CATALOG_URL", catalog_lb.url()),
                 ("BAZAAR_ORDERS_URL", orders_lb.url()),
+                ("BAZAAR_NOTIFICATIONS_URL", notifications.url()),
+                ("BAZAAR_RECOMMENDATIONS_URL", recommendations.url()),
             ]),
         );
         let gateway_url = gateway.url();
         let mut list = vec![users];
         list.extend(catalog);
         list.extend(orders);
+        list.push(notifications);
+        list.push(recommendations);
         list.push(gateway);
         let mut procs = Processes {
             list,
