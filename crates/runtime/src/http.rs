@@ -67,7 +67,7 @@ pub fn ops_routes(checks: Vec<Arc<dyn ReadyCheck>>) -> Router {
 }
 
 async fn readyz(checks: Arc<Vec<Arc<dyn ReadyCheck>>>) -> Response {
-    let results = futures_join(checks.iter().map(|c| async move {
+    let results = futures::future::join_all(checks.iter().map(|c| async move {
         let ok = tokio::time::timeout(Duration::from_secs(2), c.ready())
             .await
             .unwrap_or(false);
@@ -88,15 +88,6 @@ async fn readyz(checks: Arc<Vec<Arc<dyn ReadyCheck>>>) -> Response {
         )
             .into_response()
     }
-}
-
-async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut out = Vec::new();
-    let handles: Vec<_> = futures.collect();
-    for f in handles {
-        out.push(f.await);
-    }
-    out
 }
 
 /// Request ids, tracing, a panic becoming an opaque 500, and a request timeout.
