@@ -197,3 +197,16 @@ pub struct RecommendationDigest {
     pub products: Vec<(String, String)>,
 }
 event!(RecommendationDigest, 1, digest_id);
+
+/// Decodes `event` as `T` for a consumer, refusing versions this code was not written for
+/// (a refusal dead-letters the event instead of misreading it).
+pub fn decode<T: Event>(event: &Envelope) -> Result<T, bazaar_bus::HandlerError> {
+    if event.version != T::VERSION {
+        return Err(bazaar_bus::HandlerError::Reject(format!(
+            "unsupported {} version {}",
+            T::TYPE,
+            event.version
+        )));
+    }
+    Ok(event.decode()?)
+}

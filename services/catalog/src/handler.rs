@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use bazaar_bus::{Envelope, Handler, HandlerError};
 use bazaar_contracts::events::{
-    Event, OrderPlaced, OrderStatusChanged, UserProfileUpdated, UserRegistered,
+    Event, OrderPlaced, OrderStatusChanged, UserProfileUpdated, UserRegistered, decode,
 };
 use bazaar_contracts::orders::OrderStatus;
 use bazaar_db::Tx;
@@ -17,19 +17,6 @@ use crate::saga;
 use crate::store::reviews;
 
 pub struct CatalogEvents;
-
-/// Decodes `event` as `E`. A payload version this code does not know cannot be read safely:
-/// it is dead-lettered.
-fn decode<E: Event>(event: &Envelope) -> Result<E, HandlerError> {
-    if event.version != E::VERSION {
-        return Err(HandlerError::Reject(format!(
-            "{} version {} is not supported",
-            E::TYPE,
-            event.version
-        )));
-    }
-    Ok(event.decode()?)
-}
 
 #[async_trait]
 impl Handler for CatalogEvents {

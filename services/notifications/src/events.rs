@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bazaar_bus::{Envelope, Handler, HandlerError};
 use bazaar_contracts::events::{
     Event, OrderStatusChanged, PromotionCreated, PromotionEnded, RecommendationDigest,
-    UserProfileUpdated, UserRegistered,
+    UserProfileUpdated, UserRegistered, decode,
 };
 use bazaar_contracts::notifications::NotificationKind;
 use bazaar_db::{Tx, now_millis};
@@ -23,18 +23,6 @@ pub const CONSUMER: &str = "notifications";
 pub struct NotificationsHandler {
     /// Wakes the mailer when mail was queued.
     pub wake: Arc<Notify>,
-}
-
-/// Decodes `event` as `T`, refusing versions this code was not written for.
-fn decode<T: Event>(event: &Envelope) -> Result<T, HandlerError> {
-    if event.version != T::VERSION {
-        return Err(HandlerError::Reject(format!(
-            "unsupported {} version {}",
-            T::TYPE,
-            event.version
-        )));
-    }
-    Ok(event.decode()?)
 }
 
 #[async_trait]

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use bazaar_bus::{Envelope, Handler, HandlerError};
 use bazaar_contracts::events::{
-    Event, StockRejected, StockReserved, UserProfileUpdated, UserRegistered,
+    Event, StockRejected, StockReserved, UserProfileUpdated, UserRegistered, decode,
 };
 use bazaar_contracts::orders::OrderStatus;
 use bazaar_db::{Tx, now_millis};
@@ -16,18 +16,6 @@ use crate::transitions;
 pub const CONSUMER: &str = "orders";
 
 pub struct OrdersHandler;
-
-/// Decodes `event` as `T`, refusing versions this code was not written for.
-fn decode<T: Event>(event: &Envelope) -> Result<T, HandlerError> {
-    if event.version != T::VERSION {
-        return Err(HandlerError::Reject(format!(
-            "unsupported {} version {}",
-            T::TYPE,
-            event.version
-        )));
-    }
-    Ok(event.decode()?)
-}
 
 #[async_trait]
 impl Handler for OrdersHandler {

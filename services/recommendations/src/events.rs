@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use bazaar_bus::{Envelope, Handler, HandlerError};
 use bazaar_contracts::events::{
-    Event, OrderStatusChanged, ProductCreated, ProductDeleted, ProductUpdated, StockChanged,
+    Event, OrderStatusChanged, ProductCreated, ProductDeleted, ProductUpdated, StockChanged, decode,
 };
 use bazaar_contracts::orders::{OrderItem, OrderStatus};
 use bazaar_db::Tx;
@@ -18,18 +18,6 @@ use crate::store::{self, Purchase};
 pub const CONSUMER: &str = crate::SERVICE;
 
 pub struct RecommendationsHandler;
-
-/// Decodes `event` as `T`, refusing versions this code was not written for.
-fn decode<T: Event>(event: &Envelope) -> Result<T, HandlerError> {
-    if event.version != T::VERSION {
-        return Err(HandlerError::Reject(format!(
-            "unsupported {} version {}",
-            T::TYPE,
-            event.version
-        )));
-    }
-    Ok(event.decode()?)
-}
 
 #[async_trait]
 impl Handler for RecommendationsHandler {
