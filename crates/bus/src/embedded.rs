@@ -58,7 +58,10 @@ pub struct EmbeddedTransport {
 }
 
 struct Inner {
+    /// Publishes commit with fsync: a stored event must survive power loss.
     db: Db,
+    /// Claims, acks and naks skip the fsync: losing the last ones only causes redeliveries.
+    bookkeeping: Db,
     published: Notify,
     /// Fan-out of published events to live listeners in this process.
     live: tokio::sync::broadcast::Sender<Envelope>,
@@ -80,10 +83,12 @@ impl EmbeddedTransport {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        let bookkeeping = Db::connect_sqlite_relaxed(path).await?;
         let (live, _) = tokio::sync::broadcast::channel(1024);
         Ok(EmbeddedTransport {
             inner: Arc::new(Inner {
                 db,
+                bookkeeping,
                 published: Notify::new(),
                 live,
             }),
@@ -201,7 +206,7 @@ impl EmbeddedSubscription {
     /// Claims the next delivery, if any: a redelivery that is due, else the next new event.
     /// Returns the time until the earliest pending redelivery when there is nothing to do.
     async fn claim(&self) -> Result<Result<Delivery, Option<Duration>>, BusError> {
-        let db = &self.inner.db;
+        let db = &self.inner.bookkeeping;
         let now = now_millis();
         let redeliver_at = now + self.spec.ack_wait.as_millis() as i64;
         let mut tx = db.begin().await?;
@@ -321,7 +326,7 @@ impl Acker for EmbeddedAcker {
         sqlx::query("DELETE FROM bus_pending WHERE consumer = $1 AND seq = $2")
             .bind(&self.consumer)
             .bind(self.seq)
-            .execute(self.inner.db.pool())
+            .execute(self.inner.bookkeeping.pool())
             .await?;
         Ok(())
     }
@@ -331,7 +336,7 @@ impl Acker for EmbeddedAcker {
             .bind(&self.consumer)
             .bind(self.seq)
             .bind(now_millis() + delay.as_millis() as i64)
-            .execute(self.inner.db.pool())
+            .execute(self.inner.bookkeeping.pool())
             .await?;
         // Wake idle subscribers so a zero-delay nak is picked up at once.
         self.inner.published.notify_waiters();

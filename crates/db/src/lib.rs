@@ -70,6 +70,15 @@ pub enum DbTarget {
     Postgres { url: String, schema: String },
 }
 
+/// How SQLite commits reach the disk.
+#[derive(Debug, Clone, Copy)]
+enum Durability {
+    /// fsync on every commit.
+    Full,
+    /// No fsync per commit (WAL `synchronous = NORMAL`).
+    Relaxed,
+}
+
 /// A connection pool to one service's database.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -82,12 +91,21 @@ impl Db {
     pub async fn connect(target: &DbTarget) -> Result<Db> {
         sqlx::any::install_default_drivers();
         match target {
-            DbTarget::SqliteFile(path) => Self::connect_sqlite(path).await,
+            DbTarget::SqliteFile(path) => Self::connect_sqlite(path, Durability::Full).await,
             DbTarget::Postgres { url, schema } => Self::connect_postgres(url, schema).await,
         }
     }
 
-    async fn connect_sqlite(path: &Path) -> Result<Db> {
+    /// A second handle on a SQLite file whose commits skip the fsync (`synchronous = NORMAL`
+    /// under WAL): they survive a process crash but the last ones may be lost on power loss.
+    /// Only for writes whose loss is harmless, such as the event log's delivery bookkeeping
+    /// (a lost ack means a redelivery, which the inbox absorbs).
+    pub async fn connect_sqlite_relaxed(path: &Path) -> Result<Db> {
+        sqlx::any::install_default_drivers();
+        Self::connect_sqlite(path, Durability::Relaxed).await
+    }
+
+    async fn connect_sqlite(path: &Path, durability: Durability) -> Result<Db> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| DbError::Config(format!("cannot create {}: {e}", dir.display())))?;
@@ -97,16 +115,22 @@ impl Db {
         let pool = AnyPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
-            .after_connect(|conn, _| {
+            .after_connect(move |conn, _| {
                 Box::pin(async move {
                     // WAL lets readers run beside the one writer; FULL sync keeps every
                     // acknowledged commit across power loss; the busy timeout makes a second
                     // writer wait for the lock instead of failing.
-                    conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                         PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
-                    )
-                    .await?;
+                    let pragmas = match durability {
+                        Durability::Full => {
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;"
+                        }
+                        Durability::Relaxed => {
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;"
+                        }
+                    };
+                    conn.execute(pragmas).await?;
                     Ok(())
                 })
             })
