@@ -89,8 +89,15 @@ impl App {
                     if catalog.0.is_remote() {
                         checks.push(Arc::new(RemoteService(catalog.0.clone())));
                     }
+                    let users = UsersClient(
+                        client(&platform, ServiceName::Users, &local)?
+                            .with_timeout(NESTED_CALL_TIMEOUT),
+                    );
+                    if users.0.is_remote() {
+                        checks.push(Arc::new(RemoteService(users.0.clone())));
+                    }
                     let payments = Arc::new(bazaar_orders::SimulatedPayments);
-                    bazaar_orders::build(&platform, catalog, payments).await?
+                    bazaar_orders::build(&platform, catalog, users, payments).await?
                 }
                 ServiceName::Gateway => continue,
                 ServiceName::Notifications => bazaar_notifications::build(&platform).await?,

@@ -25,9 +25,10 @@ const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Upper bound on how long an idle subscriber sleeps before looking again.
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: "0001_log",
-    sql: "
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: "0001_log",
+        sql: "
         CREATE TABLE bus_messages (
             seq {{id_seq}},
             id TEXT NOT NULL UNIQUE,
@@ -49,7 +50,17 @@ const MIGRATIONS: &[Migration] = &[Migration {
         );
         CREATE INDEX bus_pending_due ON bus_pending (consumer, due_at);
     ",
-}];
+    },
+    Migration {
+        version: "0002_event_types",
+        // Consumers receive only the types they name: the log keeps each event's type beside it.
+        sql: "
+        ALTER TABLE bus_messages ADD COLUMN event_type TEXT NOT NULL DEFAULT '';
+        UPDATE bus_messages SET event_type = COALESCE(json_extract(body, '$.type'), '');
+        ALTER TABLE bus_consumers ADD COLUMN event_types TEXT NOT NULL DEFAULT '';
+    ",
+    },
+];
 
 /// The in-process durable log. Cheap to clone.
 #[derive(Clone)]
@@ -101,18 +112,34 @@ use bazaar_db::sqlx;
 #[async_trait]
 impl Transport for EmbeddedTransport {
     async fn publish(&self, event: &Envelope) -> Result<(), BusError> {
-        let body = serde_json::to_string(event).map_err(|e| BusError::Malformed(e.to_string()))?;
-        let stored = sqlx::query(
-            "INSERT INTO bus_messages (id, body, stored_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&event.id)
-        .bind(body)
-        .bind(now_millis())
-        .execute(self.inner.db.pool())
-        .await?;
+        self.publish_batch(std::slice::from_ref(event)).await
+    }
+
+    /// One transaction (one fsync) for the whole batch.
+    async fn publish_batch(&self, events: &[Envelope]) -> Result<(), BusError> {
+        let mut tx = self.inner.db.begin().await?;
+        let mut stored = Vec::with_capacity(events.len());
+        for event in events {
+            let body =
+                serde_json::to_string(event).map_err(|e| BusError::Malformed(e.to_string()))?;
+            let inserted = sqlx::query(
+                "INSERT INTO bus_messages (id, body, stored_at, event_type) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&event.id)
+            .bind(body)
+            .bind(now_millis())
+            .bind(&event.event_type)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 1 {
+                stored.push(event);
+            }
+        }
+        tx.commit().await?;
         self.inner.published.notify_waiters();
         // Live listeners see each event once, like the log; nobody listening is fine.
-        if stored.rows_affected() == 1 {
+        for event in stored {
             let _ = self.inner.live.send(event.clone());
         }
         Ok(())
@@ -120,9 +147,11 @@ impl Transport for EmbeddedTransport {
 
     async fn subscribe(&self, spec: &ConsumerSpec) -> Result<Box<dyn Subscription>, BusError> {
         sqlx::query(
-            "INSERT INTO bus_consumers (name, cursor) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO bus_consumers (name, cursor, event_types) VALUES ($1, 0, $2)
+             ON CONFLICT (name) DO UPDATE SET event_types = $2",
         )
         .bind(&spec.name)
+        .bind(spec.event_types.join(","))
         .execute(self.inner.db.pool())
         .await?;
         Ok(Box::new(EmbeddedSubscription {
@@ -137,30 +166,34 @@ impl Transport for EmbeddedTransport {
 
     async fn stats(&self) -> Result<StreamStats, BusError> {
         let pool = self.inner.db.pool();
-        let (messages, last_seq): (i64, Option<i64>) =
-            sqlx::query_as("SELECT COUNT(*), MAX(seq) FROM bus_messages")
-                .fetch_one(pool)
-                .await?;
-        let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
+        let messages: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bus_messages")
+            .fetch_one(pool)
+            .await?;
+        let rows: Vec<(String, i64, i64, i64, i64, String)> = sqlx::query_as(
             "SELECT c.name, c.cursor, c.delivered, c.redelivered,
-                    (SELECT COUNT(*) FROM bus_pending p WHERE p.consumer = c.name)
+                    (SELECT COUNT(*) FROM bus_pending p WHERE p.consumer = c.name), c.event_types
              FROM bus_consumers c ORDER BY c.name",
         )
         .fetch_all(pool)
         .await?;
-        let last_seq = last_seq.unwrap_or(0);
-        let consumers = rows
-            .into_iter()
-            .map(
-                |(name, cursor, delivered, redelivered, in_flight)| ConsumerStats {
-                    name,
-                    delivered: delivered as u64,
-                    pending: (last_seq - cursor).max(0) as u64 + in_flight as u64,
-                    ack_pending: in_flight as u64,
-                    redelivered: redelivered as u64,
-                },
-            )
-            .collect();
+        let mut consumers = Vec::with_capacity(rows.len());
+        for (name, cursor, delivered, redelivered, in_flight, types) in rows {
+            let types = split_types(&types);
+            let (filter, binds) = type_filter(&types, 2);
+            let waiting = format!("SELECT COUNT(*) FROM bus_messages WHERE seq > $1{filter}");
+            let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(waiting)).bind(cursor);
+            for t in binds {
+                query = query.bind(t);
+            }
+            let waiting: i64 = query.fetch_one(pool).await?;
+            consumers.push(ConsumerStats {
+                name,
+                delivered: delivered as u64,
+                pending: (waiting + in_flight) as u64,
+                ack_pending: in_flight as u64,
+                redelivered: redelivered as u64,
+            });
+        }
         Ok(StreamStats {
             name: "embedded".into(),
             messages: messages as u64,
@@ -203,104 +236,157 @@ struct EmbeddedSubscription {
 }
 
 impl EmbeddedSubscription {
-    /// Claims the next delivery, if any: a redelivery that is due, else the next new event.
-    /// Returns the time until the earliest pending redelivery when there is nothing to do.
-    async fn claim(&self) -> Result<Result<Delivery, Option<Duration>>, BusError> {
-        let db = &self.inner.bookkeeping;
+    /// Claims up to `max` deliveries in one bookkeeping transaction: redeliveries that are
+    /// due, then new events of the consumer's types, in log order. When there is nothing to
+    /// do, returns the time until the earliest pending redelivery.
+    async fn claim(&self, max: usize) -> Result<Result<Vec<Delivery>, Option<Duration>>, BusError> {
+        let name = &self.spec.name;
         let now = now_millis();
         let redeliver_at = now + self.spec.ack_wait.as_millis() as i64;
-        let mut tx = db.begin().await?;
-        let due: Option<(i64, i64)> = sqlx::query_as(
+        let mut tx = self.inner.bookkeeping.begin().await?;
+        let due: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT seq, attempts FROM bus_pending WHERE consumer = $1 AND due_at <= $2
-             ORDER BY seq LIMIT 1",
+             ORDER BY seq LIMIT $3",
         )
-        .bind(&self.spec.name)
+        .bind(name)
         .bind(now)
-        .fetch_optional(&mut *tx)
+        .bind(max as i64)
+        .fetch_all(&mut *tx)
         .await?;
-        let (seq, attempt) = if let Some((seq, attempts)) = due {
-            sqlx::query(
-                "UPDATE bus_pending SET attempts = attempts + 1, due_at = $3 WHERE consumer = $1 AND seq = $2",
-            )
-            .bind(&self.spec.name)
-            .bind(seq)
-            .bind(redeliver_at)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("UPDATE bus_consumers SET redelivered = redelivered + 1 WHERE name = $1")
-                .bind(&self.spec.name)
+        let mut claimed: Vec<(i64, i64)> = due.iter().map(|(seq, n)| (*seq, n + 1)).collect();
+        if !due.is_empty() {
+            let update = format!(
+                "UPDATE bus_pending SET attempts = attempts + 1, due_at = $2
+                 WHERE consumer = $1 AND seq IN ({})",
+                seq_list(due.iter().map(|(seq, _)| *seq))
+            );
+            sqlx::query(sqlx::AssertSqlSafe(update))
+                .bind(name)
+                .bind(redeliver_at)
                 .execute(&mut *tx)
                 .await?;
-            (seq, attempts + 1)
-        } else {
-            let next: Option<i64> = sqlx::query_scalar(
-                "SELECT m.seq FROM bus_messages m, bus_consumers c
-                 WHERE c.name = $1 AND m.seq > c.cursor ORDER BY m.seq LIMIT 1",
-            )
-            .bind(&self.spec.name)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(seq) = next else {
-                let earliest: Option<i64> =
-                    sqlx::query_scalar("SELECT MIN(due_at) FROM bus_pending WHERE consumer = $1")
-                        .bind(&self.spec.name)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                tx.commit().await?;
-                let wait = earliest.map(|at| Duration::from_millis((at - now).max(1) as u64));
-                return Ok(Err(wait));
-            };
-            sqlx::query(
-                "INSERT INTO bus_pending (consumer, seq, attempts, due_at) VALUES ($1, $2, 1, $3)",
-            )
-            .bind(&self.spec.name)
-            .bind(seq)
-            .bind(redeliver_at)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE bus_consumers SET cursor = $2, delivered = delivered + 1 WHERE name = $1",
-            )
-            .bind(&self.spec.name)
-            .bind(seq)
-            .execute(&mut *tx)
-            .await?;
-            (seq, 1)
-        };
-        let body: Option<String> =
-            sqlx::query_scalar("SELECT body FROM bus_messages WHERE seq = $1")
-                .bind(seq)
-                .fetch_optional(&mut *tx)
+            sqlx::query("UPDATE bus_consumers SET redelivered = redelivered + $2 WHERE name = $1")
+                .bind(name)
+                .bind(due.len() as i64)
+                .execute(&mut *tx)
                 .await?;
+        }
+        let room = max - due.len();
+        if room > 0 {
+            let cursor: i64 =
+                sqlx::query_scalar("SELECT cursor FROM bus_consumers WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let (filter, binds) = type_filter(&self.spec.event_types, 3);
+            let select = format!(
+                "SELECT seq FROM bus_messages WHERE seq > $1{filter} ORDER BY seq LIMIT $2"
+            );
+            let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(select))
+                .bind(cursor)
+                .bind(room as i64);
+            for t in binds {
+                query = query.bind(t);
+            }
+            let fresh: Vec<i64> = query.fetch_all(&mut *tx).await?;
+            // Skipped events of other types count as passed: the cursor moves over them too.
+            let new_cursor = match fresh.last() {
+                Some(&last) if fresh.len() == room => last,
+                _ => sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(seq) FROM bus_messages")
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .unwrap_or(cursor)
+                    .max(cursor),
+            };
+            if !fresh.is_empty() {
+                let rows: Vec<String> = fresh
+                    .iter()
+                    .map(|seq| format!("($1, {seq}, 1, $2)"))
+                    .collect();
+                let insert = format!(
+                    "INSERT INTO bus_pending (consumer, seq, attempts, due_at) VALUES {}",
+                    rows.join(",")
+                );
+                sqlx::query(sqlx::AssertSqlSafe(insert))
+                    .bind(name)
+                    .bind(redeliver_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if new_cursor != cursor {
+                sqlx::query(
+                    "UPDATE bus_consumers SET cursor = $2, delivered = delivered + $3 WHERE name = $1",
+                )
+                .bind(name)
+                .bind(new_cursor)
+                .bind(fresh.len() as i64)
+                .execute(&mut *tx)
+                .await?;
+            }
+            claimed.extend(fresh.into_iter().map(|seq| (seq, 1)));
+        }
+        if claimed.is_empty() {
+            let earliest: Option<i64> =
+                sqlx::query_scalar("SELECT MIN(due_at) FROM bus_pending WHERE consumer = $1")
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            tx.commit().await?;
+            let wait = earliest.map(|at| Duration::from_millis((at - now).max(1) as u64));
+            return Ok(Err(wait));
+        }
+        claimed.sort_unstable();
+        let select = format!(
+            "SELECT seq, body FROM bus_messages WHERE seq IN ({})",
+            seq_list(claimed.iter().map(|(seq, _)| *seq))
+        );
+        let bodies: std::collections::HashMap<i64, String> =
+            sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(select))
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
         tx.commit().await?;
-        let acker = Box::new(EmbeddedAcker {
-            inner: self.inner.clone(),
-            consumer: self.spec.name.clone(),
-            seq,
-        });
-        // A pruned or unreadable message can never succeed: settle it so it stops coming back.
-        let event = body.as_deref().map(serde_json::from_str::<Envelope>);
-        match event {
-            Some(Ok(event)) => Ok(Ok(Delivery::new(event, attempt as u32, acker))),
-            other => {
-                tracing::error!(consumer = %self.spec.name, seq, ?other, "dropping unreadable event");
-                acker.ack().await?;
-                Ok(Err(Some(Duration::ZERO)))
+        let mut deliveries = Vec::with_capacity(claimed.len());
+        for (seq, attempt) in claimed {
+            let acker = EmbeddedAcker {
+                inner: self.inner.clone(),
+                consumer: name.clone(),
+                seq,
+            };
+            // A pruned or unreadable message can never succeed: settle it so it stops coming back.
+            match bodies
+                .get(&seq)
+                .map(|b| serde_json::from_str::<Envelope>(b))
+            {
+                Some(Ok(event)) => {
+                    let mut delivery = Delivery::new(event, attempt as u32, Box::new(acker));
+                    delivery.position = seq;
+                    deliveries.push(delivery);
+                }
+                other => {
+                    tracing::error!(consumer = %name, seq, ?other, "dropping unreadable event");
+                    acker.ack().await?;
+                }
             }
         }
+        if deliveries.is_empty() {
+            return Ok(Err(Some(Duration::ZERO)));
+        }
+        Ok(Ok(deliveries))
     }
 }
 
 #[async_trait]
 impl Subscription for EmbeddedSubscription {
-    async fn next(&mut self) -> Result<Option<Delivery>, BusError> {
+    async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<Delivery>>, BusError> {
         loop {
             // Register for the wake-up before looking, so a publish in between is not missed.
             let published = self.inner.published.notified();
             tokio::pin!(published);
             published.as_mut().enable();
-            let wait = match self.claim().await? {
-                Ok(delivery) => return Ok(Some(delivery)),
+            let wait = match self.claim(max.max(1)).await? {
+                Ok(deliveries) => return Ok(Some(deliveries)),
                 Err(wait) => wait.unwrap_or(IDLE_POLL).min(IDLE_POLL),
             };
             if wait.is_zero() {
@@ -312,6 +398,46 @@ impl Subscription for EmbeddedSubscription {
             }
         }
     }
+
+    /// One statement for the whole batch.
+    async fn ack_batch(&mut self, deliveries: Vec<Delivery>) -> Result<(), BusError> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        let delete = format!(
+            "DELETE FROM bus_pending WHERE consumer = $1 AND seq IN ({})",
+            seq_list(deliveries.iter().map(|d| d.position))
+        );
+        sqlx::query(sqlx::AssertSqlSafe(delete))
+            .bind(&self.spec.name)
+            .execute(self.inner.bookkeeping.pool())
+            .await?;
+        Ok(())
+    }
+}
+
+/// Log sequence numbers (integers we read ourselves) as an SQL list.
+fn seq_list(seqs: impl Iterator<Item = i64>) -> String {
+    seqs.map(|s| s.to_string()).collect::<Vec<_>>().join(",")
+}
+
+/// ` AND event_type IN ($first, ...)` with the values to bind, or nothing for every type.
+fn type_filter(types: &[String], first: usize) -> (String, &[String]) {
+    if types.is_empty() {
+        return (String::new(), types);
+    }
+    let params: Vec<String> = (first..first + types.len())
+        .map(|i| format!("${i}"))
+        .collect();
+    (format!(" AND event_type IN ({})", params.join(",")), types)
+}
+
+fn split_types(stored: &str) -> Vec<String> {
+    stored
+        .split(',')
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 struct EmbeddedAcker {

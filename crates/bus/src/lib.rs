@@ -1,6 +1,7 @@
 //! The event bus: services record events in a transactional outbox, a relay publishes them to
-//! a transport (the embedded SQLite log or NATS JetStream), and consumers apply each event
-//! exactly once through an idempotent inbox, dead-lettering what keeps failing.
+//! a transport (the embedded SQLite log or NATS JetStream) in batches, and consumers apply
+//! each event exactly once through an idempotent inbox, in batches split by aggregate,
+//! dead-lettering what keeps failing.
 
 mod consumer;
 mod embedded;
@@ -16,7 +17,7 @@ pub use consumer::{
 pub use embedded::EmbeddedTransport;
 pub use envelope::Envelope;
 pub use nats::NatsTransport;
-pub use outbox::{OutboxRelay, enqueue, outbox_backlog};
+pub use outbox::{EventTx, Outbox, OutboxRelay, outbox_backlog};
 pub use schema::MIGRATIONS;
 pub use transport::{
     Acker, ConsumerSpec, ConsumerStats, Delivery, LiveEvents, StreamStats, Subscription, Transport,

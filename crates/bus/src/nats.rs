@@ -1,4 +1,6 @@
-//! The NATS JetStream transport: one stream per namespace, durable pull consumers, one-at-a-time pulls.
+//! The NATS JetStream transport: one stream per namespace, durable pull consumers that fetch
+//! batches and filter by event type at the broker (NATS 2.10+; on 2.9, which allows one
+//! filter subject per consumer, the client drops the other types), pipelined publishes.
 
 use std::time::Duration;
 
@@ -12,7 +14,7 @@ use async_nats::jetstream::{self, AckKind};
 use async_nats::{Client, ConnectOptions, Event, Subject};
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
@@ -46,6 +48,9 @@ pub struct NatsTransport {
     /// Bumped on every (re)connect, so subscriptions can re-issue pulls the old connection lost.
     connects: watch::Receiver<u64>,
 }
+
+/// The first server version whose consumers take several filter subjects.
+const MULTI_FILTER_VERSION: (u64, u64) = (2, 10);
 
 impl NatsTransport {
     /// Connects and provisions the stream, retrying with capped backoff until the server answers.
@@ -164,6 +169,48 @@ impl NatsTransport {
     pub fn stream_name(&self) -> &str {
         &self.stream
     }
+
+    /// The subject an event of `event_type` from `source` is published on.
+    fn subject(&self, source: &str, event_type: &str) -> String {
+        format!(
+            "{}.events.{}.{}",
+            self.prefix,
+            sanitize(source),
+            sanitize(event_type)
+        )
+    }
+
+    /// The consumer's filter at the broker: one subject per type where the server takes
+    /// several (2.10+), else one subject when there is one type, else none (the subscription
+    /// drops other types itself).
+    fn filters(&self, event_types: &[String], consumer: &str) -> (String, Vec<String>) {
+        let subjects: Vec<String> = event_types
+            .iter()
+            .map(|t| format!("{}.events.*.{}", self.prefix, sanitize(t)))
+            .collect();
+        let version = self.client.server_info().version;
+        match subjects.len() {
+            0 => (String::new(), Vec::new()),
+            1 => (subjects[0].clone(), Vec::new()),
+            _ if supports_multi_filter(&version) => (String::new(), subjects),
+            _ => {
+                info!(consumer, %version, "NATS before 2.10 takes one filter subject per consumer; \
+                    this consumer receives every event type and drops the others itself");
+                (String::new(), Vec::new())
+            }
+        }
+    }
+}
+
+/// True for a server version `major.minor.patch` of 2.10 or later.
+fn supports_multi_filter(version: &str) -> bool {
+    let mut parts = version
+        .trim_start_matches('v')
+        .split(['.', '-'])
+        .map(|p| p.parse::<u64>().unwrap_or(0));
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    (major, minor) >= MULTI_FILTER_VERSION
 }
 
 enum Attempt {
@@ -189,41 +236,55 @@ impl Transport for NatsTransport {
     }
 
     async fn publish(&self, event: &Envelope) -> Result<(), BusError> {
-        let subject = format!(
-            "{}.events.{}.{}",
-            self.prefix,
-            sanitize(&event.source),
-            sanitize(&event.event_type)
-        );
-        let body = serde_json::to_vec(event).map_err(|e| BusError::Malformed(e.to_string()))?;
-        let message = jetstream::message::PublishMessage::build()
-            .payload(Bytes::from(body))
-            .message_id(&event.id);
+        self.publish_batch(std::slice::from_ref(event)).await
+    }
+
+    /// Sends every publish before waiting for the first ack: one round trip for the batch.
+    async fn publish_batch(&self, events: &[Envelope]) -> Result<(), BusError> {
         let stored = async {
-            // First await: handed to the client; second: the stream's ack (stored, or a known duplicate).
-            let ack = self
-                .js
-                .send_publish(subject, message)
-                .await
-                .map_err(|e| unavailable("publish", e))?;
-            ack.await.map_err(|e| unavailable("publish ack", e))
+            let mut acks = Vec::with_capacity(events.len());
+            for event in events {
+                let subject = self.subject(&event.source, &event.event_type);
+                let body =
+                    serde_json::to_vec(event).map_err(|e| BusError::Malformed(e.to_string()))?;
+                let message = jetstream::message::PublishMessage::build()
+                    .payload(Bytes::from(body))
+                    .message_id(&event.id);
+                // Handed to the client now; the stream's ack (stored, or a known duplicate) later.
+                let ack = self
+                    .js
+                    .send_publish(subject, message)
+                    .await
+                    .map_err(|e| unavailable("publish", e))?;
+                acks.push(ack);
+            }
+            // All are in flight: waiting for them in turn costs one round trip in all.
+            for ack in acks {
+                let ack = ack.await.map_err(|e| unavailable("publish ack", e))?;
+                if ack.duplicate {
+                    debug!(
+                        sequence = ack.sequence,
+                        "duplicate publish ignored by JetStream"
+                    );
+                }
+            }
+            Ok(())
         };
-        let ack = tokio::time::timeout(PUBLISH_TIMEOUT, stored)
+        tokio::time::timeout(PUBLISH_TIMEOUT, stored)
             .await
             .map_err(|_| {
                 BusError::Unavailable(format!(
                     "publish not acknowledged within {PUBLISH_TIMEOUT:?}"
                 ))
-            })??;
-        if ack.duplicate {
-            debug!(id = %event.id, "duplicate publish ignored by JetStream");
-        }
-        Ok(())
+            })?
     }
 
     async fn subscribe(&self, spec: &ConsumerSpec) -> Result<Box<dyn Subscription>, BusError> {
         let name = sanitize(&spec.name);
+        let (filter_subject, filter_subjects) = self.filters(&spec.event_types, &name);
         let config = PullConfig {
+            filter_subject,
+            filter_subjects,
             durable_name: Some(name.clone()),
             ack_policy: AckPolicy::Explicit,
             ack_wait: spec.ack_wait,
@@ -243,6 +304,7 @@ impl Transport for NatsTransport {
             batch: None,
             connects: self.connects.clone(),
             failures: 0,
+            spec: spec.clone(),
         };
         // Create the consumer now, so events published after subscribe() returns are seen.
         subscription.consumer = Some(subscription.ensure_consumer().await?);
@@ -271,9 +333,9 @@ impl Transport for NatsTransport {
                 .consumers()
                 .map_ok(|c| ConsumerStats {
                     name: c.name,
-                    // Highest stream sequence handed out: equals distinct events delivered while the
-                    // consumer covers the whole stream from sequence 1 (DeliverPolicy::All, no filter).
-                    delivered: c.delivered.stream_sequence,
+                    // Deliveries handed out, redeliveries included (the stream sequence would
+                    // count the other types a filtered consumer never sees).
+                    delivered: c.delivered.consumer_sequence,
                     pending: c.num_pending + c.num_ack_pending as u64,
                     ack_pending: c.num_ack_pending as u64,
                     redelivered: c.num_redelivered as u64,
@@ -298,10 +360,9 @@ impl Transport for NatsTransport {
     }
 }
 
-/// One subscriber of a durable pull consumer. It pulls a single message per `next()` call: nothing
-/// waits in a client buffer while its ack_wait runs, so a slow handler does not cause spurious
-/// redeliveries (which would inflate attempt counts and dead-letter early), and subscribers sharing
-/// the durable take turns.
+/// One subscriber of a durable pull consumer. Each pull asks for as many messages as one
+/// `next_batch` takes, so what waits in the client buffer (its ack_wait running) is at most one
+/// batch; subscribers sharing the durable each hold one such pull.
 struct NatsSubscription {
     client: Client,
     js: jetstream::Context,
@@ -314,6 +375,7 @@ struct NatsSubscription {
     batch: Option<Batch>,
     connects: watch::Receiver<u64>,
     failures: u32,
+    spec: ConsumerSpec,
 }
 
 enum Ensure {
@@ -354,6 +416,8 @@ impl NatsSubscription {
         let existing = &consumer.cached_info().config;
         if existing.ack_wait != self.config.ack_wait
             || existing.max_ack_pending != self.config.max_ack_pending
+            || existing.filter_subject != self.config.filter_subject
+            || existing.filter_subjects != self.config.filter_subjects
         {
             // An older deployment created it differently; 2.9 updates a durable through create.
             if let Err(e) = stream.create_consumer(self.config.clone()).await {
@@ -363,15 +427,15 @@ impl NatsSubscription {
         Ok(consumer)
     }
 
-    /// Starts a pull for one message, (re)creating the consumer first when needed.
-    async fn pull(&mut self) -> Result<Batch, Ensure> {
+    /// Starts a pull for up to `max` messages, (re)creating the consumer first when needed.
+    async fn pull(&mut self, max: usize) -> Result<Batch, Ensure> {
         let consumer = match self.consumer.take() {
             Some(c) => c,
             None => self.try_ensure_consumer().await?,
         };
         let batch = consumer
             .batch()
-            .max_messages(1)
+            .max_messages(max)
             .expires(PULL_EXPIRES)
             .messages()
             .await;
@@ -422,12 +486,32 @@ impl NatsSubscription {
     }
 }
 
+impl NatsSubscription {
+    /// Adds `message` to `out` when it is an event of the consumer's types; other types (a
+    /// server that filters by one subject only) are acknowledged and skipped.
+    async fn accept(&self, message: jetstream::Message, out: &mut Vec<Delivery>) {
+        let Some(delivery) = self.delivery(message).await else {
+            return;
+        };
+        if self.spec.wants(&delivery.event.event_type) {
+            out.push(delivery);
+        } else if let Err(e) = delivery.ack().await {
+            debug!(consumer = %self.name, error = %e, "could not ack a skipped event type");
+        }
+    }
+}
+
 #[async_trait]
 impl Subscription for NatsSubscription {
-    async fn next(&mut self) -> Result<Option<Delivery>, BusError> {
+    async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<Delivery>>, BusError> {
+        let max = max.max(1);
+        let mut out = Vec::new();
         loop {
             let Some(batch) = self.batch.as_mut() else {
-                match self.pull().await {
+                if !out.is_empty() {
+                    return Ok(Some(out));
+                }
+                match self.pull(max).await {
                     Ok(batch) => self.batch = Some(batch),
                     Err(Ensure::StreamGone) => {
                         error!(consumer = %self.name, stream = %self.stream, "stream deleted; subscription ends");
@@ -437,13 +521,28 @@ impl Subscription for NatsSubscription {
                 }
                 continue;
             };
+            // Once one delivery is in hand, take only what is already here.
+            if !out.is_empty() {
+                match batch.next().now_or_never() {
+                    Some(Some(Ok(message))) => {
+                        self.accept(message, &mut out).await;
+                        if out.len() >= max {
+                            return Ok(Some(out));
+                        }
+                    }
+                    Some(Some(Err(_))) | Some(None) => self.batch = None,
+                    None => return Ok(Some(out)),
+                }
+                continue;
+            }
             let connects = &mut self.connects;
             tokio::select! {
                 item = batch.next() => match item {
                     Some(Ok(message)) => {
                         self.failures = 0;
-                        if let Some(delivery) = self.delivery(message).await {
-                            return Ok(Some(delivery));
+                        self.accept(message, &mut out).await;
+                        if out.len() >= max {
+                            return Ok(Some(out));
                         }
                     }
                     Some(Err(e)) => {
@@ -592,8 +691,8 @@ mod tests {
 
     fn spec(name: &str) -> ConsumerSpec {
         ConsumerSpec {
-            name: name.into(),
             ack_wait: Duration::from_secs(30),
+            ..ConsumerSpec::new(name)
         }
     }
 
@@ -815,8 +914,8 @@ mod tests {
         with_nats(|t| async move {
             drop(t.subscribe(&spec("tuned")).await.unwrap());
             let faster = ConsumerSpec {
-                name: "tuned".into(),
                 ack_wait: Duration::from_secs(5),
+                ..ConsumerSpec::new("tuned")
             };
             drop(t.subscribe(&faster).await.unwrap());
             let stream = t.js.get_stream(t.stream_name()).await.unwrap();
@@ -909,6 +1008,14 @@ mod tests {
         let (d, _sub) = waiting.await.unwrap();
         assert_eq!(d.event, after);
         d.ack().await.unwrap();
+    }
+
+    #[test]
+    fn multi_filter_needs_2_10() {
+        assert!(!supports_multi_filter("2.9.25"));
+        assert!(supports_multi_filter("2.10.0"));
+        assert!(supports_multi_filter("v2.11.3-beta"));
+        assert!(supports_multi_filter("3.0.0"));
     }
 
     #[test]

@@ -1,31 +1,118 @@
 //! Transactional outbox: events are written in the same transaction as the state change that
 //! caused them, then a relay publishes them in order and marks them sent.
+//!
+//! A service writes through its one [`Outbox`]: every transaction begun there ([`EventTx`])
+//! wakes the service's relay when it commits, so publishing starts at once and no use case can
+//! forget to ask for it. The relay's idle poll is only a safety net (another replica's commits,
+//! or a crash between commit and publish).
 
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bazaar_db::{Db, Dialect, Tx, now_millis, sqlx};
+use bazaar_db::{Db, DbError, Dialect, Tx, now_millis, sqlx};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::{BusError, Envelope, Transport};
 
-const BATCH: i64 = 200;
-/// How often the relay looks even without a wake-up (events written by another replica, or
-/// left behind by a crash between commit and publish).
+/// Events read and published per relay round; one broker round trip and one update each.
+const BATCH: i64 = 500;
+/// How often the relay looks even without a wake-up.
 const POLL: Duration = Duration::from_millis(500);
+/// How soon the relay tries again while another replica of its service holds the relay lock.
+const LOCK_RETRY: Duration = Duration::from_millis(5);
 
-/// Records `event` in the outbox inside `tx`; it is published only if `tx` commits.
-pub async fn enqueue(tx: &mut Tx, event: &Envelope) -> Result<(), BusError> {
-    let body = serde_json::to_string(event).map_err(|e| BusError::Malformed(e.to_string()))?;
-    sqlx::query("INSERT INTO outbox (id, event_type, body, created_at) VALUES ($1, $2, $3, $4)")
+/// One service's outbox: its database and the wake-up of its relay.
+#[derive(Clone)]
+pub struct Outbox {
+    service: &'static str,
+    db: Db,
+    wake: Arc<Notify>,
+}
+
+impl Outbox {
+    pub fn new(service: &'static str, db: Db) -> Self {
+        Outbox {
+            service,
+            db,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// The service's database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Starts a write transaction that may emit events; its commit wakes the relay.
+    pub async fn begin(&self) -> Result<EventTx, DbError> {
+        Ok(EventTx {
+            tx: self.db.begin().await?,
+            wake: self.wake.clone(),
+            emitted: false,
+        })
+    }
+
+    /// The relay that publishes this outbox to `transport`.
+    pub fn relay(&self, transport: Arc<dyn Transport>) -> OutboxRelay {
+        OutboxRelay {
+            outbox: self.clone(),
+            transport,
+        }
+    }
+}
+
+/// A write transaction of a service that can record events; see [`Outbox::begin`]. It derefs
+/// to the plain transaction for the service's own statements.
+pub struct EventTx {
+    tx: Tx,
+    wake: Arc<Notify>,
+    emitted: bool,
+}
+
+impl EventTx {
+    /// Records `event` in the outbox; it is published only if this transaction commits.
+    pub async fn emit(&mut self, event: &Envelope) -> Result<(), BusError> {
+        let body = serde_json::to_string(event).map_err(|e| BusError::Malformed(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO outbox (id, event_type, body, created_at) VALUES ($1, $2, $3, $4)",
+        )
         .bind(&event.id)
         .bind(&event.event_type)
         .bind(body)
         .bind(now_millis())
-        .execute(&mut **tx)
+        .execute(&mut *self.tx)
         .await?;
-    Ok(())
+        self.emitted = true;
+        Ok(())
+    }
+
+    /// Commits, then wakes the relay if an event was recorded.
+    pub async fn commit(self) -> Result<(), DbError> {
+        self.tx.commit().await?;
+        if self.emitted {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<(), DbError> {
+        Ok(self.tx.rollback().await?)
+    }
+}
+
+impl Deref for EventTx {
+    type Target = Tx;
+    fn deref(&self) -> &Tx {
+        &self.tx
+    }
+}
+
+impl DerefMut for EventTx {
+    fn deref_mut(&mut self) -> &mut Tx {
+        &mut self.tx
+    }
 }
 
 /// Events written but not yet published (exported as the outbox backlog metric).
@@ -40,100 +127,121 @@ pub async fn outbox_backlog(db: &Db) -> Result<i64, BusError> {
 /// Publishes one service's outbox to the transport.
 #[derive(Clone)]
 pub struct OutboxRelay {
-    service: &'static str,
-    db: Db,
+    outbox: Outbox,
     transport: Arc<dyn Transport>,
-    wake: Arc<Notify>,
+}
+
+/// What one relay round found.
+enum Round {
+    /// Published this many events.
+    Published(usize),
+    /// Another replica of this service is publishing.
+    Busy,
 }
 
 impl OutboxRelay {
-    pub fn new(service: &'static str, db: Db, transport: Arc<dyn Transport>) -> Self {
-        OutboxRelay {
-            service,
-            db,
-            transport,
-            wake: Arc::new(Notify::new()),
-        }
-    }
-
-    /// Call after committing a transaction that enqueued events, so they go out at once.
-    pub fn wake(&self) {
-        self.wake.notify_one();
-    }
-
     /// Runs until `stop` fires, then publishes what is left (best effort) and returns.
     pub async fn run(self, stop: CancellationToken) {
+        let service = self.outbox.service;
         let mut failures = 0u32;
         loop {
-            let waited = match self.flush().await {
-                Ok(()) => {
+            // Register for the wake-up before looking, so a commit in between is not missed.
+            let woken = self.outbox.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let waited = match self.flush_round().await {
+                Ok(busy) => {
                     failures = 0;
-                    POLL
+                    if busy { LOCK_RETRY } else { POLL }
                 }
                 Err(e) => {
                     failures += 1;
-                    tracing::warn!(service = self.service, error = %e, "outbox relay failed; retrying");
+                    tracing::warn!(service, error = %e, "outbox relay failed; retrying");
                     POLL * failures.min(10)
                 }
             };
             tokio::select! {
                 _ = stop.cancelled() => break,
-                _ = self.wake.notified() => {}
+                _ = woken => {}
                 _ = tokio::time::sleep(waited) => {}
             }
         }
         if let Err(e) = self.flush().await {
-            tracing::warn!(service = self.service, error = %e, "final outbox flush failed; events stay queued");
+            tracing::warn!(service, error = %e, "final outbox flush failed; events stay queued");
         }
     }
 
-    /// Publishes every unpublished event, oldest first, marking each as it goes.
+    /// Publishes every unpublished event, oldest first (waiting out another replica's round).
     pub async fn flush(&self) -> Result<(), BusError> {
+        while self.flush_round().await? {
+            tokio::time::sleep(LOCK_RETRY).await;
+        }
+        Ok(())
+    }
+
+    /// Publishes until the outbox is empty; true when another replica held the lock.
+    async fn flush_round(&self) -> Result<bool, BusError> {
         loop {
-            if self.publish_batch().await? < BATCH as usize {
-                return Ok(());
+            match self.publish_batch().await? {
+                Round::Busy => return Ok(true),
+                Round::Published(n) if n < BATCH as usize => return Ok(false),
+                Round::Published(_) => {}
             }
         }
     }
 
-    async fn publish_batch(&self) -> Result<usize, BusError> {
-        let mut tx = self.db.begin().await?;
-        // One relay per service at a time keeps events in commit order across replicas.
-        if self.db.dialect() == Dialect::Postgres {
-            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(7412)")
-                .fetch_one(&mut *tx)
-                .await?;
+    async fn publish_batch(&self) -> Result<Round, BusError> {
+        let service = self.outbox.service;
+        let mut tx = self.outbox.db.begin().await?;
+        // One relay per service at a time keeps its events in commit order across replicas;
+        // the key is the service's schema, so services sharing a database never wait on each
+        // other.
+        if self.outbox.db.dialect() == Dialect::Postgres {
+            let locked: bool = sqlx::query_scalar(
+                "SELECT pg_try_advisory_xact_lock(7412, hashtext(current_schema()))",
+            )
+            .fetch_one(&mut *tx)
+            .await?;
             if !locked {
-                return Ok(0);
+                return Ok(Round::Busy);
             }
         }
-        let rows: Vec<(i64, String, String)> = sqlx::query_as(
-            "SELECT seq, event_type, body FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, body FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1",
         )
         .bind(BATCH)
         .fetch_all(&mut *tx)
         .await?;
-        let count = rows.len();
-        for (seq, event_type, body) in rows {
-            match serde_json::from_str::<Envelope>(&body) {
-                Ok(event) => {
-                    self.transport.publish(&event).await?;
-                    metrics::counter!("bazaar_events_published_total",
-                        "service" => self.service, "type" => event_type)
-                    .increment(1);
-                }
-                // Cannot happen for rows written by `enqueue`; never let one block the rest.
+        if rows.is_empty() {
+            return Ok(Round::Published(0));
+        }
+        let mut events = Vec::with_capacity(rows.len());
+        for (seq, body) in &rows {
+            match serde_json::from_str::<Envelope>(body) {
+                Ok(event) => events.push(event),
+                // Cannot happen for rows written by `emit`; never let one block the rest.
                 Err(e) => {
-                    tracing::error!(service = self.service, seq, error = %e, "skipping unreadable outbox row")
+                    tracing::error!(service, seq, error = %e, "skipping unreadable outbox row")
                 }
             }
-            sqlx::query("UPDATE outbox SET published_at = $1 WHERE seq = $2")
-                .bind(now_millis())
-                .bind(seq)
-                .execute(&mut *tx)
-                .await?;
         }
+        self.transport.publish_batch(&events).await?;
+        for event in &events {
+            metrics::counter!("bazaar_events_published_total",
+                "service" => service, "type" => event.event_type.clone())
+            .increment(1);
+        }
+        // Sequence numbers are integers we read ourselves: safe to inline.
+        let seqs: Vec<String> = rows.iter().map(|(seq, _)| seq.to_string()).collect();
+        let mark = format!(
+            "UPDATE outbox SET published_at = $1 WHERE seq IN ({})",
+            seqs.join(",")
+        );
+        sqlx::query(sqlx::AssertSqlSafe(mark))
+            .bind(now_millis())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(count)
+        Ok(Round::Published(rows.len()))
     }
 }

@@ -9,6 +9,9 @@
 //! - Events are handed out in publish order; a `nak` puts one back for redelivery after a delay
 //!   without holding back the others.
 //! - `Delivery::attempt` counts deliveries of that event to that consumer, starting at 1.
+//! - A consumer that names its event types receives only events of those types.
+//! - `next_batch` waits for one delivery and hands out as many as are ready (up to a bound) in
+//!   publish order; `publish_batch` stores many events in one round trip, in order.
 
 use std::time::Duration;
 
@@ -23,14 +26,31 @@ pub struct ConsumerSpec {
     pub name: String,
     /// An unacknowledged delivery is handed out again after this long (crashed or stuck handler).
     pub ack_wait: Duration,
+    /// The event types this consumer receives; empty means every type.
+    pub event_types: Vec<String>,
 }
 
 impl ConsumerSpec {
+    /// A consumer of every event type.
     pub fn new(name: impl Into<String>) -> Self {
         ConsumerSpec {
             name: name.into(),
             ack_wait: Duration::from_secs(10),
+            event_types: Vec::new(),
         }
+    }
+
+    /// Narrows the consumer to `types`: the broker hands out nothing else.
+    pub fn for_types<S: Into<String>>(mut self, types: impl IntoIterator<Item = S>) -> Self {
+        self.event_types = types.into_iter().map(Into::into).collect();
+        self.event_types.sort();
+        self.event_types.dedup();
+        self
+    }
+
+    /// True when events of `event_type` are for this consumer.
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.event_types.is_empty() || self.event_types.iter().any(|t| t == event_type)
     }
 }
 
@@ -61,6 +81,16 @@ pub trait Transport: Send + Sync + 'static {
     /// Stores the event durably; a repeated id is accepted and stored once.
     async fn publish(&self, event: &Envelope) -> Result<(), BusError>;
 
+    /// Stores `events` durably and in order, as [`Transport::publish`] would one by one, but in
+    /// as few round trips as the broker allows. On error, a prefix may have been stored (the
+    /// caller publishes them again; duplicates are stored once).
+    async fn publish_batch(&self, events: &[Envelope]) -> Result<(), BusError> {
+        for event in events {
+            self.publish(event).await?;
+        }
+        Ok(())
+    }
+
     /// Joins (creating when missing) the durable consumer described by `spec`.
     async fn subscribe(&self, spec: &ConsumerSpec) -> Result<Box<dyn Subscription>, BusError>;
 
@@ -85,8 +115,24 @@ pub type LiveEvents = futures::stream::BoxStream<'static, Envelope>;
 /// A stream of deliveries for one durable consumer.
 #[async_trait]
 pub trait Subscription: Send {
+    /// Waits for at least one delivery and returns those ready, at most `max` (≥ 1), in
+    /// publish order. `None` means the subscription ended for good.
+    async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<Delivery>>, BusError>;
+
     /// Waits for the next delivery. `None` means the subscription ended for good.
-    async fn next(&mut self) -> Result<Option<Delivery>, BusError>;
+    async fn next(&mut self) -> Result<Option<Delivery>, BusError> {
+        Ok(self
+            .next_batch(1)
+            .await?
+            .and_then(|batch| batch.into_iter().next()))
+    }
+
+    /// Acknowledges deliveries this subscription handed out, in as few round trips as the
+    /// broker allows.
+    async fn ack_batch(&mut self, deliveries: Vec<Delivery>) -> Result<(), BusError> {
+        let acks = deliveries.into_iter().map(Delivery::ack);
+        futures::future::join_all(acks).await.into_iter().collect()
+    }
 }
 
 /// One event handed to one consumer, to be settled exactly once.
@@ -95,6 +141,8 @@ pub struct Delivery {
     /// 1 on first delivery, 2 on the first redelivery, and so on.
     pub attempt: u32,
     pub(crate) acker: Box<dyn Acker>,
+    /// Where the transport keeps it (the embedded log's sequence), for settling in bulk.
+    pub(crate) position: i64,
 }
 
 impl Delivery {
@@ -103,6 +151,7 @@ impl Delivery {
             event,
             attempt,
             acker,
+            position: 0,
         }
     }
 

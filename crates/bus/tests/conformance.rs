@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bazaar_bus::{Delivery, RetryPolicy, dead_letters, outbox_backlog};
 use serde_json::json;
-use support::{Ctx, RecordingAcker, TestHandler, event, eventually};
+use support::{Ctx, OTHER_TYPE, RecordingAcker, TestHandler, event, eventually};
 
 /// One scenario body, two entry points: `<scenario>::embedded` and `<scenario>::nats`.
 macro_rules! conformance {
@@ -39,6 +39,9 @@ conformance!(
     poison_is_dead_lettered_without_blocking,
     shared_durable_consumer_splits_work,
     relay_crash_between_publish_and_mark,
+    batches_keep_each_aggregate_in_order,
+    filtered_consumer_sees_only_its_types,
+    failing_event_does_not_hold_back_its_batch,
 );
 
 fn fast_retries(max_attempts: u32, base_delay_ms: u64) -> RetryPolicy {
@@ -60,8 +63,9 @@ async fn at_least_once_in_order(t: Ctx) {
         .map(|i| event("cart-1", json!({ "seq": i })))
         .collect();
     t.publish_via_outbox(&events[..20], 7).await;
-    let mut rolled_back = t.db.begin().await.unwrap();
-    bazaar_bus::enqueue(&mut rolled_back, &event("cart-1", json!({ "seq": 999 })))
+    let mut rolled_back = t.outbox.begin().await.unwrap();
+    rolled_back
+        .emit(&event("cart-1", json!({ "seq": 999 })))
         .await
         .unwrap();
     rolled_back.rollback().await.unwrap();
@@ -270,11 +274,15 @@ async fn shared_durable_consumer_splits_work(t: Ctx) {
     t.start(&one).await;
     t.start(&two).await;
 
-    // The handler lingers a little so both workers have something in flight at once.
+    // The handler lingers and events arrive a few at a time, so while one worker applies a
+    // batch the next events go to the other (a worker takes all that is waiting at once).
     let events: Vec<_> = (0..40)
-        .map(|i| event(&format!("cart-s{i}"), json!({ "seq": i, "slow_ms": 5 })))
+        .map(|i| event(&format!("cart-s{i}"), json!({ "seq": i, "slow_ms": 10 })))
         .collect();
-    t.publish_via_outbox(&events, 40).await;
+    for chunk in events.chunks(4) {
+        t.publish_via_outbox(chunk, 4).await;
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
 
     eventually("40 events applied and the consumer idle", || async {
         t.applied().await.len() >= 40 && t.idle("shared").await
@@ -317,9 +325,9 @@ async fn relay_crash_between_publish_and_mark(t: Ctx) {
     let events: Vec<_> = (0..20)
         .map(|i| event("cart-8", json!({ "seq": i })))
         .collect();
-    let mut tx = t.db.begin().await.unwrap();
+    let mut tx = t.outbox.begin().await.unwrap();
     for e in &events {
-        bazaar_bus::enqueue(&mut tx, e).await.unwrap();
+        tx.emit(e).await.unwrap();
     }
     tx.commit().await.unwrap();
     // The crashed relay got the first 12 out but marked none of them.
@@ -353,4 +361,121 @@ async fn relay_crash_between_publish_and_mark(t: Ctx) {
         20,
         "a republished event was delivered again"
     );
+}
+
+/// 400 events of 8 aggregates, published in one batch before the consumer starts, are handed
+/// out in batches and applied once each, every aggregate's events in publish order (lanes run
+/// concurrently on PostgreSQL).
+async fn batches_keep_each_aggregate_in_order(t: Ctx) {
+    let handler = TestHandler::new("w");
+    let consumer = t.consumer("batched", handler, RetryPolicy::default());
+    drop(t.transport.subscribe(&consumer.spec).await.unwrap());
+    let events: Vec<_> = (0..400)
+        .map(|i| event(&format!("order-{}", i % 8), json!({ "seq": i })))
+        .collect();
+    t.transport.publish_batch(&events).await.unwrap();
+    t.transport.publish_batch(&events[..10]).await.unwrap();
+    assert_eq!(
+        t.stats().await.messages,
+        400,
+        "a batch republished was stored twice"
+    );
+    t.start(&consumer).await;
+
+    eventually("400 events applied and the consumer idle", || async {
+        t.applied().await.len() >= 400 && t.idle("batched").await
+    })
+    .await;
+    let applied = t.applied().await;
+    assert_eq!(applied.len(), 400, "an event was applied twice");
+    for aggregate in 0..8 {
+        let seqs: Vec<i64> = applied
+            .iter()
+            .map(|(_, seq, _)| *seq)
+            .filter(|seq| seq % 8 == aggregate)
+            .collect();
+        let expected: Vec<i64> = (0..400).filter(|seq| seq % 8 == aggregate).collect();
+        assert_eq!(
+            seqs, expected,
+            "aggregate order-{aggregate} applied out of order"
+        );
+    }
+    assert!(
+        t.largest_batch() > 1,
+        "400 waiting events were handed out one at a time"
+    );
+}
+
+/// A consumer that names its types receives nothing else, and its backlog counts only them.
+async fn filtered_consumer_sees_only_its_types(t: Ctx) {
+    let handler = TestHandler::new("w");
+    let consumer = t.consumer("picky", handler, RetryPolicy::default());
+    assert_eq!(consumer.spec.event_types, [support::EVENT_TYPE]);
+    t.start(&consumer).await;
+    let mut events = Vec::new();
+    for i in 0..60 {
+        let mut e = event(&format!("cart-{i}"), json!({ "seq": i }));
+        if i % 3 != 0 {
+            e.event_type = OTHER_TYPE.into();
+        }
+        events.push(e);
+    }
+    t.publish_via_outbox(&events, 25).await;
+
+    eventually(
+        "the 20 wanted events applied and the consumer idle",
+        || async { t.applied().await.len() >= 20 && t.idle("picky").await },
+    )
+    .await;
+    let wanted: HashSet<String> = events
+        .iter()
+        .filter(|e| e.event_type != OTHER_TYPE)
+        .map(|e| e.id.clone())
+        .collect();
+    let seen: HashSet<String> = t.seen().into_iter().map(|s| s.event_id).collect();
+    assert_eq!(
+        seen, wanted,
+        "the consumer was handed events of other types"
+    );
+    assert_eq!(t.applied().await.len(), 20);
+}
+
+/// One event that fails in the middle of a batch is retried alone: its 49 siblings commit on
+/// their first delivery, and it succeeds on its second.
+async fn failing_event_does_not_hold_back_its_batch(t: Ctx) {
+    let handler = TestHandler::new("w");
+    let consumer = t.consumer("isolating", handler.clone(), fast_retries(3, 300));
+    drop(t.transport.subscribe(&consumer.spec).await.unwrap());
+    let events: Vec<_> = (0..50)
+        .map(|i| {
+            let fail = if i == 25 { 1 } else { 0 };
+            event(
+                &format!("order-{i}"),
+                json!({ "seq": i, "fail_times": fail }),
+            )
+        })
+        .collect();
+    t.transport.publish_batch(&events).await.unwrap();
+    t.start(&consumer).await;
+
+    eventually("the 49 siblings applied", || async {
+        t.applied().await.len() >= 49
+    })
+    .await;
+    let flaky = &events[25];
+    assert_eq!(
+        t.effects(&flaky.id).await,
+        0,
+        "the failing event was applied although it failed (its retry is 300 ms away)"
+    );
+    eventually("the failed event applied on its retry", || async {
+        t.effects(&flaky.id).await == 1 && t.idle("isolating").await
+    })
+    .await;
+    assert_eq!(t.attempts(&flaky.id), [1, 2]);
+    for e in events.iter().filter(|e| e.id != flaky.id) {
+        assert_eq!(t.attempts(&e.id), [1], "a sibling was delivered again");
+        assert_eq!(handler.calls(&e.id), 1, "a sibling's handler ran twice");
+        assert_eq!(t.effects(&e.id).await, 1);
+    }
 }

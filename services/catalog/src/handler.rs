@@ -6,31 +6,53 @@
 //! - `UserRegistered`, `UserProfileUpdated`: reviewers' display names.
 
 use async_trait::async_trait;
-use bazaar_bus::{Envelope, Handler, HandlerError};
+use bazaar_bus::{Envelope, EventTx, Handler, HandlerError};
 use bazaar_contracts::events::{
     Event, OrderPlaced, OrderStatusChanged, UserProfileUpdated, UserRegistered, decode,
 };
 use bazaar_contracts::orders::OrderStatus;
-use bazaar_db::Tx;
 
 use crate::saga;
-use crate::store::reviews;
+use crate::store::{products, reviews};
 
 pub struct CatalogEvents;
 
 #[async_trait]
 impl Handler for CatalogEvents {
-    fn handles(&self, event_type: &str) -> bool {
-        [
+    fn event_types(&self) -> &[&'static str] {
+        &[
             OrderPlaced::TYPE,
             OrderStatusChanged::TYPE,
             UserRegistered::TYPE,
             UserProfileUpdated::TYPE,
         ]
-        .contains(&event_type)
     }
 
-    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
+    /// Locks every product the batch reserves or releases, in id order, before any event
+    /// runs: concurrent batches then queue for a hot product once per batch instead of once
+    /// per order, and can never deadlock on two products taken in opposite orders.
+    async fn prepare(&self, tx: &mut EventTx, events: &[&Envelope]) -> Result<(), HandlerError> {
+        let mut ids = Vec::new();
+        for event in events {
+            match event.event_type.as_str() {
+                OrderPlaced::TYPE => {
+                    let placed: OrderPlaced = decode(event)?;
+                    ids.extend(placed.items.into_iter().map(|line| line.product_id));
+                }
+                OrderStatusChanged::TYPE => {
+                    let change: OrderStatusChanged = decode(event)?;
+                    if change.to == OrderStatus::Cancelled {
+                        ids.extend(change.items.into_iter().map(|item| item.product_id));
+                    }
+                }
+                _ => {}
+            }
+        }
+        products::lock_in_order(tx, ids).await?;
+        Ok(())
+    }
+
+    async fn handle(&self, tx: &mut EventTx, event: &Envelope) -> Result<(), HandlerError> {
         match event.event_type.as_str() {
             OrderPlaced::TYPE => saga::reserve(tx, decode(event)?).await,
             OrderStatusChanged::TYPE => {
@@ -58,7 +80,7 @@ impl Handler for CatalogEvents {
 
 /// Remembers that the order's customer received each of its products: from now on they may
 /// review them. A repeated delivery (or the same fact in a new event) changes nothing.
-async fn delivered(tx: &mut Tx, change: &OrderStatusChanged) -> Result<(), HandlerError> {
+async fn delivered(tx: &mut EventTx, change: &OrderStatusChanged) -> Result<(), HandlerError> {
     for item in &change.items {
         reviews::record_purchase(tx, &change.user_id, &item.product_id, change.changed_at).await?;
     }

@@ -13,7 +13,7 @@ mod store;
 
 use std::sync::Arc;
 
-use bazaar_bus::{Consumer, ConsumerSpec, OutboxRelay, RetryPolicy};
+use bazaar_bus::{Consumer, Outbox};
 use bazaar_contracts::require_service_token;
 use bazaar_db::Db;
 use bazaar_runtime::{Platform, Service, ServiceName};
@@ -24,19 +24,17 @@ pub use products::Catalog;
 /// Connects and migrates the catalog database and returns the service ready to run.
 pub async fn build(platform: &Platform) -> anyhow::Result<Service> {
     let db = open_db(&platform.settings).await?;
-    let relay = OutboxRelay::new(products::SERVICE, db.clone(), platform.transport.clone());
+    let outbox = Outbox::new(products::SERVICE, db.clone());
     let catalog = Catalog {
         db: db.clone(),
-        relay: relay.clone(),
+        outbox: outbox.clone(),
     };
-    let consumer = Consumer {
-        db: db.clone(),
-        transport: platform.transport.clone(),
-        spec: ConsumerSpec::new(products::SERVICE),
-        handler: Arc::new(CatalogEvents),
-        policy: RetryPolicy::default(),
-        relay: Some(relay.clone()),
-    };
+    let consumer = Consumer::new(
+        products::SERVICE,
+        &outbox,
+        platform.transport.clone(),
+        Arc::new(CatalogEvents),
+    );
     let token: Arc<str> = platform.service_token.clone();
     let internal = http::routes(catalog).layer(axum::middleware::from_fn(move |req, next| {
         require_service_token(token.clone(), req, next)
@@ -45,7 +43,7 @@ pub async fn build(platform: &Platform) -> anyhow::Result<Service> {
         name: ServiceName::Catalog,
         db,
         internal,
-        relay,
+        relay: outbox.relay(platform.transport.clone()),
         consumers: vec![consumer],
         tasks: Vec::new(),
     })

@@ -1,7 +1,7 @@
 //! Product use cases: create, edit, delete, adjust stock, read and list. Each change and the
 //! event announcing it commit in one transaction (transactional outbox).
 
-use bazaar_bus::{BusError, OutboxRelay, enqueue};
+use bazaar_bus::{BusError, EventTx, Outbox};
 use bazaar_contracts::catalog::{
     AdjustStockRequest, CreateProductRequest, ListProductsRequest, Product, ProductsByIdRequest,
     UpdateProductRequest,
@@ -11,7 +11,7 @@ use bazaar_contracts::events::{
 };
 use bazaar_contracts::users::Page;
 use bazaar_contracts::{ApiError, Principal};
-use bazaar_db::{Db, Tx, new_id};
+use bazaar_db::{Db, new_id};
 use bazaar_runtime::ServiceResult;
 
 use crate::domain::{ListFilter, MAX_AMOUNT, NewProduct, ProductChanges, stock_delta};
@@ -27,7 +27,7 @@ pub const RELEASE: &str = "RELEASE";
 #[derive(Clone)]
 pub struct Catalog {
     pub db: Db,
-    pub relay: OutboxRelay,
+    pub outbox: Outbox,
 }
 
 fn not_found() -> ApiError {
@@ -36,20 +36,20 @@ fn not_found() -> ApiError {
 
 /// Enqueues `ProductUpdated` for each live product among `ids` as this transaction sees it:
 /// a promotion or a review changed what readers, and the caches in front of them, should show.
-pub async fn announce_updated(tx: &mut Tx, ids: &[String]) -> ServiceResult<()> {
+pub async fn announce_updated(tx: &mut EventTx, ids: &[String]) -> ServiceResult<()> {
     for product in store::by_ids_tx(tx, ids, false).await? {
         let event = ProductUpdated {
             product_id: product.id.clone(),
             product,
         };
-        enqueue(tx, &event.envelope(SERVICE)).await?;
+        tx.emit(&event.envelope(SERVICE)).await?;
     }
     Ok(())
 }
 
 /// Enqueues `StockChanged` for one product whose stock moved by `delta` to `stock`.
 pub async fn stock_changed(
-    tx: &mut Tx,
+    tx: &mut EventTx,
     product_id: &str,
     stock: i64,
     delta: i64,
@@ -61,7 +61,7 @@ pub async fn stock_changed(
         delta,
         reason: reason.to_owned(),
     };
-    enqueue(tx, &event.envelope(SERVICE)).await
+    tx.emit(&event.envelope(SERVICE)).await
 }
 
 impl Catalog {
@@ -72,15 +72,14 @@ impl Catalog {
     ) -> ServiceResult<Product> {
         principal.require_admin()?;
         let new = NewProduct::parse(&req)?;
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.outbox.begin().await?;
         let product = store::insert(&mut tx, &new_id(), &new).await?;
         let event = ProductCreated {
             product_id: product.id.clone(),
             product: product.clone(),
         };
-        enqueue(&mut tx, &event.envelope(SERVICE)).await?;
+        tx.emit(&event.envelope(SERVICE)).await?;
         tx.commit().await?;
-        self.relay.wake();
         Ok(product)
     }
 
@@ -93,7 +92,7 @@ impl Catalog {
     ) -> ServiceResult<Product> {
         principal.require_admin()?;
         let changes = ProductChanges::parse(&req)?;
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.outbox.begin().await?;
         let product = store::update(&mut tx, &req.id, &changes)
             .await?
             .ok_or_else(not_found)?;
@@ -101,9 +100,8 @@ impl Catalog {
             product_id: product.id.clone(),
             product: product.clone(),
         };
-        enqueue(&mut tx, &event.envelope(SERVICE)).await?;
+        tx.emit(&event.envelope(SERVICE)).await?;
         tx.commit().await?;
-        self.relay.wake();
         Ok(product)
     }
 
@@ -111,12 +109,11 @@ impl Catalog {
     /// was absent or already deleted, so a repeated delete is harmless.
     pub async fn delete(&self, principal: &Principal, id: &str) -> ServiceResult<bool> {
         principal.require_admin()?;
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.outbox.begin().await?;
         if !store::soft_delete(&mut tx, id).await? {
             return Ok(false);
         }
-        enqueue(
-            &mut tx,
+        tx.emit(
             &ProductDeleted {
                 product_id: id.to_owned(),
             }
@@ -124,7 +121,6 @@ impl Catalog {
         )
         .await?;
         tx.commit().await?;
-        self.relay.wake();
         Ok(true)
     }
 
@@ -136,7 +132,7 @@ impl Catalog {
     ) -> ServiceResult<Product> {
         principal.require_admin()?;
         let delta = stock_delta(req.delta)?;
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.outbox.begin().await?;
         let Some(product) = store::adjust_stock(&mut tx, &req.id, delta).await? else {
             // The conditional update refused: say why, from the state this transaction sees.
             return Err(match store::by_id_tx(&mut tx, &req.id).await? {
@@ -160,7 +156,6 @@ impl Catalog {
         };
         stock_changed(&mut tx, &product.id, product.stock, delta, ADJUSTMENT).await?;
         tx.commit().await?;
-        self.relay.wake();
         Ok(product)
     }
 

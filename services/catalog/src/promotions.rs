@@ -2,7 +2,6 @@
 //! reads apply the best active promotion themselves (see `store::products`), so a promotion
 //! changes prices by the clock without any write here.
 
-use bazaar_bus::enqueue;
 use bazaar_contracts::catalog::{CreatePromotionRequest, ListPromotionsRequest, Promotion};
 use bazaar_contracts::events::{Event, PromotionCreated, PromotionEnded};
 use bazaar_contracts::{ApiError, Principal};
@@ -32,7 +31,7 @@ impl Catalog {
         principal.require_admin()?;
         let now = now_millis();
         let new = NewPromotion::parse(&req, now)?;
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.outbox.begin().await?;
         let live = products_store::live_ids(&mut tx, &new.product_ids).await?;
         if let Some(missing) = new.product_ids.iter().find(|id| !live.contains(*id)) {
             return Err(ApiError::bad_input(
@@ -46,10 +45,9 @@ impl Catalog {
             promotion_id: promotion.id.clone(),
             promotion: promotion.clone(),
         };
-        enqueue(&mut tx, &event.envelope(SERVICE)).await?;
+        tx.emit(&event.envelope(SERVICE)).await?;
         announce_updated(&mut tx, &promotion.product_ids).await?;
         tx.commit().await?;
-        self.relay.wake();
         Ok(promotion)
     }
 
@@ -58,7 +56,7 @@ impl Catalog {
     pub async fn end_promotion(&self, principal: &Principal, id: &str) -> ServiceResult<Promotion> {
         principal.require_admin()?;
         let now = now_millis();
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.outbox.begin().await?;
         let Some(promotion) = store::end(&mut tx, id, now).await? else {
             return store::by_id_tx(&mut tx, id)
                 .await?
@@ -68,10 +66,9 @@ impl Catalog {
             promotion_id: promotion.id.clone(),
             ended_at: now,
         };
-        enqueue(&mut tx, &event.envelope(SERVICE)).await?;
+        tx.emit(&event.envelope(SERVICE)).await?;
         announce_updated(&mut tx, &promotion.product_ids).await?;
         tx.commit().await?;
-        self.relay.wake();
         Ok(promotion)
     }
 

@@ -22,7 +22,7 @@ impl Catalog {
         let user = principal.require_user()?;
         let new = NewReview::parse(&req)?;
         let now = now_millis();
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.outbox.begin().await?;
         // The product row lock comes first: concurrent reviews of one product (even two
         // submissions of the same user's review) then see each other and never miscount.
         if !products_store::lock_live(&mut tx, &new.product_id).await? {
@@ -53,7 +53,6 @@ impl Catalog {
             ServiceError::Internal(format!("review {id} vanished mid-transaction"))
         })?;
         tx.commit().await?;
-        self.relay.wake();
         Ok(review)
     }
 

@@ -2,7 +2,7 @@
 //! none), give it back when the order is cancelled. Runs in the consumer's transaction, which
 //! also records the event in the inbox, so a redelivered event has no second effect.
 
-use bazaar_bus::{HandlerError, enqueue};
+use bazaar_bus::{EventTx, HandlerError};
 use bazaar_contracts::events::{
     Event, OrderPlaced, StockLine, StockRejected, StockReleased, StockReserved,
 };
@@ -14,7 +14,7 @@ use crate::store::products as products_store;
 use crate::store::reservations::{self, Status};
 
 /// Reserves every line of a placed order, or none of them.
-pub async fn reserve(tx: &mut Tx, placed: OrderPlaced) -> Result<(), HandlerError> {
+pub async fn reserve(tx: &mut EventTx, placed: OrderPlaced) -> Result<(), HandlerError> {
     let order_id = placed.order_id;
     // An existing row means this order was decided already or cancelled before it arrived.
     if !reservations::claim(tx, &order_id, Status::Reserved).await? {
@@ -43,8 +43,7 @@ pub async fn reserve(tx: &mut Tx, placed: OrderPlaced) -> Result<(), HandlerErro
         }
     }
     reservations::settle(tx, &order_id, Status::Reserved, &lines, None).await?;
-    enqueue(
-        tx,
+    tx.emit(
         &StockReserved {
             order_id: order_id.clone(),
             items: lines.clone(),
@@ -74,19 +73,19 @@ async fn shortfall(tx: &mut Tx, line: &StockLine) -> Result<String, HandlerError
     )
 }
 
-async fn reject(tx: &mut Tx, order_id: &str, reason: &str) -> Result<(), HandlerError> {
+async fn reject(tx: &mut EventTx, order_id: &str, reason: &str) -> Result<(), HandlerError> {
     reservations::settle(tx, order_id, Status::Rejected, &[], Some(reason)).await?;
     let event = StockRejected {
         order_id: order_id.to_owned(),
         reason: reason.to_owned(),
     };
-    enqueue(tx, &event.envelope(SERVICE)).await?;
+    tx.emit(&event.envelope(SERVICE)).await?;
     tracing::info!(order_id, reason, "stock reservation rejected");
     Ok(())
 }
 
 /// Gives a cancelled order's reserved stock back.
-pub async fn release(tx: &mut Tx, order_id: &str) -> Result<(), HandlerError> {
+pub async fn release(tx: &mut EventTx, order_id: &str) -> Result<(), HandlerError> {
     // The cancellation overtook the placement: leave a marker so the placement is ignored.
     if reservations::claim(tx, order_id, Status::Cancelled).await? {
         tracing::info!(order_id, "order cancelled before its placement arrived");
@@ -106,8 +105,7 @@ pub async fn release(tx: &mut Tx, order_id: &str) -> Result<(), HandlerError> {
             }
         }
     }
-    enqueue(
-        tx,
+    tx.emit(
         &StockReleased {
             order_id: order_id.to_owned(),
             items: lines.clone(),

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bazaar_bus::{Envelope, Handler, HandlerError};
+use bazaar_bus::{Envelope, EventTx, Handler, HandlerError};
 use bazaar_contracts::events::{
     Event, OrderStatusChanged, PromotionCreated, PromotionEnded, RecommendationDigest,
     UserProfileUpdated, UserRegistered, decode,
@@ -27,8 +27,8 @@ pub struct NotificationsHandler {
 
 #[async_trait]
 impl Handler for NotificationsHandler {
-    fn handles(&self, event_type: &str) -> bool {
-        [
+    fn event_types(&self) -> &[&'static str] {
+        &[
             UserRegistered::TYPE,
             UserProfileUpdated::TYPE,
             OrderStatusChanged::TYPE,
@@ -36,10 +36,9 @@ impl Handler for NotificationsHandler {
             PromotionEnded::TYPE,
             RecommendationDigest::TYPE,
         ]
-        .contains(&event_type)
     }
 
-    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
+    async fn handle(&self, tx: &mut EventTx, event: &Envelope) -> Result<(), HandlerError> {
         match event.event_type.as_str() {
             UserRegistered::TYPE => {
                 let e: UserRegistered = decode(event)?;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bazaar_bus::{Consumer, ConsumerSpec, OutboxRelay, RetryPolicy};
+use bazaar_bus::{Consumer, Outbox};
 use bazaar_contracts::require_service_token;
 use bazaar_db::Db;
 use bazaar_runtime::{Platform, Service, ServiceName, Settings};
@@ -54,17 +54,15 @@ pub async fn build_with_mailer(
     mailer: Arc<dyn Mailer>,
 ) -> anyhow::Result<Service> {
     let db = open_db(&platform.settings).await?;
-    // Nothing here emits events yet; the relay is part of every service's shape.
-    let relay = OutboxRelay::new(SERVICE, db.clone(), platform.transport.clone());
+    // Nothing here emits events yet; the outbox and its relay are part of every service's shape.
+    let outbox = Outbox::new(SERVICE, db.clone());
     let wake = Arc::new(Notify::new());
-    let consumer = Consumer {
-        db: db.clone(),
-        transport: platform.transport.clone(),
-        spec: ConsumerSpec::new(events::CONSUMER),
-        handler: Arc::new(events::NotificationsHandler { wake: wake.clone() }),
-        policy: RetryPolicy::default(),
-        relay: None,
-    };
+    let consumer = Consumer::new(
+        events::CONSUMER,
+        &outbox,
+        platform.transport.clone(),
+        Arc::new(events::NotificationsHandler { wake: wake.clone() }),
+    );
     let tasks = vec![
         sender::task(db.clone(), mailer, wake.clone()),
         announcer::task(
@@ -83,7 +81,7 @@ pub async fn build_with_mailer(
         name: ServiceName::Notifications,
         db,
         internal,
-        relay,
+        relay: outbox.relay(platform.transport.clone()),
         consumers: vec![consumer],
         tasks,
     })

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use bazaar_bus::OutboxRelay;
+use bazaar_bus::Outbox;
 use bazaar_contracts::catalog::CatalogClient;
 use bazaar_contracts::orders::{ListOrdersRequest, Order};
-use bazaar_contracts::users::Page;
+use bazaar_contracts::users::{Page, UsersClient};
 use bazaar_contracts::{ApiError, Principal};
 use bazaar_db::Db;
 use bazaar_runtime::ServiceResult;
@@ -18,8 +18,10 @@ use crate::store::{self, OrderFilter, StoredOrder};
 #[derive(Clone)]
 pub struct Orders {
     pub db: Db,
-    pub relay: OutboxRelay,
+    pub outbox: Outbox,
     pub catalog: CatalogClient,
+    /// The source of truth for shipping addresses (see `placing::profile_address`).
+    pub users: UsersClient,
     pub payments: Arc<dyn PaymentProvider>,
 }
 

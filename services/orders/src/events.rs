@@ -2,12 +2,12 @@
 //! catalogue's answers. Each effect commits with its inbox record, so redeliveries are no-ops.
 
 use async_trait::async_trait;
-use bazaar_bus::{Envelope, Handler, HandlerError};
+use bazaar_bus::{Envelope, EventTx, Handler, HandlerError};
 use bazaar_contracts::events::{
     Event, StockRejected, StockReserved, UserProfileUpdated, UserRegistered, decode,
 };
 use bazaar_contracts::orders::OrderStatus;
-use bazaar_db::{Tx, now_millis};
+use bazaar_db::now_millis;
 
 use crate::store::{self, Customer};
 use crate::transitions;
@@ -19,17 +19,16 @@ pub struct OrdersHandler;
 
 #[async_trait]
 impl Handler for OrdersHandler {
-    fn handles(&self, event_type: &str) -> bool {
-        [
+    fn event_types(&self) -> &[&'static str] {
+        &[
             UserRegistered::TYPE,
             UserProfileUpdated::TYPE,
             StockReserved::TYPE,
             StockRejected::TYPE,
         ]
-        .contains(&event_type)
     }
 
-    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
+    async fn handle(&self, tx: &mut EventTx, event: &Envelope) -> Result<(), HandlerError> {
         match event.event_type.as_str() {
             UserRegistered::TYPE => {
                 let e: UserRegistered = decode(event)?;
@@ -83,7 +82,7 @@ impl Handler for OrdersHandler {
 /// customer cancelled meanwhile) stays as it is: the catalogue releases stock on the
 /// cancellation event it receives.
 async fn settle(
-    tx: &mut Tx,
+    tx: &mut EventTx,
     order_id: &str,
     to: OrderStatus,
     reason: Option<&str>,

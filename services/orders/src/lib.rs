@@ -16,9 +16,10 @@ mod transitions;
 
 use std::sync::Arc;
 
-use bazaar_bus::{Consumer, ConsumerSpec, OutboxRelay, RetryPolicy};
+use bazaar_bus::{Consumer, Outbox};
 use bazaar_contracts::catalog::CatalogClient;
 use bazaar_contracts::require_service_token;
+use bazaar_contracts::users::UsersClient;
 use bazaar_db::Db;
 use bazaar_runtime::{Platform, Service, ServiceName, Settings};
 
@@ -30,24 +31,24 @@ pub use payments::{Charge, PaymentError, PaymentProvider, SimulatedPayments};
 pub async fn build(
     platform: &Platform,
     catalog: CatalogClient,
+    users: UsersClient,
     payments: Arc<dyn PaymentProvider>,
 ) -> anyhow::Result<Service> {
     let db = open_db(&platform.settings).await?;
-    let relay = OutboxRelay::new(transitions::SERVICE, db.clone(), platform.transport.clone());
+    let outbox = Outbox::new(transitions::SERVICE, db.clone());
     let orders = Orders {
         db: db.clone(),
-        relay: relay.clone(),
+        outbox: outbox.clone(),
         catalog,
+        users,
         payments,
     };
-    let consumer = Consumer {
-        db: db.clone(),
-        transport: platform.transport.clone(),
-        spec: ConsumerSpec::new(events::CONSUMER),
-        handler: Arc::new(events::OrdersHandler),
-        policy: RetryPolicy::default(),
-        relay: Some(relay.clone()),
-    };
+    let consumer = Consumer::new(
+        events::CONSUMER,
+        &outbox,
+        platform.transport.clone(),
+        Arc::new(events::OrdersHandler),
+    );
     let sweeper = sweeper::task(orders.clone(), platform.settings.unpaid_order_timeout);
     let gauges = gauges::task(db.clone());
     let token: Arc<str> = platform.service_token.clone();
@@ -58,7 +59,7 @@ pub async fn build(
         name: ServiceName::Orders,
         db,
         internal,
-        relay,
+        relay: outbox.relay(platform.transport.clone()),
         consumers: vec![consumer],
         tasks: vec![sweeper, gauges],
     })

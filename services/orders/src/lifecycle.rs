@@ -28,7 +28,7 @@ impl Orders {
     pub async fn cancel_order(&self, principal: &Principal, id: &str) -> ServiceResult<Order> {
         let caller = principal.require_user()?;
         for _ in 0..ATTEMPTS {
-            let mut tx = self.db.begin().await?;
+            let mut tx = self.outbox.begin().await?;
             let Some(stored) = store::order_by_id(&mut tx, id).await? else {
                 return Err(not_found().into());
             };
@@ -55,7 +55,6 @@ impl Orders {
                 continue;
             };
             tx.commit().await?;
-            self.relay.wake();
             if stored.order.status == OrderStatus::Paid
                 && let Some(charge_id) = &stored.charge_id
             {
@@ -81,7 +80,7 @@ impl Orders {
             return Err(ApiError::bad_input("status", message).into());
         }
         for _ in 0..ATTEMPTS {
-            let mut tx = self.db.begin().await?;
+            let mut tx = self.outbox.begin().await?;
             let Some(stored) = store::order_by_id(&mut tx, &req.id).await? else {
                 return Err(not_found().into());
             };
@@ -90,7 +89,6 @@ impl Orders {
                 transitions::apply(&mut tx, &stored.order, req.status, None, None).await?
             {
                 tx.commit().await?;
-                self.relay.wake();
                 return Ok(order);
             }
             tx.rollback().await?;
@@ -135,7 +133,7 @@ impl Orders {
         {
             Ok(charge) => self.record_payment(&order.id, &charge).await,
             Err(PaymentError::Declined(message)) => {
-                let mut tx = self.db.begin().await?;
+                let mut tx = self.outbox.begin().await?;
                 store::set_status_reason(
                     &mut tx,
                     &order.id,
@@ -160,7 +158,7 @@ impl Orders {
     /// Marks the order PAID with `charge`. If it stopped being CONFIRMED while the card was
     /// charged (cancelled, expired, or paid by a concurrent request), the charge is refunded.
     async fn record_payment(&self, id: &str, charge: &Charge) -> ServiceResult<Order> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.outbox.begin().await?;
         let current = store::order_by_id(&mut tx, id)
             .await?
             .ok_or_else(not_found)?
@@ -171,7 +169,6 @@ impl Orders {
                     .await?
         {
             tx.commit().await?;
-            self.relay.wake();
             tracing::info!(order_id = %id, charge_id = %charge.id, "order paid");
             return Ok(order);
         }
@@ -211,7 +208,7 @@ impl Orders {
                 store::expired_confirmed(&mut conn, cutoff, BATCH).await?
             };
             for id in &ids {
-                let mut tx = self.db.begin().await?;
+                let mut tx = self.outbox.begin().await?;
                 let Some(stored) = store::order_by_id(&mut tx, id).await? else {
                     continue;
                 };
@@ -227,9 +224,7 @@ impl Orders {
                     cancelled += 1;
                 }
             }
-            if cancelled > 0 {
-                self.relay.wake();
-            }
+            if cancelled > 0 {}
             if (ids.len() as i64) < BATCH {
                 break;
             }

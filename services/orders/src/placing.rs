@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use bazaar_bus::enqueue;
 use bazaar_contracts::catalog::{Product, ProductsByIdRequest};
 use bazaar_contracts::events::{Event, OrderPlaced};
 use bazaar_contracts::orders::{Order, OrderItem, PlaceOrderRequest};
@@ -44,15 +43,17 @@ impl Orders {
             return Ok(order);
         }
 
-        let items = self.price(&lines).await?;
-        let total_cents = order_total(items.iter().map(|i| (i.quantity, i.unit_price_cents)))?;
-        let (address, address_from_profile) = match given {
-            Some(address) => (address, false),
-            None => (self.profile_address(&buyer).await?, true),
+        // Pricing and the profile lookup are independent calls: make them at once.
+        let (items, address) = match given {
+            Some(address) => (self.price(&lines).await, Ok(address)),
+            None => tokio::join!(self.price(&lines), self.profile_address(principal, &buyer)),
         };
+        let (items, address, address_from_profile) =
+            (items?, address?, req.shipping_address.is_none());
+        let total_cents = order_total(items.iter().map(|i| (i.quantity, i.unit_price_cents)))?;
 
         let id = new_id();
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.outbox.begin().await?;
         if let Some(key) = &key {
             match store::insert_key(&mut tx, &buyer, key.as_str(), &hash, &id).await {
                 Ok(()) => {}
@@ -85,9 +86,8 @@ impl Orders {
             total_cents: order.total_cents,
             placed_at: order.created_at,
         };
-        enqueue(&mut tx, &placed.envelope(SERVICE)).await?;
+        tx.emit(&placed.envelope(SERVICE)).await?;
         tx.commit().await?;
-        self.relay.wake();
         tracing::info!(order_id = %order.id, user_id = %order.user_id, total_cents, "order placed");
         Ok(order)
     }
@@ -155,17 +155,31 @@ impl Orders {
             .collect()
     }
 
-    /// The address on the buyer's profile, from the replica of the users service's events.
-    async fn profile_address(&self, buyer: &str) -> ServiceResult<Address> {
-        let mut conn = self.db.pool().acquire().await?;
-        store::customer_address(&mut conn, buyer)
-            .await?
-            .ok_or_else(|| {
-                ApiError::bad_input(
-                    "input.shippingAddress",
-                    "no shipping address given and none on your profile",
-                )
-                .into()
-            })
+    /// The address on the buyer's profile as the users service has it now. The replica of its
+    /// events may lag a profile saved a moment ago (read-your-writes), so it only stands in
+    /// when the users service cannot answer.
+    async fn profile_address(&self, principal: &Principal, buyer: &str) -> ServiceResult<Address> {
+        let current = match self.users.user(principal, buyer).await {
+            Ok(Some(user)) => Some(user.address),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(user_id = buyer, error = %e.message, "users service unavailable; using the replicated profile");
+                None
+            }
+        };
+        let address = match current {
+            Some(address) => address,
+            None => {
+                let mut conn = self.db.pool().acquire().await?;
+                store::customer_address(&mut conn, buyer).await?
+            }
+        };
+        address.ok_or_else(|| {
+            ApiError::bad_input(
+                "input.shippingAddress",
+                "no shipping address given and none on your profile",
+            )
+            .into()
+        })
     }
 }

@@ -2,10 +2,10 @@
 //! the order is still where it was read (so concurrent writers cannot both win), and announced
 //! by an `OrderStatusChanged` enqueued in the same transaction.
 
-use bazaar_bus::{BusError, enqueue};
+use bazaar_bus::{BusError, EventTx};
 use bazaar_contracts::events::{Event, OrderStatusChanged};
 use bazaar_contracts::orders::{Order, OrderStatus};
-use bazaar_db::{Tx, now_millis};
+use bazaar_db::now_millis;
 
 use crate::domain::can_move;
 use crate::store::{self, StatusChange};
@@ -15,9 +15,9 @@ pub const SERVICE: &str = "orders";
 
 /// Moves `order` (as read inside `tx`) to `to`. `None` when the move is not allowed from the
 /// status it was read in, or when another writer moved the order first: nothing changed, and
-/// the caller re-reads to decide what to report. The caller commits and wakes the relay.
+/// the caller re-reads to decide what to report. The caller commits.
 pub async fn apply(
-    tx: &mut Tx,
+    tx: &mut EventTx,
     order: &Order,
     to: OrderStatus,
     reason: Option<&str>,
@@ -50,7 +50,7 @@ pub async fn apply(
         total_cents: order.total_cents,
         changed_at: at,
     };
-    enqueue(tx, &event.envelope(SERVICE)).await?;
+    tx.emit(&event.envelope(SERVICE)).await?;
     Ok(Some(Order {
         status: to,
         status_reason: reason.map(str::to_owned),

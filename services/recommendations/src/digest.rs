@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use bazaar_bus::OutboxRelay;
+use bazaar_bus::Outbox;
 use bazaar_contracts::events::{Event, RecommendationDigest};
 use bazaar_runtime::Task;
 use bazaar_runtime::schedule::{self, Schedule};
@@ -22,14 +22,14 @@ const PAGE: i64 = 500;
 const KEEP_SENT: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The digest job on `schedule`, until stopped.
-pub fn task(recommendations: Recommendations, relay: OutboxRelay, schedule: Schedule) -> Task {
+pub fn task(recommendations: Recommendations, outbox: Outbox, schedule: Schedule) -> Task {
     Box::new(move |stop: CancellationToken| {
         Box::pin(async move {
             let db = recommendations.db.clone();
             schedule::run(db, JOB, schedule, stop, move |tick_at| {
-                let (recommendations, relay) = (recommendations.clone(), relay.clone());
+                let (recommendations, outbox) = (recommendations.clone(), outbox.clone());
                 async move {
-                    let sent = send_digests(&recommendations, &relay, tick_at)
+                    let sent = send_digests(&recommendations, &outbox, tick_at)
                         .await
                         .map_err(|e| e.to_string())?;
                     tracing::info!(tick_at, sent, "recommendation digests enqueued");
@@ -45,7 +45,7 @@ pub fn task(recommendations: Recommendations, relay: OutboxRelay, schedule: Sche
 /// commits with its (tick, user) record, so running a tick again skips what went out.
 pub async fn send_digests(
     recommendations: &Recommendations,
-    relay: &OutboxRelay,
+    outbox: &Outbox,
     tick_at: i64,
 ) -> Result<u64, bazaar_runtime::ServiceError> {
     let db = &recommendations.db;
@@ -68,14 +68,13 @@ pub async fn send_digests(
                 user_id,
                 products,
             };
-            let mut tx = db.begin().await?;
+            let mut tx = outbox.begin().await?;
             if store::mark_digest_sent(&mut tx, tick_at, &digest.user_id).await? {
-                bazaar_bus::enqueue(&mut tx, &digest.envelope(crate::SERVICE)).await?;
+                tx.emit(&digest.envelope(crate::SERVICE)).await?;
                 sent += 1;
             }
             tx.commit().await?;
         }
-        relay.wake();
     }
     metrics::counter!("bazaar_recommendation_digests_total").increment(sent);
     let keep = i64::try_from(KEEP_SENT.as_millis()).unwrap_or(i64::MAX);
@@ -85,9 +84,6 @@ pub async fn send_digests(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use bazaar_bus::EmbeddedTransport;
     use bazaar_db::{Db, DbTarget, sqlx};
 
     use super::*;
@@ -125,22 +121,19 @@ mod tests {
             .await
             .unwrap();
         tx.commit().await.unwrap();
-        let transport = EmbeddedTransport::open(&dir.path().join("bus.db"))
-            .await
-            .unwrap();
-        let relay = OutboxRelay::new(crate::SERVICE, db.clone(), Arc::new(transport));
+        let outbox = Outbox::new(crate::SERVICE, db.clone());
         let recommendations = Recommendations { db: db.clone() };
         // u1 bought everything: only u2 has a digest.
         assert_eq!(
-            send_digests(&recommendations, &relay, 1000).await.unwrap(),
+            send_digests(&recommendations, &outbox, 1000).await.unwrap(),
             1
         );
         assert_eq!(
-            send_digests(&recommendations, &relay, 1000).await.unwrap(),
+            send_digests(&recommendations, &outbox, 1000).await.unwrap(),
             0
         );
         assert_eq!(
-            send_digests(&recommendations, &relay, 2000).await.unwrap(),
+            send_digests(&recommendations, &outbox, 2000).await.unwrap(),
             1
         );
         let bodies: Vec<String> =

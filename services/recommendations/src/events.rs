@@ -5,12 +5,11 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use bazaar_bus::{Envelope, Handler, HandlerError};
+use bazaar_bus::{Envelope, EventTx, Handler, HandlerError};
 use bazaar_contracts::events::{
     Event, OrderStatusChanged, ProductCreated, ProductDeleted, ProductUpdated, StockChanged, decode,
 };
 use bazaar_contracts::orders::{OrderItem, OrderStatus};
-use bazaar_db::Tx;
 
 use crate::store::{self, Purchase};
 
@@ -21,18 +20,17 @@ pub struct RecommendationsHandler;
 
 #[async_trait]
 impl Handler for RecommendationsHandler {
-    fn handles(&self, event_type: &str) -> bool {
-        [
+    fn event_types(&self) -> &[&'static str] {
+        &[
             OrderStatusChanged::TYPE,
             ProductCreated::TYPE,
             ProductUpdated::TYPE,
             ProductDeleted::TYPE,
             StockChanged::TYPE,
         ]
-        .contains(&event_type)
     }
 
-    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
+    async fn handle(&self, tx: &mut EventTx, event: &Envelope) -> Result<(), HandlerError> {
         match event.event_type.as_str() {
             OrderStatusChanged::TYPE => {
                 let e: OrderStatusChanged = decode(event)?;

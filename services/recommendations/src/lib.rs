@@ -11,7 +11,7 @@ mod store;
 
 use std::sync::Arc;
 
-use bazaar_bus::{Consumer, ConsumerSpec, OutboxRelay, RetryPolicy};
+use bazaar_bus::{Consumer, Outbox};
 use bazaar_contracts::require_service_token;
 use bazaar_db::Db;
 use bazaar_runtime::{Platform, Service, ServiceName, Settings, schedule};
@@ -25,19 +25,19 @@ pub const SERVICE: &str = "recommendations";
 /// its internal API, the consumer that feeds the model and the replica, and the digest job.
 pub async fn build(platform: &Platform) -> anyhow::Result<Service> {
     let db = open_db(&platform.settings).await?;
-    let relay = OutboxRelay::new(SERVICE, db.clone(), platform.transport.clone());
+    let outbox = Outbox::new(SERVICE, db.clone());
     let recommendations = Recommendations { db: db.clone() };
-    let consumer = Consumer {
-        db: db.clone(),
-        transport: platform.transport.clone(),
-        spec: ConsumerSpec::new(events::CONSUMER),
-        handler: Arc::new(events::RecommendationsHandler),
-        policy: RetryPolicy::default(),
-        relay: Some(relay.clone()),
-    };
+    // Confirmed orders of different customers bump the same co-purchase counters: one lane.
+    let consumer = Consumer::new(
+        events::CONSUMER,
+        &outbox,
+        platform.transport.clone(),
+        Arc::new(events::RecommendationsHandler),
+    )
+    .in_one_lane();
     let digest = digest::task(
         recommendations.clone(),
-        relay.clone(),
+        outbox.clone(),
         platform.settings.recommendation_schedule.clone(),
     );
     let token: Arc<str> = platform.service_token.clone();
@@ -49,7 +49,7 @@ pub async fn build(platform: &Platform) -> anyhow::Result<Service> {
         name: ServiceName::Recommendations,
         db,
         internal,
-        relay,
+        relay: outbox.relay(platform.transport.clone()),
         consumers: vec![consumer],
         tasks: vec![digest],
     })

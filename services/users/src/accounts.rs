@@ -4,14 +4,14 @@
 use std::sync::{Arc, LazyLock};
 
 use bazaar_auth::{hash_password, hash_refresh_token, new_refresh_token, verify_password};
-use bazaar_bus::{OutboxRelay, enqueue};
+use bazaar_bus::{EventTx, Outbox};
 use bazaar_cache::Cache;
 use bazaar_contracts::events::{Event, UserProfileUpdated, UserRegistered};
 use bazaar_contracts::users::{
     AuthResult, LoginRequest, RegisterRequest, UpdateProfileRequest, User,
 };
 use bazaar_contracts::{ApiError, ErrorCode, Principal, Role};
-use bazaar_db::{Db, Tx, new_id, now_millis};
+use bazaar_db::{Db, new_id, now_millis};
 use bazaar_runtime::{Platform, ServiceResult};
 
 use crate::domain::{Email, Password, address, phone, required_text};
@@ -28,7 +28,7 @@ static DUMMY_HASH: LazyLock<String> =
 pub struct Accounts {
     pub db: Db,
     pub platform: Platform,
-    pub relay: OutboxRelay,
+    pub outbox: Outbox,
 }
 
 async fn hash(password: String) -> ServiceResult<String> {
@@ -55,7 +55,7 @@ impl Accounts {
         let name = required_text(&req.name, "input.name", 100)?;
         let password_hash = hash(password.expose().to_owned()).await?;
         let id = new_id();
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.outbox.begin().await?;
         let user = store::insert_user(
             &mut tx,
             &store::NewUser {
@@ -68,10 +68,9 @@ impl Accounts {
         )
         .await
         .map_err(store::duplicate_email)?;
-        enqueue(&mut tx, &registered_event(&user).envelope(SERVICE)).await?;
+        tx.emit(&registered_event(&user).envelope(SERVICE)).await?;
         let auth = self.start_session(&mut tx, user).await?;
         tx.commit().await?;
-        self.relay.wake();
         Ok(auth)
     }
 
@@ -92,7 +91,7 @@ impl Accounts {
             Some(user) if password_ok => user,
             _ => return Err(ApiError::unauthenticated("wrong email or password").into()),
         };
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.outbox.begin().await?;
         let auth = self.start_session(&mut tx, user).await?;
         tx.commit().await?;
         Ok(auth)
@@ -131,11 +130,16 @@ impl Accounts {
     }
 
     /// Issues an access token and the first refresh token of a new family.
-    async fn start_session(&self, tx: &mut Tx, user: User) -> ServiceResult<AuthResult> {
+    async fn start_session(&self, tx: &mut EventTx, user: User) -> ServiceResult<AuthResult> {
         self.issue(tx, user, &new_id()).await
     }
 
-    async fn issue(&self, tx: &mut Tx, user: User, family_id: &str) -> ServiceResult<AuthResult> {
+    async fn issue(
+        &self,
+        tx: &mut EventTx,
+        user: User,
+        family_id: &str,
+    ) -> ServiceResult<AuthResult> {
         let refresh_token = new_refresh_token();
         let expires_at = now_millis() + self.platform.settings.refresh_token_ttl.as_millis() as i64;
         store::insert_refresh_token(
@@ -163,7 +167,7 @@ impl Accounts {
     pub async fn refresh(&self, token: &str) -> ServiceResult<AuthResult> {
         let invalid = || ApiError::unauthenticated("invalid or expired refresh token");
         let token_hash = hash_refresh_token(token);
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.outbox.begin().await?;
         let Some(stored) = store::refresh_token(&mut tx, &token_hash).await? else {
             return Err(invalid().into());
         };
@@ -189,7 +193,7 @@ impl Accounts {
 
     /// Ends the session the refresh token belongs to. False when the token is unknown.
     pub async fn logout(&self, token: &str) -> ServiceResult<bool> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.outbox.begin().await?;
         let Some(stored) = store::refresh_token(&mut tx, &hash_refresh_token(token)).await? else {
             return Ok(false);
         };
@@ -219,7 +223,7 @@ impl Accounts {
             .as_ref()
             .map(|a| address(a, "input.address"))
             .transpose()?;
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.outbox.begin().await?;
         let Some(current) = store::user_by_id_tx(&mut tx, &caller.id).await? else {
             return Err(ApiError::not_found("user not found").into());
         };
@@ -237,9 +241,8 @@ impl Accounts {
             address: user.address.clone(),
             updated_at: user.updated_at,
         };
-        enqueue(&mut tx, &event.envelope(SERVICE)).await?;
+        tx.emit(&event.envelope(SERVICE)).await?;
         tx.commit().await?;
-        self.relay.wake();
         Ok(user)
     }
 
@@ -250,7 +253,7 @@ impl Accounts {
         role: Role,
     ) -> ServiceResult<User> {
         principal.require_admin()?;
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.outbox.begin().await?;
         let Some(current) = store::user_by_id_tx(&mut tx, id).await? else {
             return Err(ApiError::not_found("user not found").into());
         };
@@ -272,7 +275,7 @@ impl Accounts {
     pub async fn ensure_admin(&self, email: &str, password: &str) -> ServiceResult<User> {
         let email = Email::parse(email, "BAZAAR_ADMIN_EMAIL")?;
         let existing = store::credentials_by_email(&self.db, email.as_str()).await?;
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.outbox.begin().await?;
         let user = match existing {
             Some((user, phc)) => {
                 if !verify(password.to_owned(), phc).await {
@@ -294,18 +297,17 @@ impl Accounts {
                     role: Role::Admin,
                 };
                 let user = store::insert_user(&mut tx, &new).await?;
-                enqueue(&mut tx, &registered_event(&user).envelope(SERVICE)).await?;
+                tx.emit(&registered_event(&user).envelope(SERVICE)).await?;
                 user
             }
         };
         tx.commit().await?;
-        self.relay.wake();
         Ok(user)
     }
 
     /// True when at least one admin exists.
     pub async fn has_admin(&self) -> ServiceResult<bool> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.outbox.begin().await?;
         let n = store::count_admins(&mut tx).await?;
         tx.commit().await?;
         Ok(n > 0)

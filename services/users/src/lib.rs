@@ -8,7 +8,7 @@ mod store;
 
 use std::sync::Arc;
 
-use bazaar_bus::OutboxRelay;
+use bazaar_bus::Outbox;
 use bazaar_contracts::require_service_token;
 use bazaar_db::Db;
 use bazaar_runtime::{Platform, Service, ServiceName, config::write_private};
@@ -19,11 +19,11 @@ pub use accounts::Accounts;
 /// service ready to run.
 pub async fn build(platform: &Platform) -> anyhow::Result<Service> {
     let db = open_db(&platform.settings).await?;
-    let relay = OutboxRelay::new(accounts::SERVICE, db.clone(), platform.transport.clone());
+    let outbox = Outbox::new(accounts::SERVICE, db.clone());
     let accounts = Accounts {
         db: db.clone(),
         platform: platform.clone(),
-        relay: relay.clone(),
+        outbox: outbox.clone(),
     };
     bootstrap_admin(&accounts).await?;
     let token: Arc<str> = platform.service_token.clone();
@@ -34,7 +34,7 @@ pub async fn build(platform: &Platform) -> anyhow::Result<Service> {
         name: ServiceName::Users,
         db,
         internal,
-        relay,
+        relay: outbox.relay(platform.transport.clone()),
         consumers: Vec::new(),
         tasks: Vec::new(),
     })

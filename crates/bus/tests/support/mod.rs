@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bazaar_bus::{
-    Acker, BusError, Consumer, ConsumerSpec, Delivery, EmbeddedTransport, Envelope, Handler,
-    HandlerError, NatsTransport, OutboxRelay, RetryPolicy, StreamStats, Subscription, Transport,
-    enqueue,
+    Acker, BusError, Consumer, ConsumerSpec, Delivery, EmbeddedTransport, Envelope, EventTx,
+    Handler, HandlerError, NatsTransport, Outbox, OutboxRelay, RetryPolicy, StreamStats,
+    Subscription, Transport,
 };
 use bazaar_db::sqlx::{self, Connection, Executor, postgres::PgConnection};
-use bazaar_db::{Db, DbTarget, Migration, Tx};
+use bazaar_db::{Db, DbTarget, Migration};
 use futures::FutureExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +33,8 @@ const SCENARIO_TIMEOUT: Duration = Duration::from_secs(20);
 const WAIT: Duration = Duration::from_secs(12);
 
 pub const EVENT_TYPE: &str = "Tested";
+/// A type no test handler applies: filtered consumers never receive it.
+pub const OTHER_TYPE: &str = "Ignored";
 
 const TEST_MIGRATIONS: &[Migration] = &[Migration {
     version: "0001_applied",
@@ -60,6 +62,8 @@ pub struct Seen {
 }
 
 type Log = Arc<Mutex<Vec<Seen>>>;
+/// The largest batch a subscription handed out so far.
+type Largest = Arc<std::sync::atomic::AtomicUsize>;
 
 /// What a scenario gets: a transport, a migrated service DB, an outbox relay over both.
 #[derive(Clone)]
@@ -67,8 +71,10 @@ pub struct Ctx {
     /// The real transport behind a decorator that records every delivery it hands out.
     pub transport: Arc<dyn Transport>,
     pub db: Db,
+    pub outbox: Outbox,
     pub relay: OutboxRelay,
     log: Log,
+    largest: Largest,
     stop: CancellationToken,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
@@ -103,15 +109,20 @@ where
         .await
         .expect("test migrations");
     let log: Log = Arc::default();
+    let largest: Largest = Arc::default();
     let transport: Arc<dyn Transport> = Arc::new(Recording {
         inner: transport,
         log: log.clone(),
+        largest: largest.clone(),
     });
+    let outbox = Outbox::new("conformance", db.clone());
     let ctx = Ctx {
-        relay: OutboxRelay::new("conformance", db.clone(), transport.clone()),
+        relay: outbox.relay(transport.clone()),
+        outbox,
         transport,
         db,
         log,
+        largest,
         stop: CancellationToken::new(),
         tasks: Arc::default(),
     };
@@ -233,14 +244,7 @@ async fn nats_and_postgres() -> Option<(Arc<dyn Transport>, Db, Cleanup)> {
 impl Ctx {
     /// A consumer of this context's transport and DB with `handler`.
     pub fn consumer(&self, name: &str, handler: Arc<TestHandler>, policy: RetryPolicy) -> Consumer {
-        Consumer {
-            db: self.db.clone(),
-            transport: self.transport.clone(),
-            spec: ConsumerSpec::new(name),
-            handler,
-            policy,
-            relay: None,
-        }
+        Consumer::new(name, &self.outbox, self.transport.clone(), handler).with_policy(policy)
     }
 
     /// Creates the durable (so it sees everything published from now on), then runs the
@@ -259,9 +263,9 @@ impl Ctx {
     /// Writes `events` to the outbox in one transaction per chunk, then flushes the relay.
     pub async fn publish_via_outbox(&self, events: &[Envelope], per_tx: usize) {
         for chunk in events.chunks(per_tx) {
-            let mut tx = self.db.begin().await.unwrap();
+            let mut tx = self.outbox.begin().await.unwrap();
             for e in chunk {
-                enqueue(&mut tx, e).await.unwrap();
+                tx.emit(e).await.unwrap();
             }
             tx.commit().await.unwrap();
         }
@@ -300,6 +304,11 @@ impl Ctx {
                 panic!("no consumer {consumer} in {stats:?}");
             });
         c.pending == 0 && c.ack_pending == 0
+    }
+
+    /// The most deliveries one `next_batch` call handed out.
+    pub fn largest_batch(&self) -> usize {
+        self.largest.load(Ordering::SeqCst)
     }
 
     /// Every delivery handed out so far, in order.
@@ -342,6 +351,7 @@ pub fn event(aggregate: &str, payload: serde_json::Value) -> Envelope {
 struct Recording {
     inner: Arc<dyn Transport>,
     log: Log,
+    largest: Largest,
 }
 
 #[async_trait]
@@ -350,11 +360,16 @@ impl Transport for Recording {
         self.inner.publish(event).await
     }
 
+    async fn publish_batch(&self, events: &[Envelope]) -> Result<(), BusError> {
+        self.inner.publish_batch(events).await
+    }
+
     async fn subscribe(&self, spec: &ConsumerSpec) -> Result<Box<dyn Subscription>, BusError> {
         let inner = self.inner.subscribe(spec).await?;
         Ok(Box::new(RecordingSubscription {
             inner,
             log: self.log.clone(),
+            largest: self.largest.clone(),
             consumer: spec.name.clone(),
         }))
     }
@@ -379,21 +394,28 @@ impl Transport for Recording {
 struct RecordingSubscription {
     inner: Box<dyn Subscription>,
     log: Log,
+    largest: Largest,
     consumer: String,
 }
 
 #[async_trait]
 impl Subscription for RecordingSubscription {
-    async fn next(&mut self) -> Result<Option<Delivery>, BusError> {
-        let delivery = self.inner.next().await?;
-        if let Some(d) = &delivery {
+    async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<Delivery>>, BusError> {
+        let batch = self.inner.next_batch(max).await?;
+        let size = batch.as_ref().map_or(0, Vec::len);
+        self.largest.fetch_max(size, Ordering::SeqCst);
+        for d in batch.iter().flatten() {
             self.log.lock().unwrap().push(Seen {
                 consumer: self.consumer.clone(),
                 event_id: d.event.id.clone(),
                 attempt: d.attempt,
             });
         }
-        Ok(delivery)
+        Ok(batch)
+    }
+
+    async fn ack_batch(&mut self, deliveries: Vec<Delivery>) -> Result<(), BusError> {
+        self.inner.ack_batch(deliveries).await
     }
 }
 
@@ -445,11 +467,11 @@ impl TestHandler {
 
 #[async_trait]
 impl Handler for TestHandler {
-    fn handles(&self, event_type: &str) -> bool {
-        event_type == EVENT_TYPE
+    fn event_types(&self) -> &[&'static str] {
+        &[EVENT_TYPE]
     }
 
-    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
+    async fn handle(&self, tx: &mut EventTx, event: &Envelope) -> Result<(), HandlerError> {
         let p = &event.payload;
         let calls = {
             let mut calls = self.calls.lock().unwrap();
@@ -477,7 +499,7 @@ impl Handler for TestHandler {
             .bind(&event.id)
             .bind(p["seq"].as_i64().unwrap_or(-1))
             .bind(self.worker)
-            .execute(&mut **tx)
+            .execute(&mut ***tx)
             .await?;
         Ok(())
     }

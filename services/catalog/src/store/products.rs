@@ -276,6 +276,27 @@ pub async fn adjust_stock(tx: &mut Tx, id: &str, delta: i64) -> Result<Option<Pr
     finish_one(tx, row).await
 }
 
+/// Locks the rows of `ids` in id order (PostgreSQL; SQLite's one writer already excludes
+/// everyone else), so transactions that take stock of several products never deadlock.
+pub async fn lock_in_order(tx: &mut Tx, mut ids: Vec<String>) -> Result<(), DbError> {
+    if ids.is_empty() || tx.backend_name() != "PostgreSQL" {
+        return Ok(());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let params: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let lock = format!(
+        "SELECT id FROM products WHERE id IN ({}) ORDER BY id FOR UPDATE",
+        params.join(",")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(lock));
+    for id in &ids {
+        query = query.bind(id);
+    }
+    query.fetch_all(&mut **tx).await?;
+    Ok(())
+}
+
 /// Takes `quantity` units of a live product if that many are in stock; the new stock, or
 /// `None` when the product is absent, deleted or short.
 pub async fn take_stock(tx: &mut Tx, id: &str, quantity: i64) -> Result<Option<i64>, DbError> {

@@ -16,7 +16,7 @@ use bazaar_contracts::events::{Event, StockRejected, StockReserved, UserRegister
 use bazaar_contracts::orders::{
     Order, OrderLineRequest, OrderStatus, OrdersClient, PlaceOrderRequest,
 };
-use bazaar_contracts::users::Address;
+use bazaar_contracts::users::{Address, UsersClient};
 use bazaar_contracts::{ApiError, Input, Principal, Role, ServiceClient};
 use bazaar_db::{Db, new_id, now_millis, sqlx};
 use bazaar_orders::{Charge, PaymentError, PaymentProvider, SimulatedPayments};
@@ -129,8 +129,14 @@ impl Harness {
             fake_catalog(products.clone()),
             &platform.service_token,
         ));
+        // A users service that knows nobody: the replica these tests fill stands in for it.
+        let users = UsersClient(ServiceClient::local(
+            "users",
+            Router::new().route("/internal/user", post(|| async { Json(None::<()>) })),
+            &platform.service_token,
+        ));
         let payments = Arc::new(CountingPayments::default());
-        let service = bazaar_orders::build(&platform, catalog, payments.clone())
+        let service = bazaar_orders::build(&platform, catalog, users, payments.clone())
             .await
             .unwrap();
         let (stop, tracker) = (CancellationToken::new(), TaskTracker::new());
