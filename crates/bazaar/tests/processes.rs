@@ -125,6 +125,20 @@ async fn full_flow_across_processes() {
         assert_eq!(cancelled["cancelOrder"]["status"], "CANCELLED");
         stock_becomes(app, &mug, 9, Duration::from_secs(20)).await;
         assert_eq!(order_count(app, &admin).await, 2);
+
+        // Read-your-writes across processes: an order placed right after a profile update
+        // ships to the new address (the orders process asks the users process).
+        let spoon = app.product(&admin, "Spoon", "kitchen", 100, 100).await;
+        let profile = "mutation($a: AddressInput!) { updateProfile(input: {address: $a}) { id } }";
+        for i in 0..20 {
+            let city = format!("Town {i}");
+            let address = json!({"line1": "1 High St", "city": city, "postalCode": "AB1 2CD", "country": "GB"});
+            app.ok(Some(&ann), profile, json!({"a": address})).await;
+            let placed = app
+                .ok(Some(&ann), PLACE_ORDER, json!({"input": {"items": [{"productId": spoon, "quantity": 1}]}}))
+                .await;
+            assert_eq!(placed["placeOrder"]["shippingAddress"]["city"], city, "try {i}");
+        }
     })
     .await;
     env.cleanup().await;

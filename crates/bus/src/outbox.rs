@@ -191,12 +191,12 @@ impl OutboxRelay {
     }
 
     async fn publish_batch(&self) -> Result<Round, BusError> {
-        let service = self.outbox.service;
-        let mut tx = self.outbox.db.begin().await?;
-        // One relay per service at a time keeps its events in commit order across replicas;
-        // the key is the service's schema, so services sharing a database never wait on each
-        // other.
-        if self.outbox.db.dialect() == Dialect::Postgres {
+        let db = &self.outbox.db;
+        if db.dialect() == Dialect::Postgres {
+            let mut tx = db.begin().await?;
+            // One relay per service at a time keeps its events in commit order across
+            // replicas; the key is the service's schema, so services sharing a database never
+            // wait on each other.
             let locked: bool = sqlx::query_scalar(
                 "SELECT pg_try_advisory_xact_lock(7412, hashtext(current_schema()))",
             )
@@ -205,16 +205,34 @@ impl OutboxRelay {
             if !locked {
                 return Ok(Round::Busy);
             }
+            let published = self.publish_next(&mut tx).await?;
+            mark_published(&mut tx, &published).await?;
+            tx.commit().await?;
+            return Ok(Round::Published(published.len()));
         }
+        // SQLite: one process owns the file and this relay is its one publisher, so there is
+        // no lock to take, and the write transaction covers only the marking: the service's
+        // own writers are not held up while the broker stores the batch.
+        let mut conn = db.pool().acquire().await?;
+        let published = self.publish_next(&mut conn).await?;
+        drop(conn);
+        if !published.is_empty() {
+            let mut tx = db.begin().await?;
+            mark_published(&mut tx, &published).await?;
+            tx.commit().await?;
+        }
+        Ok(Round::Published(published.len()))
+    }
+
+    /// Publishes the oldest unpublished events; returns the outbox rows it dealt with.
+    async fn publish_next(&self, conn: &mut sqlx::AnyConnection) -> Result<Vec<i64>, BusError> {
+        let service = self.outbox.service;
         let rows: Vec<(i64, String)> = sqlx::query_as(
             "SELECT seq, body FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1",
         )
         .bind(BATCH)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *conn)
         .await?;
-        if rows.is_empty() {
-            return Ok(Round::Published(0));
-        }
         let mut events = Vec::with_capacity(rows.len());
         for (seq, body) in &rows {
             match serde_json::from_str::<Envelope>(body) {
@@ -225,23 +243,32 @@ impl OutboxRelay {
                 }
             }
         }
-        self.transport.publish_batch(&events).await?;
+        if !events.is_empty() {
+            self.transport.publish_batch(&events).await?;
+        }
         for event in &events {
             metrics::counter!("bazaar_events_published_total",
                 "service" => service, "type" => event.event_type.clone())
             .increment(1);
         }
-        // Sequence numbers are integers we read ourselves: safe to inline.
-        let seqs: Vec<String> = rows.iter().map(|(seq, _)| seq.to_string()).collect();
-        let mark = format!(
-            "UPDATE outbox SET published_at = $1 WHERE seq IN ({})",
-            seqs.join(",")
-        );
-        sqlx::query(sqlx::AssertSqlSafe(mark))
-            .bind(now_millis())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Round::Published(rows.len()))
+        Ok(rows.into_iter().map(|(seq, _)| seq).collect())
     }
+}
+
+/// Marks outbox rows `seqs` as published.
+async fn mark_published(tx: &mut Tx, seqs: &[i64]) -> Result<(), BusError> {
+    if seqs.is_empty() {
+        return Ok(());
+    }
+    // Sequence numbers are integers we read ourselves: safe to inline.
+    let list: Vec<String> = seqs.iter().map(i64::to_string).collect();
+    let mark = format!(
+        "UPDATE outbox SET published_at = $1 WHERE seq IN ({})",
+        list.join(",")
+    );
+    sqlx::query(sqlx::AssertSqlSafe(mark))
+        .bind(now_millis())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

@@ -9,8 +9,10 @@ mod migrate;
 pub use migrate::Migration;
 pub use sqlx;
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -18,8 +20,49 @@ use sqlx::{AnyPool, Executor};
 
 /// A row as read through the `Any` driver.
 pub type Row = sqlx::any::AnyRow;
-/// A write transaction; SQLite takes its write lock at `BEGIN`.
-pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// A write transaction. It derefs to the connection, so statements run on `&mut *tx`.
+///
+/// On SQLite it also holds the file's place in an in-process queue of writers: SQLite has one
+/// writer per file, and a writer that finds the lock taken sleeps in SQLite's busy handler in
+/// growing steps (up to 100 ms), so under load some waited seconds while others went first.
+/// Queued writers instead take turns in order, with no sleeping.
+pub struct Tx {
+    inner: sqlx::Transaction<'static, sqlx::Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.inner.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.inner.rollback().await
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.inner
+    }
+}
+
+/// The writers' queue of one SQLite file, shared by every pool on that file.
+fn writers_of(path: &Path) -> Arc<tokio::sync::Mutex<()>> {
+    static QUEUES: LazyLock<std::sync::Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
+        LazyLock::new(Default::default);
+    let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let mut queues = QUEUES.lock().unwrap_or_else(|e| e.into_inner());
+    queues.entry(key).or_default().clone()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -84,6 +127,8 @@ enum Durability {
 pub struct Db {
     pool: AnyPool,
     dialect: Dialect,
+    /// SQLite only: the file's queue of writers (see [`Tx`]).
+    writers: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Db {
@@ -139,6 +184,7 @@ impl Db {
         Ok(Db {
             pool,
             dialect: Dialect::Sqlite,
+            writers: Some(writers_of(path)),
         })
     }
 
@@ -183,6 +229,7 @@ impl Db {
         Ok(Db {
             pool,
             dialect: Dialect::Postgres,
+            writers: None,
         })
     }
 
@@ -198,11 +245,15 @@ impl Db {
     /// IMMEDIATE`): a deferred transaction that reads and then writes fails with SQLITE_BUSY
     /// instead of waiting when another writer got there first.
     pub async fn begin(&self) -> Result<Tx> {
-        let tx = match self.dialect {
+        let turn = match &self.writers {
+            Some(writers) => Some(writers.clone().lock_owned().await),
+            None => None,
+        };
+        let inner = match self.dialect {
             Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Dialect::Postgres => self.pool.begin().await?,
         };
-        Ok(tx)
+        Ok(Tx { inner, _turn: turn })
     }
 
     /// True when a trivial query succeeds (used by /readyz).

@@ -17,8 +17,11 @@ const CATALOG_EVENTS: [&str; 4] = [
     "StockChanged",
 ];
 
+/// Deliveries taken (and answered with one bump) at a time.
+const BATCH: usize = 256;
+
 pub async fn run(transport: Arc<dyn Transport>, products: ProductCache, stop: CancellationToken) {
-    let spec = ConsumerSpec::new("gateway-cache");
+    let spec = ConsumerSpec::new("gateway-cache").for_types(CATALOG_EVENTS);
     while !stop.is_cancelled() {
         let mut subscription = match transport.subscribe(&spec).await {
             Ok(s) => s,
@@ -28,13 +31,12 @@ pub async fn run(transport: Arc<dyn Transport>, products: ProductCache, stop: Ca
             }
         };
         loop {
-            let next = tokio::select! { _ = stop.cancelled() => return, next = subscription.next() => next };
+            let next = tokio::select! { _ = stop.cancelled() => return, next = subscription.next_batch(BATCH) => next };
             match next {
-                Ok(Some(delivery)) => {
-                    if CATALOG_EVENTS.contains(&delivery.event.event_type.as_str()) {
-                        products.invalidate().await;
-                    }
-                    if let Err(e) = delivery.ack().await {
+                // One bump covers every change in the batch.
+                Ok(Some(deliveries)) => {
+                    products.invalidate().await;
+                    if let Err(e) = subscription.ack_batch(deliveries).await {
                         tracing::warn!(error = %e, "cache invalidation ack failed");
                     }
                 }
