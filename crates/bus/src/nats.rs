@@ -487,16 +487,29 @@ impl NatsSubscription {
 }
 
 impl NatsSubscription {
-    /// Adds `message` to `out` when it is an event of the consumer's types; other types (a
-    /// server that filters by one subject only) are acknowledged and skipped.
-    async fn accept(&self, message: jetstream::Message, out: &mut Vec<Delivery>) {
-        let Some(delivery) = self.delivery(message).await else {
-            return;
-        };
-        if self.spec.wants(&delivery.event.event_type) {
-            out.push(delivery);
-        } else if let Err(e) = delivery.ack().await {
-            debug!(consumer = %self.name, error = %e, "could not ack a skipped event type");
+    /// Sorts `message` into `out` when it is an event of the consumer's types, else into
+    /// `skipped` (a server that filters by one subject only sends the other types too).
+    async fn accept(
+        &self,
+        message: jetstream::Message,
+        out: &mut Vec<Delivery>,
+        skipped: &mut Vec<Delivery>,
+    ) {
+        if let Some(delivery) = self.delivery(message).await {
+            match self.spec.wants(&delivery.event.event_type) {
+                true => out.push(delivery),
+                false => skipped.push(delivery),
+            }
+        }
+    }
+}
+
+/// Acknowledges events of types the consumer does not handle, all at once.
+async fn ack_skipped(name: &str, skipped: &mut Vec<Delivery>) {
+    let acks = skipped.drain(..).map(Delivery::ack);
+    for result in futures::future::join_all(acks).await {
+        if let Err(e) = result {
+            debug!(consumer = %name, error = %e, "could not ack a skipped event type");
         }
     }
 }
@@ -505,9 +518,10 @@ impl NatsSubscription {
 impl Subscription for NatsSubscription {
     async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<Delivery>>, BusError> {
         let max = max.max(1);
-        let mut out = Vec::new();
+        let (mut out, mut skipped) = (Vec::new(), Vec::new());
         loop {
             let Some(batch) = self.batch.as_mut() else {
+                ack_skipped(&self.name, &mut skipped).await;
                 if !out.is_empty() {
                     return Ok(Some(out));
                 }
@@ -521,17 +535,24 @@ impl Subscription for NatsSubscription {
                 }
                 continue;
             };
-            // Once one delivery is in hand, take only what is already here.
-            if !out.is_empty() {
+            // Once a message is in hand, take only what is already here.
+            if !out.is_empty() || !skipped.is_empty() {
                 match batch.next().now_or_never() {
                     Some(Some(Ok(message))) => {
-                        self.accept(message, &mut out).await;
-                        if out.len() >= max {
-                            return Ok(Some(out));
+                        self.accept(message, &mut out, &mut skipped).await;
+                        if out.len() < max {
+                            continue;
                         }
                     }
-                    Some(Some(Err(_))) | Some(None) => self.batch = None,
-                    None => return Ok(Some(out)),
+                    Some(Some(Err(_))) | Some(None) => {
+                        self.batch = None;
+                        continue;
+                    }
+                    None => {}
+                }
+                ack_skipped(&self.name, &mut skipped).await;
+                if !out.is_empty() {
+                    return Ok(Some(out));
                 }
                 continue;
             }
@@ -540,10 +561,7 @@ impl Subscription for NatsSubscription {
                 item = batch.next() => match item {
                     Some(Ok(message)) => {
                         self.failures = 0;
-                        self.accept(message, &mut out).await;
-                        if out.len() >= max {
-                            return Ok(Some(out));
-                        }
+                        self.accept(message, &mut out, &mut skipped).await;
                     }
                     Some(Err(e)) => {
                         // e.g. 409 consumer deleted or 503 no responders: look the consumer up again.
