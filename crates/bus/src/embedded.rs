@@ -261,6 +261,7 @@ impl EmbeddedSubscription {
                 seq_list(due.iter().map(|(seq, _)| *seq))
             );
             sqlx::query(sqlx::AssertSqlSafe(update))
+                .persistent(false)
                 .bind(name)
                 .bind(redeliver_at)
                 .execute(&mut *tx)
@@ -308,6 +309,7 @@ impl EmbeddedSubscription {
                     rows.join(",")
                 );
                 sqlx::query(sqlx::AssertSqlSafe(insert))
+                    .persistent(false)
                     .bind(name)
                     .bind(redeliver_at)
                     .execute(&mut *tx)
@@ -342,6 +344,7 @@ impl EmbeddedSubscription {
         );
         let bodies: std::collections::HashMap<i64, String> =
             sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(select))
+                .persistent(false)
                 .fetch_all(&mut *tx)
                 .await?
                 .into_iter()
@@ -409,6 +412,7 @@ impl Subscription for EmbeddedSubscription {
             seq_list(deliveries.iter().map(|d| d.position))
         );
         sqlx::query(sqlx::AssertSqlSafe(delete))
+            .persistent(false)
             .bind(&self.spec.name)
             .execute(self.inner.bookkeeping.pool())
             .await?;

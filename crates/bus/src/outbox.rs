@@ -266,7 +266,9 @@ async fn mark_published(tx: &mut Tx, seqs: &[i64]) -> Result<(), BusError> {
         "UPDATE outbox SET published_at = $1 WHERE seq IN ({})",
         list.join(",")
     );
+    // A new statement text each time: not worth a place in the prepared-statement cache.
     sqlx::query(sqlx::AssertSqlSafe(mark))
+        .persistent(false)
         .bind(now_millis())
         .execute(&mut **tx)
         .await?;
