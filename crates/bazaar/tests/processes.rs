@@ -193,8 +193,8 @@ async fn no_oversell_across_replicas() {
         )
         .await;
 
-        // Both orders replicas took placeOrder calls; the catalog replicas shared the events
-        // and applied each exactly once.
+        // Both orders replicas took placeOrder calls; the catalog replicas share one durable
+        // consumer and applied each event exactly once.
         let served: Vec<usize> = cluster
             .procs
             .orders_lb
@@ -219,13 +219,12 @@ async fn no_oversell_across_replicas() {
                 .await;
             applied.push(n);
         }
+        // Exactly once across both. Which replica applies what is up to the broker: a replica
+        // takes a whole batch of what is waiting, so one may take this entire burst (that the
+        // replicas do share work is checked by the bus conformance suite).
         assert_eq!(
             applied.iter().sum::<f64>(),
             40.0,
-            "OrderPlaced applied per replica: {applied:?}"
-        );
-        assert!(
-            applied.iter().all(|&n| n > 0.0),
             "OrderPlaced applied per replica: {applied:?}"
         );
     })

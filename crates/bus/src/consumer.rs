@@ -148,7 +148,7 @@ impl Consumer {
         };
         Consumer {
             spec: ConsumerSpec::new(name).for_types(handler.event_types().iter().copied()),
-            outbox: outbox.clone(),
+            outbox: outbox.for_pipeline(),
             transport,
             handler,
             policy: RetryPolicy::default(),

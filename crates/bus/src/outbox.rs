@@ -57,8 +57,16 @@ impl Outbox {
     /// The relay that publishes this outbox to `transport`.
     pub fn relay(&self, transport: Arc<dyn Transport>) -> OutboxRelay {
         OutboxRelay {
-            outbox: self.clone(),
+            outbox: self.for_pipeline(),
             transport,
+        }
+    }
+
+    /// This outbox on the connections kept for the event pipeline (see [`Db::pipeline`]).
+    pub(crate) fn for_pipeline(&self) -> Outbox {
+        Outbox {
+            db: self.db.pipeline(),
+            ..self.clone()
         }
     }
 }

@@ -122,6 +122,10 @@ enum Durability {
     Relaxed,
 }
 
+/// Connections of a service's event pipeline on PostgreSQL: a relay, a consumer's lanes and a
+/// redrive at once.
+const PIPELINE_CONNECTIONS: u32 = 5;
+
 /// A connection pool to one service's database.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -129,6 +133,8 @@ pub struct Db {
     dialect: Dialect,
     /// SQLite only: the file's queue of writers (see [`Tx`]).
     writers: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// PostgreSQL only: connections kept for the event pipeline (see [`Db::pipeline`]).
+    pipeline: Option<AnyPool>,
 }
 
 impl Db {
@@ -185,6 +191,7 @@ impl Db {
             pool,
             dialect: Dialect::Sqlite,
             writers: Some(writers_of(path)),
+            pipeline: None,
         })
     }
 
@@ -213,28 +220,44 @@ impl Db {
             }
             admin.close().await;
         }
-        let search_path = format!("SET search_path TO \"{schema}\"");
-        let pool = AnyPoolOptions::new()
-            .max_connections(10)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                let search_path = search_path.clone();
-                Box::pin(async move {
-                    conn.execute(sqlx::AssertSqlSafe(search_path)).await?;
-                    Ok(())
+        let pool_of = |max_connections| {
+            let search_path = format!("SET search_path TO \"{schema}\"");
+            AnyPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .after_connect(move |conn, _| {
+                    let search_path = search_path.clone();
+                    Box::pin(async move {
+                        conn.execute(sqlx::AssertSqlSafe(search_path)).await?;
+                        Ok(())
+                    })
                 })
-            })
-            .connect_with(options)
-            .await?;
+        };
+        let pool = pool_of(10).connect_with(options.clone()).await?;
+        let pipeline = pool_of(PIPELINE_CONNECTIONS).connect_lazy_with(options);
         Ok(Db {
             pool,
             dialect: Dialect::Postgres,
             writers: None,
+            pipeline: Some(pipeline),
         })
     }
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The same database through connections of its own for the event pipeline (relay and
+    /// consumers) on PostgreSQL: a burst of requests holding every connection of the main
+    /// pool then cannot starve the saga. On SQLite, one writer at a time anyway, the same pool.
+    pub fn pipeline(&self) -> Db {
+        match &self.pipeline {
+            Some(pipeline) => Db {
+                pool: pipeline.clone(),
+                ..self.clone()
+            },
+            None => self.clone(),
+        }
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -263,6 +286,9 @@ impl Db {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        if let Some(pipeline) = &self.pipeline {
+            pipeline.close().await;
+        }
     }
 }
 

@@ -327,7 +327,11 @@ impl Cluster {
         let catalog =
             [1, 2].map(|i| Process::new(&format!("catalog-{i}"), "catalog", base.clone()));
         let catalog_lb = Balancer::start(catalog.iter().map(|p| p.port).collect()).await;
-        let orders_env = with(&[("BAZAAR_CATALOG_URL", catalog_lb.url())]);
+        // Orders prices from the catalogue and reads shipping addresses from users.
+        let orders_env = with(&[
+            ("BAZAAR_CATALOG_URL", catalog_lb.url()),
+            ("BAZAAR_USERS_URL", users.url()),
+        ]);
         let orders =
             [1, 2].map(|i| Process::new(&format!("orders-{i}"), "orders", orders_env.clone()));
         let orders_lb = Balancer::start(orders.iter().map(|p| p.port).collect()).await;
