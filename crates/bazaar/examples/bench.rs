@@ -4,6 +4,9 @@
 //! - setup: admin sign-in, 20 products (stock 1 000 000), 50 customer registrations (argon2id
 //!   hashing is deliberately slow, so registrations/s is its own figure);
 //! - browse: C workers for N s running `products(first: 20)` and `product(id)` (half each);
+//! - list200: C workers for N s listing 200 products anonymously (two pages of 100 in one
+//!   request, `id name priceCents stock description`), then `product`: the same fields of one
+//!   product by id, over 200 products (180 more are created for these two phases);
 //! - order: C workers for N s running `placeOrder` (1–3 random distinct lines, quantity 1);
 //!   then how long the backlog of sagas takes to drain (≤ 300 s), and the sustained saga rate;
 //! - settle: 200 more orders, 8 in flight, timing placeOrder response → order reads CONFIRMED
@@ -12,7 +15,10 @@
 //!
 //! Run (release, loopback only, stops by itself):
 //!
-//!     cargo run --release -p bazaar --example bench -- [--backend embedded|real] [--seconds N] [--concurrency C]
+//!     cargo run --release -p bazaar --example bench -- [--backend embedded|real] [--seconds N] [--concurrency C] [--phases all|reads]
+//!
+//! `--phases reads` runs only the setup of products and the read phases (browse, list200,
+//! product), in about 4 × N seconds.
 //!
 //! `embedded` (default) uses SQLite, the embedded event log and the in-memory cache in a temp
 //! dir. `real` uses PostgreSQL at 127.0.0.1:5432 (a fresh `bazaar_bench_<uuid>` database,
@@ -39,12 +45,17 @@ const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const NATS: &str = "nats://127.0.0.1:4222";
 const REDIS: &str = "redis://127.0.0.1:6379";
 const PRODUCTS: i64 = 20;
+/// Products in the catalogue for the list200 and product phases.
+const CATALOGUE: i64 = 200;
 const CUSTOMERS: u64 = 50;
 const SETTLE_SAMPLE: u64 = 200;
 const SETTLE_WORKERS: usize = 8;
 
 const LIST: &str = "query { products(first: 20) { edges { node { id name priceCents stock } } } }";
 const ONE: &str = "query($id: ID!) { product(id: $id) { id name priceCents stock } }";
+const LIST200: &str = "query($after: String) { first: products(first: 100) { edges { node { id name priceCents stock description } } pageInfo { endCursor } } second: products(first: 100, after: $after) { edges { node { id name priceCents stock description } } } }";
+const ONE_FULL: &str =
+    "query($id: ID!) { product(id: $id) { id name priceCents stock description } }";
 const LOGIN: &str = "mutation($email: String!, $password: String!) { login(email: $email, password: $password) { accessToken } }";
 const CREATE: &str =
     "mutation($input: CreateProductInput!) { createProduct(input: $input) { id } }";
@@ -95,6 +106,29 @@ impl Gql {
             )),
             None => Ok(body["data"].clone()),
         }
+    }
+}
+
+impl Gql {
+    /// Runs an anonymous read and checks only what is cheap to check (HTTP 200, no `errors`
+    /// key), so the load generator spends little of the shared CPU on parsing answers.
+    async fn read(&self, query: &str, variables: &Value) -> Result<usize, String> {
+        let response = self
+            .http
+            .post(&self.url)
+            .json(&json!({"query": query, "variables": variables}))
+            .send()
+            .await
+            .map_err(|e| format!("transport: {e}"))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| format!("body: {e}"))?;
+        if status != 200 || body.windows(8).any(|w| w == b"\"errors\"") {
+            return Err(format!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            ));
+        }
+        Ok(body.len())
     }
 }
 
@@ -213,6 +247,11 @@ async fn main() -> anyhow::Result<()> {
         other => anyhow::bail!("--backend must be embedded or real, not {other}"),
     };
     let seconds: u64 = arg("--seconds", "10").parse()?;
+    let reads_only = match arg("--phases", "all").as_str() {
+        "all" => false,
+        "reads" => true,
+        other => anyhow::bail!("--phases must be all or reads, not {other}"),
+    };
     let concurrency: usize = arg("--concurrency", "32").parse()?;
     let namespace = format!("bench{}", uuid::Uuid::now_v7().simple());
     let database = format!("bazaar_bench_{}", uuid::Uuid::new_v4().simple());
@@ -257,7 +296,7 @@ async fn main() -> anyhow::Result<()> {
                     .build()?,
                 url: format!("http://127.0.0.1:{port}/graphql"),
             };
-            let outcome = bench(&gql, seconds, concurrency).await;
+            let outcome = bench(&gql, seconds, concurrency, reads_only).await;
             stop.cancel();
             outcome.and(server.await?)
         }
@@ -285,7 +324,12 @@ async fn postgres(statement: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn bench(gql: &Gql, seconds: u64, concurrency: usize) -> anyhow::Result<()> {
+async fn bench(
+    gql: &Gql,
+    seconds: u64,
+    concurrency: usize,
+    reads_only: bool,
+) -> anyhow::Result<()> {
     // 2. Setup: admin, products, customers.
     let login = json!({"email": "admin@bench.local", "password": "admin-password-1"});
     let data = gql
@@ -305,6 +349,18 @@ async fn bench(gql: &Gql, seconds: u64, concurrency: usize) -> anyhow::Result<()
         products.push(id.as_str().unwrap_or_default().to_owned());
     }
     let products: Arc<[String]> = products.into();
+    let mut catalogue = products.to_vec();
+    for n in PRODUCTS..CATALOGUE {
+        let input = json!({"name": format!("Catalogue item {n}"),
+            "description": format!("Catalogue item number {n}, for the list benchmark"),
+            "category": "catalogue", "priceCents": 100 + n, "stock": 1_000});
+        let data = gql.run(Some(&admin), CREATE, json!({"input": input})).await;
+        let id = &data.map_err(anyhow::Error::msg)?["createProduct"]["id"];
+        catalogue.push(id.as_str().unwrap_or_default().to_owned());
+    }
+    if reads_only {
+        return reads(gql, seconds, concurrency, &products, catalogue.into()).await;
+    }
     let tokens = Arc::new(std::sync::Mutex::new(Vec::new()));
     let (g, t) = (gql.clone(), tokens.clone());
     let workers = concurrency.min(CUSTOMERS as usize);
@@ -326,25 +382,10 @@ async fn bench(gql: &Gql, seconds: u64, concurrency: usize) -> anyhow::Result<()
     anyhow::ensure!(!tokens.is_empty(), "no customer could register");
     memory("setup");
 
-    // 3. Browse: half catalogue pages, half single products.
-    let deadline = || Some(Instant::now() + Duration::from_secs(seconds));
-    let (g, p) = (gql.clone(), products.clone());
-    let mut browse = drive(concurrency, deadline(), u64::MAX, move |i| {
-        let (g, p) = (g.clone(), p.clone());
-        async move {
-            let start = Instant::now();
-            let id = &p[i as usize / 2 % p.len()];
-            let _ = match i % 2 {
-                0 => g.run(None, LIST, json!({})).await?,
-                _ => g.run(None, ONE, json!({"id": id})).await?,
-            };
-            Ok(start.elapsed())
-        }
-    })
-    .await;
-    browse.report("browse", "requests");
+    reads(gql, seconds, concurrency, &products, catalogue.into()).await?;
 
     // 4. Orders under load, then the backlog of sagas, then a settle-latency sample.
+    let deadline = || Some(Instant::now() + Duration::from_secs(seconds));
     let (g, p, t) = (gql.clone(), products.clone(), tokens.clone());
     let mut ordered = drive(concurrency, deadline(), u64::MAX, move |i| {
         let (g, p, t) = (g.clone(), p.clone(), t.clone());
@@ -413,6 +454,74 @@ async fn bench(gql: &Gql, seconds: u64, concurrency: usize) -> anyhow::Result<()
         );
     }
     memory("end");
+    Ok(())
+}
+
+/// 3. The read phases: browse (half catalogue pages, half single products), then list200 and
+/// product over the whole catalogue, all anonymous.
+async fn reads(
+    gql: &Gql,
+    seconds: u64,
+    concurrency: usize,
+    products: &Arc<[String]>,
+    catalogue: Arc<[String]>,
+) -> anyhow::Result<()> {
+    let deadline = || Some(Instant::now() + Duration::from_secs(seconds));
+    let (g, p) = (gql.clone(), products.clone());
+    let mut browse = drive(concurrency, deadline(), u64::MAX, move |i| {
+        let (g, p) = (g.clone(), p.clone());
+        async move {
+            let start = Instant::now();
+            let id = &p[i as usize / 2 % p.len()];
+            let _ = match i % 2 {
+                0 => g.run(None, LIST, json!({})).await?,
+                _ => g.run(None, ONE, json!({"id": id})).await?,
+            };
+            Ok(start.elapsed())
+        }
+    })
+    .await;
+    browse.report("browse", "requests");
+
+    // Both pages in one request; the second page's cursor is taken from a first, checked run.
+    let first = gql
+        .run(None, LIST200, json!({"after": null}))
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let after = first["first"]["pageInfo"]["endCursor"].clone();
+    let checked = gql
+        .run(None, LIST200, json!({"after": after}))
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let listed = checked["first"]["edges"].as_array().map_or(0, Vec::len)
+        + checked["second"]["edges"].as_array().map_or(0, Vec::len);
+    anyhow::ensure!(listed == 200, "list200 lists {listed} products, not 200");
+    let variables = Arc::new(json!({"after": after}));
+    let g = gql.clone();
+    let mut list = drive(concurrency, deadline(), u64::MAX, move |_| {
+        let (g, v) = (g.clone(), variables.clone());
+        async move {
+            let start = Instant::now();
+            g.read(LIST200, &v).await?;
+            Ok(start.elapsed())
+        }
+    })
+    .await;
+    list.report("list200", "requests");
+
+    let g = gql.clone();
+    let mut one = drive(concurrency, deadline(), u64::MAX, move |i| {
+        let (g, c) = (g.clone(), catalogue.clone());
+        async move {
+            let start = Instant::now();
+            g.read(ONE_FULL, &json!({"id": c[i as usize % c.len()]}))
+                .await?;
+            Ok(start.elapsed())
+        }
+    })
+    .await;
+    one.report("product", "requests");
+    memory("reads");
     Ok(())
 }
 

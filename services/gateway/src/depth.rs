@@ -1,0 +1,208 @@
+//! The query depth limit, written for data: introspection (`__schema`, `__type`) is not counted
+//! against it, because the standard introspection query of GraphiQL and graphql-js nests
+//! `ofType` seven times and every client tool sends it first. Introspection gets the bound
+//! graphql-js itself applies instead (`MaxIntrospectionDepthRule`: `fields`, `interfaces`,
+//! `possibleTypes` and `inputFields` nested fewer than 3 times), which is what keeps
+//! `__type { fields { type { fields { ... } } } }` from growing with the schema's cycles.
+//!
+//! Both walks visit each fragment once (memoised), so a document full of spreads costs time
+//! linear in its size. The issue-9 cost model is expected to replace the data half of this.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{ServerError, ServerResult, Variables};
+
+/// graphql-js `MaxIntrospectionDepthRule`'s limit on nested list fields in introspection.
+const MAX_INTROSPECTION_LISTS: usize = 3;
+const INTROSPECTION_LISTS: [&str; 4] = ["fields", "interfaces", "possibleTypes", "inputFields"];
+
+/// Schema extension refusing documents deeper than `max_depth` data fields.
+pub struct DepthLimit {
+    pub max_depth: usize,
+}
+
+impl ExtensionFactory for DepthLimit {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(DepthLimitExtension(self.max_depth))
+    }
+}
+
+struct DepthLimitExtension(usize);
+
+#[async_trait::async_trait]
+impl Extension for DepthLimitExtension {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        check(&document, self.0)?;
+        Ok(document)
+    }
+}
+
+/// Checks every operation of the document (the one that runs is chosen later).
+pub fn check(document: &ExecutableDocument, max_depth: usize) -> ServerResult<()> {
+    let mut walk = Walk {
+        document,
+        memo: HashMap::new(),
+    };
+    for (_, operation) in document.operations.iter() {
+        let set = &operation.node.selection_set.node;
+        if walk.data_depth(set) > max_depth {
+            return Err(ServerError::new("Query is nested too deep.", None));
+        }
+        if walk.introspection_lists(set) >= MAX_INTROSPECTION_LISTS {
+            return Err(ServerError::new(
+                "Introspection query is nested too deep.",
+                None,
+            ));
+        }
+    }
+    Ok(())
+}
+
+struct Walk<'a> {
+    document: &'a ExecutableDocument,
+    /// Per (measure, fragment): its value, `None` while it is being computed (a cycle, which
+    /// validation rejects later; counted as 0 here so the walk ends).
+    memo: HashMap<(Memo, &'a str), Option<usize>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Memo {
+    Depth,
+    Lists,
+    Introspection,
+}
+
+impl<'a> Walk<'a> {
+    /// `measure` of a fragment's selection set, computed once per document.
+    fn fragment(
+        &mut self,
+        which: Memo,
+        name: &'a str,
+        measure: fn(&mut Self, &'a SelectionSet) -> usize,
+    ) -> usize {
+        if let Some(known) = self.memo.get(&(which, name)) {
+            return known.unwrap_or(0);
+        }
+        self.memo.insert((which, name), None);
+        let document = self.document;
+        let value = document
+            .fragments
+            .get(name)
+            .map_or(0, |f| measure(self, &f.node.selection_set.node));
+        self.memo.insert((which, name), Some(value));
+        value
+    }
+
+    fn data_depth(&mut self, set: &'a SelectionSet) -> usize {
+        let mut deepest = 0;
+        for selection in &set.items {
+            let depth = match &selection.node {
+                Selection::Field(field) => match field.node.name.node.as_str() {
+                    "__schema" | "__type" => 1,
+                    _ => 1 + self.data_depth(&field.node.selection_set.node),
+                },
+                Selection::InlineFragment(inline) => {
+                    self.data_depth(&inline.node.selection_set.node)
+                }
+                Selection::FragmentSpread(spread) => self.fragment(
+                    Memo::Depth,
+                    &spread.node.fragment_name.node,
+                    Self::data_depth,
+                ),
+            };
+            deepest = deepest.max(depth);
+        }
+        deepest
+    }
+
+    /// The most list fields nested under any introspection field in `set`.
+    fn introspection_lists(&mut self, set: &'a SelectionSet) -> usize {
+        let mut deepest = 0;
+        for selection in &set.items {
+            let lists = match &selection.node {
+                Selection::Field(field) => match field.node.name.node.as_str() {
+                    "__schema" | "__type" => self.lists_in(&field.node.selection_set.node),
+                    _ => self.introspection_lists(&field.node.selection_set.node),
+                },
+                Selection::InlineFragment(inline) => {
+                    self.introspection_lists(&inline.node.selection_set.node)
+                }
+                Selection::FragmentSpread(spread) => self.fragment(
+                    Memo::Introspection,
+                    &spread.node.fragment_name.node,
+                    Self::introspection_lists,
+                ),
+            };
+            deepest = deepest.max(lists);
+        }
+        deepest
+    }
+
+    /// The deepest nesting of introspection list fields in `set`.
+    fn lists_in(&mut self, set: &'a SelectionSet) -> usize {
+        let mut deepest = 0;
+        for selection in &set.items {
+            let lists = match &selection.node {
+                Selection::Field(field) => {
+                    let own =
+                        usize::from(INTROSPECTION_LISTS.contains(&field.node.name.node.as_str()));
+                    own + self.lists_in(&field.node.selection_set.node)
+                }
+                Selection::InlineFragment(inline) => self.lists_in(&inline.node.selection_set.node),
+                Selection::FragmentSpread(spread) => {
+                    self.fragment(Memo::Lists, &spread.node.fragment_name.node, Self::lists_in)
+                }
+            };
+            deepest = deepest.max(lists);
+        }
+        deepest
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_graphql::parser::parse_query;
+
+    fn depth_ok(query: &str, max: usize) -> bool {
+        check(&parse_query(query).expect("parses"), max).is_ok()
+    }
+
+    #[test]
+    fn data_depth_counts_fields_through_fragments() {
+        let q = "query { a { b { c } } ...F } fragment F on Query { x { y { z { w } } } }";
+        assert!(depth_ok(q, 4));
+        assert!(!depth_ok(q, 3));
+    }
+
+    #[test]
+    fn introspection_is_not_data_depth_but_has_its_own_bound() {
+        let of_type = "ofType { ".repeat(12) + "name" + &" }".repeat(12);
+        assert!(depth_ok(
+            &format!("{{ __schema {{ types {{ fields {{ type {{ {of_type} }} }} }} }} }}"),
+            3
+        ));
+        let cyclic = "{ __type(name: \"Query\") { fields { type { fields { type { fields { name } } } } } } }";
+        assert!(!depth_ok(cyclic, 12));
+        let via_fragment = "{ __schema { types { ...T } } } fragment T on __Type { fields { type { fields { type { interfaces { name } } } } } }";
+        assert!(!depth_ok(via_fragment, 12));
+    }
+
+    #[test]
+    fn fragment_cycles_end() {
+        assert!(depth_ok(
+            "{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }",
+            3
+        ));
+    }
+}
