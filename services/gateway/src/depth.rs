@@ -19,18 +19,21 @@ use async_graphql::{ServerError, ServerResult, Variables};
 const MAX_INTROSPECTION_LISTS: usize = 3;
 const INTROSPECTION_LISTS: [&str; 4] = ["fields", "interfaces", "possibleTypes", "inputFields"];
 
-/// Schema extension refusing documents deeper than `max_depth` data fields.
+/// Schema extension refusing documents deeper than `max_depth` data fields, and any
+/// introspection when it is turned off (async-graphql alone would answer `null` silently).
+#[derive(Clone, Copy)]
 pub struct DepthLimit {
     pub max_depth: usize,
+    pub introspection: bool,
 }
 
 impl ExtensionFactory for DepthLimit {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(DepthLimitExtension(self.max_depth))
+        Arc::new(DepthLimitExtension(*self))
     }
 }
 
-struct DepthLimitExtension(usize);
+struct DepthLimitExtension(DepthLimit);
 
 #[async_trait::async_trait]
 impl Extension for DepthLimitExtension {
@@ -42,21 +45,32 @@ impl Extension for DepthLimitExtension {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
-        check(&document, self.0)?;
+        check(&document, self.0.max_depth, self.0.introspection)?;
         Ok(document)
     }
 }
 
 /// Checks every operation of the document (the one that runs is chosen later).
-pub fn check(document: &ExecutableDocument, max_depth: usize) -> ServerResult<()> {
+pub fn check(
+    document: &ExecutableDocument,
+    max_depth: usize,
+    introspection: bool,
+) -> ServerResult<()> {
     let mut walk = Walk {
         document,
         memo: HashMap::new(),
+        saw_introspection: false,
     };
     for (_, operation) in document.operations.iter() {
         let set = &operation.node.selection_set.node;
         if walk.data_depth(set) > max_depth {
             return Err(ServerError::new("Query is nested too deep.", None));
+        }
+        if walk.saw_introspection && !introspection {
+            return Err(ServerError::new(
+                "GraphQL introspection is turned off on this server",
+                None,
+            ));
         }
         if walk.introspection_lists(set) >= MAX_INTROSPECTION_LISTS {
             return Err(ServerError::new(
@@ -73,6 +87,8 @@ struct Walk<'a> {
     /// Per (measure, fragment): its value, `None` while it is being computed (a cycle, which
     /// validation rejects later; counted as 0 here so the walk ends).
     memo: HashMap<(Memo, &'a str), Option<usize>>,
+    /// Whether `__schema` or `__type` appeared anywhere (`__typename` is not introspection).
+    saw_introspection: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -108,7 +124,10 @@ impl<'a> Walk<'a> {
         for selection in &set.items {
             let depth = match &selection.node {
                 Selection::Field(field) => match field.node.name.node.as_str() {
-                    "__schema" | "__type" => 1,
+                    "__schema" | "__type" => {
+                        self.saw_introspection = true;
+                        1
+                    }
                     _ => 1 + self.data_depth(&field.node.selection_set.node),
                 },
                 Selection::InlineFragment(inline) => {
@@ -175,7 +194,16 @@ mod tests {
     use async_graphql::parser::parse_query;
 
     fn depth_ok(query: &str, max: usize) -> bool {
-        check(&parse_query(query).expect("parses"), max).is_ok()
+        check(&parse_query(query).expect("parses"), max, true).is_ok()
+    }
+
+    #[test]
+    fn introspection_can_be_refused_even_inside_fragments() {
+        let q = "{ __typename ...F } fragment F on Query { __type(name: \"Query\") { name } }";
+        let doc = parse_query(q).expect("parses");
+        assert!(check(&doc, 12, true).is_ok());
+        assert!(check(&doc, 12, false).is_err());
+        assert!(check(&parse_query("{ __typename }").expect("parses"), 12, false).is_ok());
     }
 
     #[test]

@@ -59,6 +59,7 @@ pub fn build(resources: Option<Resources>, limits: &Limits) -> BazaarSchema {
         // Instead of `limit_depth`, which counts introspection's `ofType` chain as data.
         .extension(crate::depth::DepthLimit {
             max_depth: limits.max_depth,
+            introspection: limits.introspection,
         })
         .extension(OperationMetrics);
     if !limits.introspection {

@@ -13,8 +13,11 @@ mod response_cache;
 
 use std::collections::HashMap;
 
+use async_graphql::Positioned;
 use async_graphql::parser::parse_query;
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationDefinition, OperationType,
+};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
@@ -221,13 +224,19 @@ fn is_query(document: &str, operation: Option<&str>) -> bool {
     let Ok(document) = parse_query(document) else {
         return true;
     };
-    let ty = match (&document.operations, operation) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
-            ops.values().next().map(|op| op.node.ty)
-        }
+    chosen_operation(&document, operation).is_none_or(|op| op.node.ty == OperationType::Query)
+}
+
+/// The operation of `document` that runs for the requested `name` (the only one when no name
+/// is given), as execution will choose it.
+fn chosen_operation<'a>(
+    document: &'a ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'a Positioned<OperationDefinition>> {
+    match (&document.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
         (DocumentOperations::Multiple(_), None) => None,
-    };
-    ty.is_none_or(|ty| ty == OperationType::Query)
+    }
 }

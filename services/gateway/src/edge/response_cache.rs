@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::parser::parse_query;
-use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
+use async_graphql::parser::types::{OperationType, Selection};
 use bazaar_cache::Cache;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -120,11 +120,7 @@ fn is_public_read(document: &str, operation: Option<&str>) -> bool {
     let Ok(document) = parse_query(document) else {
         return false;
     };
-    let chosen = match (&document.operations, operation) {
-        (DocumentOperations::Single(op), _) => Some(op),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
-        (DocumentOperations::Multiple(_), None) => None,
-    };
+    let chosen = super::chosen_operation(&document, operation);
     let Some(op) = chosen else { return false };
     op.node.ty == OperationType::Query
         && op.node.directives.is_empty()
