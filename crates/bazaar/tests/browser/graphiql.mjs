@@ -70,6 +70,9 @@ async function typeInto(selector, text) {
   await page.keyboard.insertText(text);
   const value = await editorValue(`${selector} .CodeMirror`);
   if (value !== text) throw new Error(`editor ${selector} holds ${JSON.stringify(value)}`);
+  // GraphiQL re-parses the editor's document after a debounce; running before it would send the
+  // previous document (a subscription would go out over HTTP as the old query's type).
+  await page.waitForTimeout(1000);
 }
 
 async function responseContains(needles, timeout) {
