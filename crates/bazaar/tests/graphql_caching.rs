@@ -34,6 +34,15 @@ async fn send(
     request.send().await.expect("request")
 }
 
+/// An anonymous request's JSON answer.
+async fn answer(app: &TestApp, request: &Value) -> Value {
+    send(app, None, request, None)
+        .await
+        .json()
+        .await
+        .expect("json")
+}
+
 fn apq(hash: &str) -> Value {
     json!({"persistedQuery": {"version": 1, "sha256Hash": hash}})
 }
@@ -43,11 +52,7 @@ async fn automatic_persisted_queries(env: &Environment) {
     let query = "{ products(first: 1) { edges { cursor } } }";
     let hash = sha256(query);
 
-    let body: Value = send(&app, None, &json!({"extensions": apq(&hash)}), None)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let body: Value = answer(&app, &json!({"extensions": apq(&hash)})).await;
     assert_eq!(
         body["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND",
         "{body:#}"
@@ -64,22 +69,9 @@ async fn automatic_persisted_queries(env: &Environment) {
     .await;
     assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
 
-    let registered: Value = send(
-        &app,
-        None,
-        &json!({"query": query, "extensions": apq(&hash)}),
-        None,
-    )
-    .await
-    .json()
-    .await
-    .expect("json");
+    let registered = answer(&app, &json!({"query": query, "extensions": apq(&hash)})).await;
     assert!(registered["data"]["products"].is_object(), "{registered:#}");
-    let by_hash: Value = send(&app, None, &json!({"extensions": apq(&hash)}), None)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let by_hash: Value = answer(&app, &json!({"extensions": apq(&hash)})).await;
     assert_eq!(by_hash["data"], registered["data"]);
     // GET with the hash only (how Apollo Client sends persisted queries over GET).
     let r = app
@@ -94,11 +86,7 @@ async fn automatic_persisted_queries(env: &Environment) {
     if env.backend == Backend::Real {
         // A second gateway on the same Redis knows the registration.
         let other = env.start().await;
-        let body: Value = send(&other, None, &json!({"extensions": apq(&hash)}), None)
-            .await
-            .json()
-            .await
-            .expect("json");
+        let body: Value = answer(&other, &json!({"extensions": apq(&hash)})).await;
         assert_eq!(body["data"], registered["data"], "{body:#}");
         other.stop().await;
     }
@@ -121,27 +109,13 @@ async fn trusted_documents_only(env: &Environment) {
     settings.graphql.trusted_documents = Some(manifest);
     let app = env.start_with(settings).await;
 
-    let by_hash: Value = send(
-        &app,
-        None,
-        &json!({"extensions": apq(&sha256(allowed))}),
-        None,
-    )
-    .await
-    .json()
-    .await
-    .expect("json");
+    let by_hash: Value = answer(&app, &json!({"extensions": apq(&sha256(allowed))})).await;
     assert_eq!(by_hash["data"]["__typename"], "Query", "{by_hash:#}");
-    let by_id: Value = send(
+    let by_id: Value = answer(
         &app,
-        None,
         &json!({"documentId": format!("sha256:{}", sha256(allowed))}),
-        None,
     )
-    .await
-    .json()
-    .await
-    .expect("json");
+    .await;
     assert_eq!(by_id["data"]["__typename"], "Query", "{by_id:#}");
     // The full text, even formatted differently, is allowed; any other document is not.
     app.ok(None, "query Typename {\n  __typename\n}", json!({}))
@@ -155,30 +129,19 @@ async fn trusted_documents_only(env: &Environment) {
     .await;
     // Registering a new document through APQ is not a way around the manifest.
     let other = "{ me { id } }";
-    let body: Value = send(
+    let body: Value = answer(
         &app,
-        None,
         &json!({"query": other, "extensions": apq(&sha256(other))}),
-        None,
     )
-    .await
-    .json()
-    .await
-    .expect("json");
+    .await;
     assert!(body["data"].is_null(), "{body:#}");
     app.stop().await;
 }
 on_both_backends!(trusted_documents_only);
 
 async fn hits(app: &TestApp) -> f64 {
-    let metrics = app.get("/metrics").await.text().await.unwrap_or_default();
-    metrics
-        .lines()
-        .filter(|l| {
-            l.starts_with("bazaar_graphql_response_cache_total") && l.contains("outcome=\"hit\"")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    app.counter("bazaar_graphql_response_cache_total", "outcome=\"hit\"")
+        .await
 }
 
 async fn anonymous_catalogue_reads_are_cached(env: &Environment) {
@@ -230,11 +193,7 @@ async fn anonymous_catalogue_reads_are_cached(env: &Environment) {
         "Desk lamp"
     );
     let one = json!({"query": "query($id: ID!) { product(id: $id) { name } }", "variables": {"id": lamp}});
-    let one: Value = send(&app, None, &one, None)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let one: Value = answer(&app, &one).await;
     assert_eq!(one["data"]["product"]["name"], "Desk lamp");
 
     // Signed-in reads and reads that depend on the caller are never cached.

@@ -51,28 +51,16 @@ async fn introspection_passes_the_limits(env: &Environment) {
     // and data nested past the configured depth.
     let cyclic =
         "{ __type(name: \"Query\") { fields { type { fields { type { fields { name } } } } } } }";
-    let e = app.err(None, cyclic, json!({}), "BAD_USER_INPUT").await;
-    assert!(
-        e["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("nested too deep"),
-        "{e}"
-    );
+    app.err_with(None, cyclic, json!({}), "BAD_USER_INPUT", "nested too deep")
+        .await;
     app.stop().await;
 
     let mut settings = env.settings();
     settings.max_query_depth = 3;
     let app = env.start_with(settings).await;
     let deep = "{ products { edges { node { id } } } }";
-    let e = app.err(None, deep, json!({}), "BAD_USER_INPUT").await;
-    assert!(
-        e["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("nested too deep"),
-        "{e}"
-    );
+    app.err_with(None, deep, json!({}), "BAD_USER_INPUT", "nested too deep")
+        .await;
     app.ok(None, "{ products { edges { cursor } } }", json!({}))
         .await;
     // Introspection is not data: its `ofType` chain does not count against the depth of 3.
@@ -85,16 +73,9 @@ async fn introspection_can_be_turned_off(env: &Environment) {
     let mut settings = env.settings();
     settings.graphql.introspection = false;
     let app = env.start_with(settings).await;
-    let e = app
-        .err(None, INTROSPECTION, json!({}), "BAD_USER_INPUT")
+    let off = "introspection is turned off";
+    app.err_with(None, INTROSPECTION, json!({}), "BAD_USER_INPUT", off)
         .await;
-    assert!(
-        e["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("introspection is turned off"),
-        "{e}"
-    );
     app.ok(None, "{ __typename }", json!({})).await;
     app.stop().await;
 }

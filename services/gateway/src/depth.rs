@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::parser::types::{ExecutableDocument, Field, Selection, SelectionSet};
 use async_graphql::{ServerError, ServerResult, Variables};
 
 /// graphql-js `MaxIntrospectionDepthRule`'s limit on nested list fields in introspection.
@@ -119,73 +119,68 @@ impl<'a> Walk<'a> {
         value
     }
 
-    fn data_depth(&mut self, set: &'a SelectionSet) -> usize {
+    /// The largest `field` measure over `set`, looking through inline fragments and (memoised)
+    /// fragment spreads, which `measure` handles as a whole.
+    fn max_over(
+        &mut self,
+        set: &'a SelectionSet,
+        which: Memo,
+        measure: fn(&mut Self, &'a SelectionSet) -> usize,
+        field: fn(&mut Self, &'a Field) -> usize,
+    ) -> usize {
         let mut deepest = 0;
         for selection in &set.items {
-            let depth = match &selection.node {
-                Selection::Field(field) => match field.node.name.node.as_str() {
-                    "__schema" | "__type" => {
-                        self.saw_introspection = true;
-                        1
-                    }
-                    _ => 1 + self.data_depth(&field.node.selection_set.node),
-                },
-                Selection::InlineFragment(inline) => {
-                    self.data_depth(&inline.node.selection_set.node)
+            let value = match &selection.node {
+                Selection::Field(f) => field(self, &f.node),
+                Selection::InlineFragment(inline) => measure(self, &inline.node.selection_set.node),
+                Selection::FragmentSpread(spread) => {
+                    self.fragment(which, &spread.node.fragment_name.node, measure)
                 }
-                Selection::FragmentSpread(spread) => self.fragment(
-                    Memo::Depth,
-                    &spread.node.fragment_name.node,
-                    Self::data_depth,
-                ),
             };
-            deepest = deepest.max(depth);
+            deepest = deepest.max(value);
         }
         deepest
+    }
+
+    fn data_depth(&mut self, set: &'a SelectionSet) -> usize {
+        self.max_over(set, Memo::Depth, Self::data_depth, |walk, field| {
+            if is_introspection(field) {
+                walk.saw_introspection = true;
+                1
+            } else {
+                1 + walk.data_depth(&field.selection_set.node)
+            }
+        })
     }
 
     /// The most list fields nested under any introspection field in `set`.
     fn introspection_lists(&mut self, set: &'a SelectionSet) -> usize {
-        let mut deepest = 0;
-        for selection in &set.items {
-            let lists = match &selection.node {
-                Selection::Field(field) => match field.node.name.node.as_str() {
-                    "__schema" | "__type" => self.lists_in(&field.node.selection_set.node),
-                    _ => self.introspection_lists(&field.node.selection_set.node),
-                },
-                Selection::InlineFragment(inline) => {
-                    self.introspection_lists(&inline.node.selection_set.node)
+        self.max_over(
+            set,
+            Memo::Introspection,
+            Self::introspection_lists,
+            |walk, field| {
+                if is_introspection(field) {
+                    walk.lists_in(&field.selection_set.node)
+                } else {
+                    walk.introspection_lists(&field.selection_set.node)
                 }
-                Selection::FragmentSpread(spread) => self.fragment(
-                    Memo::Introspection,
-                    &spread.node.fragment_name.node,
-                    Self::introspection_lists,
-                ),
-            };
-            deepest = deepest.max(lists);
-        }
-        deepest
+            },
+        )
     }
 
     /// The deepest nesting of introspection list fields in `set`.
     fn lists_in(&mut self, set: &'a SelectionSet) -> usize {
-        let mut deepest = 0;
-        for selection in &set.items {
-            let lists = match &selection.node {
-                Selection::Field(field) => {
-                    let own =
-                        usize::from(INTROSPECTION_LISTS.contains(&field.node.name.node.as_str()));
-                    own + self.lists_in(&field.node.selection_set.node)
-                }
-                Selection::InlineFragment(inline) => self.lists_in(&inline.node.selection_set.node),
-                Selection::FragmentSpread(spread) => {
-                    self.fragment(Memo::Lists, &spread.node.fragment_name.node, Self::lists_in)
-                }
-            };
-            deepest = deepest.max(lists);
-        }
-        deepest
+        self.max_over(set, Memo::Lists, Self::lists_in, |walk, field| {
+            let own = usize::from(INTROSPECTION_LISTS.contains(&field.name.node.as_str()));
+            own + walk.lists_in(&field.selection_set.node)
+        })
     }
+}
+
+/// `__schema` and `__type`; `__typename` is an ordinary leaf.
+fn is_introspection(field: &Field) -> bool {
+    matches!(field.name.node.as_str(), "__schema" | "__type")
 }
 
 #[cfg(test)]

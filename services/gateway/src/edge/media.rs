@@ -61,22 +61,17 @@ impl Media {
     /// `application/graphql-response+json` when the `Accept` header lists it (with a non-zero
     /// quality), else `application/json`.
     pub fn negotiate(headers: &HeaderMap) -> Media {
-        let accepts = headers
-            .get_all(header::ACCEPT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|item| {
-                let mut parts = item.split(';');
-                let essence = parts.next().unwrap_or_default().trim();
-                let refused = parts.any(|p| {
-                    p.trim()
-                        .strip_prefix("q=")
-                        .and_then(|q| q.trim().parse::<f32>().ok())
-                        .is_some_and(|q| q == 0.0)
-                });
-                essence.eq_ignore_ascii_case("application/graphql-response+json") && !refused
+        let accepts = list(headers, header::ACCEPT).any(|item| {
+            let mut parts = item.split(';');
+            let essence = parts.next().unwrap_or_default().trim();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
             });
+            essence.eq_ignore_ascii_case("application/graphql-response+json") && !refused
+        });
         if accepts {
             Media::GraphqlResponse
         } else {
@@ -146,15 +141,10 @@ impl Media {
 
     /// A public response with its ETag; 304 when the client already holds it.
     pub fn cached(self, request: &HeaderMap, etag: String, body: Vec<u8>) -> Response {
-        let fresh = request
-            .get_all(header::IF_NONE_MATCH)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|tag| {
-                let tag = tag.trim();
-                tag == "*" || weak(tag) == weak(&etag)
-            });
+        let fresh = list(request, header::IF_NONE_MATCH).any(|tag| {
+            let tag = tag.trim();
+            tag == "*" || weak(tag) == weak(&etag)
+        });
         let mut response = if fresh {
             let mut response = Response::new(Body::empty());
             *response.status_mut() = StatusCode::NOT_MODIFIED;
@@ -183,6 +173,15 @@ impl Media {
         headers.insert(header::VARY, HeaderValue::from_static(VARY));
         response
     }
+}
+
+/// The items of a comma-separated header, over all its lines.
+fn list(headers: &HeaderMap, name: header::HeaderName) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(name)
+        .into_iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
 }
 
 /// Weak comparison (RFC 9110 §8.8.3.2): the `W/` prefix does not matter.
