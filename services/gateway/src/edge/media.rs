@@ -4,7 +4,7 @@
 //! older clients expect, answers 200 to every well-formed request. Either way a request error
 //! carries no `data` entry, and every error carries `extensions.code`.
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bazaar_contracts::ApiError;
@@ -140,10 +140,10 @@ impl Media {
     }
 
     /// A public response with its ETag; 304 when the client already holds it.
-    pub fn cached(self, request: &HeaderMap, etag: String, body: Vec<u8>) -> Response {
+    pub fn cached(self, request: &HeaderMap, etag: &str, body: Bytes) -> Response {
         let fresh = list(request, header::IF_NONE_MATCH).any(|tag| {
             let tag = tag.trim();
-            tag == "*" || weak(tag) == weak(&etag)
+            tag == "*" || weak(tag) == weak(etag)
         });
         let mut response = if fresh {
             let mut response = Response::new(Body::empty());
@@ -155,14 +155,19 @@ impl Media {
         } else {
             self.respond(StatusCode::OK, body, PUBLIC)
         };
-        if let Ok(value) = HeaderValue::from_str(&etag) {
+        if let Ok(value) = HeaderValue::from_str(etag) {
             response.headers_mut().insert(header::ETAG, value);
         }
         response
     }
 
-    fn respond(self, status: StatusCode, body: Vec<u8>, cache_control: &'static str) -> Response {
-        let mut response = Response::new(Body::from(body));
+    fn respond(
+        self,
+        status: StatusCode,
+        body: impl Into<Body>,
+        cache_control: &'static str,
+    ) -> Response {
+        let mut response = Response::new(body.into());
         *response.status_mut() = status;
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, self.content_type());

@@ -172,7 +172,7 @@ async fn run(
         && let Some(hit) = cache.get(slot).await
     {
         metrics::counter!("bazaar_graphql_response_cache_total", "outcome" => "hit").increment(1);
-        return media.cached(headers, hit.etag, hit.body);
+        return media.cached(headers, &hit.etag, hit.body.clone());
     }
 
     let response = execute(gateway, principal, &query, &incoming).await;
@@ -183,7 +183,7 @@ async fn run(
     {
         metrics::counter!("bazaar_graphql_response_cache_total", "outcome" => "miss").increment(1);
         if let Some(etag) = cache.put(slot, &query, operation, &body).await {
-            return media.cached(headers, etag, body);
+            return media.cached(headers, &etag, body.into());
         }
     }
     media.private(status, body)

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use async_graphql::parser::parse_query;
 use async_graphql::parser::types::{OperationType, Selection};
+use axum::body::Bytes;
 use bazaar_cache::Cache;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -29,6 +30,10 @@ const ETAG_LEN: usize = 32;
 #[derive(Clone)]
 pub struct ResponseCache {
     cache: Arc<dyn Cache>,
+    /// With Redis: this process's copy of entries already fetched. An entry never changes
+    /// under its key (the key carries the generation, read from Redis on every request), so a
+    /// local copy is as fresh as Redis's and saves moving the whole body over the network.
+    local: Option<moka::future::Cache<String, Arc<Hit>>>,
     products: ProductCache,
     ttl: Duration,
 }
@@ -39,14 +44,31 @@ pub struct Slot(String);
 /// A stored response and its entity tag.
 pub struct Hit {
     pub etag: String,
-    pub body: Vec<u8>,
+    pub body: Bytes,
 }
+
+/// The most memory (bytes of bodies) the local copies of Redis entries may take.
+const LOCAL_BYTES: u64 = 64 << 20;
 
 impl ResponseCache {
     /// `None` when the TTL is zero (the cache is off).
     pub fn new(cache: Arc<dyn Cache>, products: ProductCache, ttl: Duration) -> Option<Self> {
-        (!ttl.is_zero()).then_some(ResponseCache {
+        if ttl.is_zero() {
+            return None;
+        }
+        // The in-memory backend is already local: a second copy would only double memory.
+        let local = (cache.kind() != "memory").then(|| {
+            moka::future::Cache::builder()
+                .max_capacity(LOCAL_BYTES)
+                .weigher(|key: &String, hit: &Arc<Hit>| {
+                    u32::try_from(key.len() + hit.body.len()).unwrap_or(u32::MAX)
+                })
+                .time_to_live(ttl)
+                .build()
+        });
+        Some(ResponseCache {
             cache,
+            local,
             products,
             ttl,
         })
@@ -78,17 +100,25 @@ impl ResponseCache {
         )))
     }
 
-    pub async fn get(&self, slot: &Slot) -> Option<Hit> {
-        let stored = self.cache.get(&slot.0).await.ok()??;
+    pub async fn get(&self, slot: &Slot) -> Option<Arc<Hit>> {
+        if let Some(local) = &self.local
+            && let Some(hit) = local.get(&slot.0).await
+        {
+            return Some(hit);
+        }
+        let mut stored = Bytes::from(self.cache.get(&slot.0).await.ok()??);
         if stored.len() < ETAG_LEN {
             return None;
         }
-        let body = stored[ETAG_LEN..].to_vec();
-        let etag = String::from_utf8(stored[..ETAG_LEN].to_vec()).ok()?;
-        Some(Hit {
+        let etag = String::from_utf8(stored.split_to(ETAG_LEN).to_vec()).ok()?;
+        let hit = Arc::new(Hit {
             etag: format!("W/\"{etag}\""),
-            body,
-        })
+            body: stored,
+        });
+        if let Some(local) = &self.local {
+            local.insert(slot.0.clone(), hit.clone()).await;
+        }
+        Some(hit)
     }
 
     /// Stores `body` when `document` is a public catalogue read; returns its ETag if stored.
