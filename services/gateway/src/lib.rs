@@ -64,10 +64,12 @@ pub fn build(
     dead_letters: Vec<DeadLetterClient>,
 ) -> Result<(Router, Vec<Task>), String> {
     let settings = &platform.settings;
+    let persisted = edge::Persisted::new(platform.cache.clone(), &settings.graphql)?;
     let limits = Limits {
         max_depth: settings.max_query_depth,
         max_complexity: settings.max_query_complexity,
         introspection: settings.graphql.introspection,
+        trusted_only: persisted.trusted_only(),
     };
     let products = ProductCache::new(platform.cache.clone(), clients.catalog.clone());
     let (feed, feed_task) = subscriptions::OrderFeed::start(platform.transport.clone());
@@ -81,7 +83,6 @@ pub fn build(
         feed,
         monitoring,
     };
-    let persisted = edge::Persisted::new(platform.cache.clone(), &settings.graphql)?;
     let responses = edge::ResponseCache::new(
         platform.cache.clone(),
         products.clone(),

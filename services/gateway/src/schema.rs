@@ -50,6 +50,8 @@ pub struct Limits {
     pub max_complexity: usize,
     /// Whether `__schema` / `__type` answer (production deployments may turn it off).
     pub introspection: bool,
+    /// Trusted documents mode: only the manifest's operations run, on every transport.
+    pub trusted_only: Option<crate::edge::persisted::TrustedOnly>,
 }
 
 pub fn build(resources: Option<Resources>, limits: &Limits) -> BazaarSchema {
@@ -64,6 +66,9 @@ pub fn build(resources: Option<Resources>, limits: &Limits) -> BazaarSchema {
         .extension(OperationMetrics);
     if !limits.introspection {
         builder = builder.disable_introspection();
+    }
+    if let Some(trusted_only) = limits.trusted_only.clone() {
+        builder = builder.extension(trusted_only);
     }
     if let Some(r) = resources {
         builder = builder
@@ -83,6 +88,7 @@ pub fn sdl() -> String {
             max_depth: 12,
             max_complexity: 1000,
             introspection: true,
+            trusted_only: None,
         },
     )
     .sdl()

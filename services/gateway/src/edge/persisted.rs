@@ -12,6 +12,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
+};
+use async_graphql::{ErrorExtensionValues, ServerError, ServerResult};
 use bazaar_cache::Cache;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -25,7 +29,7 @@ pub struct Persisted {
     /// APQ on (registration and lookup by hash).
     automatic: bool,
     ttl: Duration,
-    trusted: Option<Manifest>,
+    trusted: Option<Arc<Manifest>>,
 }
 
 /// The operations a trusted-documents manifest allows.
@@ -44,13 +48,20 @@ impl Persisted {
             .trusted_documents
             .as_deref()
             .map(Manifest::load)
-            .transpose()?;
+            .transpose()?
+            .map(Arc::new);
         Ok(Persisted {
             cache,
             automatic: settings.persisted_queries,
             ttl: settings.persisted_query_ttl,
             trusted,
         })
+    }
+
+    /// With a manifest: the schema extension that holds every operation to it, including those
+    /// that arrive over the subscription WebSocket, which does not pass through `resolve`.
+    pub fn trusted_only(&self) -> Option<TrustedOnly> {
+        self.trusted.clone().map(TrustedOnly)
     }
 
     /// The text to run.
@@ -149,6 +160,35 @@ impl Manifest {
             (Some(query), None) if self.texts.contains(&normalize(query)) => Ok(query.to_owned()),
             _ => Err(not_allowed()),
         }
+    }
+}
+
+/// Refuses, in the schema itself, any document the manifest does not list.
+#[derive(Clone)]
+pub struct TrustedOnly(Arc<Manifest>);
+
+impl ExtensionFactory for TrustedOnly {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(self.clone())
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for TrustedOnly {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: async_graphql::Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<async_graphql::Request> {
+        if !self.0.texts.contains(&normalize(&request.query)) {
+            let mut error = ServerError::new("this operation is not a trusted document", None);
+            let mut extensions = ErrorExtensionValues::default();
+            extensions.set("code", "PERSISTED_QUERY_NOT_ALLOWED");
+            error.extensions = Some(extensions);
+            return Err(error);
+        }
+        next.run(ctx, request).await
     }
 }
 
