@@ -1,6 +1,6 @@
-//! Whole serialized responses for anonymous catalogue reads (`product`, `products`): the
-//! answer is the same for every anonymous caller until the catalogue changes, so it is served
-//! without running a resolver.
+//! Whole serialized responses for anonymous catalogue reads (`product`, `products`, and
+//! introspection): the answer is the same for every anonymous caller until the catalogue
+//! changes, so it is served without running a resolver.
 //!
 //! The key is the catalogue generation the product cache uses (bumped by every catalogue event
 //! and by the gateway's own product mutations), plus a hash of the normalised document, the
