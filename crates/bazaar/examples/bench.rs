@@ -457,8 +457,8 @@ async fn bench(
     Ok(())
 }
 
-/// 3. The read phases: browse (half catalogue pages, half single products), then list200 and
-/// product over the whole catalogue, all anonymous.
+/// Step 3, the read phases: browse (half catalogue pages, half single products), then list200
+/// and product over the whole catalogue, all anonymous.
 async fn reads(
     gql: &Gql,
     seconds: u64,

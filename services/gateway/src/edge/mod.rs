@@ -78,28 +78,22 @@ pub async fn get(
     mut params: HashMap<String, String>,
 ) -> Response {
     let media = Media::negotiate(headers);
-    let json = |name: &str| -> Result<Option<Value>, Response> {
+    let json = |name: &str| -> Result<Option<Value>, String> {
         match params.get(name) {
             None => Ok(None),
-            Some(raw) => serde_json::from_str(raw).map(Some).map_err(|e| {
-                media.refuse(
-                    StatusCode::BAD_REQUEST,
-                    &format!("the {name} parameter is not JSON: {e}"),
-                )
-            }),
+            Some(raw) => serde_json::from_str(raw)
+                .map(Some)
+                .map_err(|e| format!("the {name} parameter is not JSON: {e}")),
         }
     };
-    let variables = match json("variables") {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
-    let extensions = match json("extensions") {
-        Ok(Some(Value::Object(map))) => Some(map),
-        Ok(None) => None,
-        Ok(Some(_)) => {
-            return media.refuse(StatusCode::BAD_REQUEST, "extensions must be a JSON object");
-        }
-        Err(response) => return response,
+    let parsed = json("variables").and_then(|variables| match json("extensions")? {
+        Some(Value::Object(map)) => Ok((variables, Some(map))),
+        None => Ok((variables, None)),
+        Some(_) => Err("extensions must be a JSON object".to_owned()),
+    });
+    let (variables, extensions) = match parsed {
+        Ok(parsed) => parsed,
+        Err(message) => return media.refuse(StatusCode::BAD_REQUEST, &message),
     };
     let incoming = Incoming {
         query: params.remove("query"),
