@@ -4,6 +4,9 @@
 //! - setup: admin sign-in, 20 products (stock 1 000 000), 50 customer registrations (argon2id
 //!   hashing is deliberately slow, so registrations/s is its own figure);
 //! - browse: C workers for N s running `products(first: 20)` and `product(id)` (half each);
+//! - list200: C workers for N s listing 200 products anonymously (two pages of 100 in one
+//!   request, `id name priceCents stock description`), then `product`: the same fields of one
+//!   product by id, over 200 products (180 more are created for these two phases);
 //! - order: C workers for N s running `placeOrder` (1–3 random distinct lines, quantity 1; with
 //!   `--hot`, every order is for the same one product); then the saga under that load, from
 //!   the orders table's own clocks (`created_at` → `confirmed_at`): orders confirmed per second
@@ -14,9 +17,11 @@
 //!
 //! Run (release, loopback only, stops by itself):
 //!
-//!     cargo run --release -p bazaar --example bench -- [--backend embedded|real] [--hot] [--seconds N] [--concurrency C] [--nats-url URL]
+//!     cargo run --release -p bazaar --example bench -- [--backend embedded|real] [--hot] [--seconds N] [--concurrency C] [--nats-url URL] [--phases all|reads]
 //!
-//! A figure that misses the event pipeline's targets is printed with `ANOMALY`.
+//! `--phases reads` runs only the setup of products and the read phases (browse, list200,
+//! product), in about 4 × N seconds. A figure that misses the event pipeline's targets is
+//! printed with `ANOMALY`.
 //!
 //! `embedded` (default) uses SQLite, the embedded event log and the in-memory cache in a temp
 //! dir. `real` uses PostgreSQL at 127.0.0.1:5432 (a fresh `bazaar_bench_<uuid>` database,
@@ -43,12 +48,17 @@ const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const NATS_DEFAULT: &str = "nats://127.0.0.1:4222";
 const REDIS: &str = "redis://127.0.0.1:6379";
 const PRODUCTS: i64 = 20;
+/// Products in the catalogue for the list200 and product phases.
+const CATALOGUE: i64 = 200;
 const CUSTOMERS: u64 = 50;
 const SETTLE_SAMPLE: u64 = 200;
 const SETTLE_WORKERS: usize = 8;
 
 const LIST: &str = "query { products(first: 20) { edges { node { id name priceCents stock } } } }";
 const ONE: &str = "query($id: ID!) { product(id: $id) { id name priceCents stock } }";
+const LIST200: &str = "query($after: String) { first: products(first: 100) { edges { node { id name priceCents stock description } } pageInfo { endCursor } } second: products(first: 100, after: $after) { edges { node { id name priceCents stock description } } } }";
+const ONE_FULL: &str =
+    "query($id: ID!) { product(id: $id) { id name priceCents stock description } }";
 const LOGIN: &str = "mutation($email: String!, $password: String!) { login(email: $email, password: $password) { accessToken } }";
 const CREATE: &str =
     "mutation($input: CreateProductInput!) { createProduct(input: $input) { id } }";
@@ -99,6 +109,29 @@ impl Gql {
             )),
             None => Ok(body["data"].clone()),
         }
+    }
+}
+
+impl Gql {
+    /// Runs an anonymous read and checks only what is cheap to check (HTTP 200, no `errors`
+    /// key), so the load generator spends little of the shared CPU on parsing answers.
+    async fn read(&self, query: &str, variables: &Value) -> Result<usize, String> {
+        let response = self
+            .http
+            .post(&self.url)
+            .json(&json!({"query": query, "variables": variables}))
+            .send()
+            .await
+            .map_err(|e| format!("transport: {e}"))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| format!("body: {e}"))?;
+        if status != 200 || body.windows(8).any(|w| w == b"\"errors\"") {
+            return Err(format!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            ));
+        }
+        Ok(body.len())
     }
 }
 
@@ -222,6 +255,11 @@ async fn main() -> anyhow::Result<()> {
         other => anyhow::bail!("--backend must be embedded or real, not {other}"),
     };
     let seconds: u64 = arg("--seconds", "10").parse()?;
+    let reads_only = match arg("--phases", "all").as_str() {
+        "all" => false,
+        "reads" => true,
+        other => anyhow::bail!("--phases must be all or reads, not {other}"),
+    };
     let concurrency: usize = arg("--concurrency", "32").parse()?;
     let hot = flag("--hot");
     let nats_url = arg("--nats-url", NATS_DEFAULT);
@@ -289,6 +327,7 @@ async fn main() -> anyhow::Result<()> {
                 concurrency,
                 hot,
                 real,
+                reads_only,
             };
             let outcome = bench(&gql, &orders_db, run).await;
             stop.cancel();
@@ -328,6 +367,8 @@ struct Run {
     hot: bool,
     /// PostgreSQL + NATS + Redis rather than the embedded backends.
     real: bool,
+    /// Only the read phases.
+    reads_only: bool,
 }
 
 impl Run {
@@ -420,7 +461,26 @@ async fn bench(gql: &Gql, orders_db: &OrdersDb, run: Run) -> anyhow::Result<()> 
         let id = &data.map_err(anyhow::Error::msg)?["createProduct"]["id"];
         products.push(id.as_str().unwrap_or_default().to_owned());
     }
+    let mut catalogue = products.clone();
+    for n in PRODUCTS..CATALOGUE {
+        let input = json!({"name": format!("Catalogue item {n}"),
+            "description": format!("Catalogue item number {n}, for the list benchmark"),
+            "category": "catalogue", "priceCents": 100 + n, "stock": 1_000});
+        let data = gql.run(Some(&admin), CREATE, json!({"input": input})).await;
+        let id = &data.map_err(anyhow::Error::msg)?["createProduct"]["id"];
+        catalogue.push(id.as_str().unwrap_or_default().to_owned());
+    }
     let browse_products: Arc<[String]> = products.clone().into();
+    if run.reads_only {
+        return reads(
+            gql,
+            seconds,
+            concurrency,
+            &browse_products,
+            catalogue.into(),
+        )
+        .await;
+    }
     if run.hot {
         products.truncate(1);
     }
@@ -446,25 +506,17 @@ async fn bench(gql: &Gql, orders_db: &OrdersDb, run: Run) -> anyhow::Result<()> 
     anyhow::ensure!(!tokens.is_empty(), "no customer could register");
     memory("setup");
 
-    // 3. Browse: half catalogue pages, half single products.
-    let deadline = || Some(Instant::now() + Duration::from_secs(seconds));
-    let (g, p) = (gql.clone(), browse_products.clone());
-    let mut browse = drive(concurrency, deadline(), u64::MAX, move |i| {
-        let (g, p) = (g.clone(), p.clone());
-        async move {
-            let start = Instant::now();
-            let id = &p[i as usize / 2 % p.len()];
-            let _ = match i % 2 {
-                0 => g.run(None, LIST, json!({})).await?,
-                _ => g.run(None, ONE, json!({"id": id})).await?,
-            };
-            Ok(start.elapsed())
-        }
-    })
-    .await;
-    browse.report("browse", "requests");
+    reads(
+        gql,
+        seconds,
+        concurrency,
+        &browse_products,
+        catalogue.into(),
+    )
+    .await?;
 
     // 4. Orders under load; the saga measured by the orders table's own clocks.
+    let deadline = || Some(Instant::now() + Duration::from_secs(seconds));
     let (g, p, t) = (gql.clone(), products.clone(), tokens.clone());
     let phase_start = now_ms();
     let mut ordered = drive(concurrency, deadline(), u64::MAX, move |i| {
@@ -583,6 +635,74 @@ async fn bench(gql: &Gql, orders_db: &OrdersDb, run: Run) -> anyhow::Result<()> 
         );
     }
     memory("end");
+    Ok(())
+}
+
+/// Step 3, the read phases: browse (half catalogue pages, half single products), then list200
+/// and product over the whole catalogue, all anonymous.
+async fn reads(
+    gql: &Gql,
+    seconds: u64,
+    concurrency: usize,
+    products: &Arc<[String]>,
+    catalogue: Arc<[String]>,
+) -> anyhow::Result<()> {
+    let deadline = || Some(Instant::now() + Duration::from_secs(seconds));
+    let (g, p) = (gql.clone(), products.clone());
+    let mut browse = drive(concurrency, deadline(), u64::MAX, move |i| {
+        let (g, p) = (g.clone(), p.clone());
+        async move {
+            let start = Instant::now();
+            let id = &p[i as usize / 2 % p.len()];
+            let _ = match i % 2 {
+                0 => g.run(None, LIST, json!({})).await?,
+                _ => g.run(None, ONE, json!({"id": id})).await?,
+            };
+            Ok(start.elapsed())
+        }
+    })
+    .await;
+    browse.report("browse", "requests");
+
+    // Both pages in one request; the second page's cursor is taken from a first, checked run.
+    let first = gql
+        .run(None, LIST200, json!({"after": null}))
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let after = first["first"]["pageInfo"]["endCursor"].clone();
+    let checked = gql
+        .run(None, LIST200, json!({"after": after}))
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let listed = checked["first"]["edges"].as_array().map_or(0, Vec::len)
+        + checked["second"]["edges"].as_array().map_or(0, Vec::len);
+    anyhow::ensure!(listed == 200, "list200 lists {listed} products, not 200");
+    let variables = Arc::new(json!({"after": after}));
+    let g = gql.clone();
+    let mut list = drive(concurrency, deadline(), u64::MAX, move |_| {
+        let (g, v) = (g.clone(), variables.clone());
+        async move {
+            let start = Instant::now();
+            g.read(LIST200, &v).await?;
+            Ok(start.elapsed())
+        }
+    })
+    .await;
+    list.report("list200", "requests");
+
+    let g = gql.clone();
+    let mut one = drive(concurrency, deadline(), u64::MAX, move |i| {
+        let (g, c) = (g.clone(), catalogue.clone());
+        async move {
+            let start = Instant::now();
+            g.read(ONE_FULL, &json!({"id": c[i as usize % c.len()]}))
+                .await?;
+            Ok(start.elapsed())
+        }
+    })
+    .await;
+    one.report("product", "requests");
+    memory("reads");
     Ok(())
 }
 

@@ -142,7 +142,8 @@ impl App {
                 }
                 dead_letters.push(DeadLetterClient(client));
             }
-            let (router, tasks) = bazaar_gateway::build(&platform, clients, dead_letters);
+            let (router, tasks) = bazaar_gateway::build(&platform, clients, dead_letters)
+                .map_err(|e| anyhow::anyhow!("invalid trusted documents manifest: {e}"))?;
             for task in tasks {
                 tracker.spawn(task(stop.clone()));
             }

@@ -132,6 +132,8 @@ struct FileConfig {
     log_format: Option<String>,
     #[serde(default)]
     services: BTreeMap<String, FileServiceConfig>,
+    #[serde(default)]
+    graphql: crate::edge::FileEdge,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -171,6 +173,9 @@ pub struct Settings {
     pub max_query_depth: usize,
     pub max_query_complexity: usize,
     pub max_body_bytes: usize,
+    /// The `/graphql` endpoint's HTTP behaviour: CORS, introspection, persisted queries and
+    /// the response cache.
+    pub graphql: crate::edge::EdgeSettings,
     pub log_json: bool,
 }
 
@@ -404,6 +409,8 @@ impl Settings {
             errors.push("login limits and their window must be positive".into());
         }
 
+        let graphql = crate::edge::load(&file.graphql, &mut errors);
+
         let log_format = first([args.log_format.clone(), file.log_format.clone()])
             .unwrap_or_else(|| "text".into());
         if log_format != "text" && log_format != "json" {
@@ -460,6 +467,7 @@ impl Settings {
             max_query_depth: depth as usize,
             max_query_complexity: complexity as usize,
             max_body_bytes: body as usize,
+            graphql,
             log_json: log_format == "json",
         })
     }

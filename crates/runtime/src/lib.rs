@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod dead_letters;
+pub mod edge;
 pub mod error;
 pub mod http;
 pub mod platform;
@@ -11,6 +12,7 @@ pub mod schedule;
 pub mod telemetry;
 
 pub use config::{ConfigArgs, Secret, ServiceName, Settings};
+pub use edge::EdgeSettings;
 pub use error::{ServiceError, ServiceResult};
 pub use http::{ReadyCheck, ops_routes, serve, with_standard_layers};
 pub use platform::{Platform, Service, Task};

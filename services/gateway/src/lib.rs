@@ -4,6 +4,8 @@
 mod accounts;
 mod catalog;
 mod context;
+mod depth;
+mod edge;
 mod engagement;
 mod error;
 mod graphiql;
@@ -16,12 +18,17 @@ mod product_cache;
 pub mod schema;
 mod subscriptions;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use async_graphql::Data;
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State, WebSocketUpgrade};
+use axum::body::Bytes;
+use axum::extract::{
+    ConnectInfo, FromRequest, FromRequestParts, Query, Request, State, WebSocketUpgrade,
+};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
@@ -42,20 +49,27 @@ struct Gateway {
     schema: BazaarSchema,
     tokens: TokenKeys,
     clients: Clients,
+    persisted: Arc<edge::Persisted>,
+    /// The whole-response cache for anonymous catalogue reads (`None` when turned off).
+    responses: Option<edge::ResponseCache>,
 }
 
-/// The public routes (`POST /graphql` for operations, `GET /graphql` for GraphiQL or a
-/// graphql-transport-ws subscription) and the gateway's background tasks: keeping the
+/// The public routes (`POST /graphql` for operations, `GET /graphql` for a query, GraphiQL or
+/// a graphql-transport-ws subscription) and the gateway's background tasks: keeping the
 /// product cache in step with catalogue events, and feeding order updates to subscribers.
+/// Fails when the trusted documents manifest cannot be read.
 pub fn build(
     platform: &Platform,
     clients: Clients,
     dead_letters: Vec<DeadLetterClient>,
-) -> (Router, Vec<Task>) {
+) -> Result<(Router, Vec<Task>), String> {
     let settings = &platform.settings;
+    let persisted = edge::Persisted::new(platform.cache.clone(), &settings.graphql)?;
     let limits = Limits {
         max_depth: settings.max_query_depth,
         max_complexity: settings.max_query_complexity,
+        introspection: settings.graphql.introspection,
+        trusted_only: persisted.trusted_only(),
     };
     let products = ProductCache::new(platform.cache.clone(), clients.catalog.clone());
     let (feed, feed_task) = subscriptions::OrderFeed::start(platform.transport.clone());
@@ -69,27 +83,54 @@ pub fn build(
         feed,
         monitoring,
     };
+    let responses = edge::ResponseCache::new(
+        platform.cache.clone(),
+        products.clone(),
+        settings.graphql.response_cache_ttl,
+    );
     let gateway = Gateway {
         schema: schema::build(Some(resources), &limits),
         tokens: platform.tokens.clone(),
         clients,
+        persisted: Arc::new(persisted),
+        responses,
     };
     let transport = platform.transport.clone();
     let invalidation: Task =
         Box::new(move |stop| Box::pin(invalidation::run(transport, products, stop)));
-    let router = Router::new()
-        .route("/graphql", get(graphiql_or_subscription).post(graphql))
+    let mut api = Router::new().route("/graphql", get(get_graphql).post(post_graphql));
+    if let Some(cors) = edge::cors::layer(&settings.graphql.cors_allowed_origins) {
+        api = api.layer(cors);
+    }
+    let router = api
         .route("/graphiql/{file}", get(graphiql::asset))
         .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
         .with_state(gateway);
-    (router, vec![invalidation, feed_task])
+    Ok((router, vec![invalidation, feed_task]))
 }
 
-/// `GET /graphql`: a WebSocket upgrade starts a subscription session; anything else gets
-/// GraphiQL.
-async fn graphiql_or_subscription(State(gateway): State<Gateway>, request: Request) -> Response {
+async fn post_graphql(
+    State(gateway): State<Gateway>,
+    ClientIp(client_ip): ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    edge::post(&gateway, client_ip, &headers, body).await
+}
+
+/// `GET /graphql`: a WebSocket upgrade starts a subscription session, a request with a
+/// `query` (or a persisted query) parameter runs it, anything else gets GraphiQL.
+async fn get_graphql(
+    State(gateway): State<Gateway>,
+    ClientIp(client_ip): ClientIp,
+    Query(params): Query<HashMap<String, String>>,
+    request: Request,
+) -> Response {
     if !request.headers().contains_key(header::UPGRADE) {
-        return graphiql::page().await.into_response();
+        if edge::is_graphql_get(&params) {
+            return edge::get(&gateway, client_ip, request.headers(), params).await;
+        }
+        return graphiql::page();
     }
     let (mut parts, body) = request.into_parts();
     let Ok(protocol) = GraphQLProtocol::from_request_parts(&mut parts, &()).await else {
@@ -140,40 +181,9 @@ async fn connection_init(
     Ok(data)
 }
 
-async fn graphql(
-    State(gateway): State<Gateway>,
-    ClientIp(client_ip): ClientIp,
-    headers: HeaderMap,
-    request: GraphQLRequest,
-) -> GraphQLResponse {
-    let principal = match authenticate(&gateway.tokens, &headers) {
-        Ok(mut principal) => {
-            principal.client_ip = client_ip;
-            principal.request_id = headers
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            principal
-        }
-        Err(e) => {
-            return async_graphql::Response::from_errors(vec![
-                error::gql(e).into_server_error(Default::default()),
-            ])
-            .into();
-        }
-    };
-    let loaders =
-        loaders::for_request(&gateway.clients.catalog, &gateway.clients.users, &principal);
-    let request = request
-        .into_inner()
-        .data(loaders)
-        .data(RequestPrincipal(principal));
-    error::ensure_codes(gateway.schema.execute(request).await).into()
-}
-
 /// No Authorization header: anonymous. A bearer token that does not verify (expired,
 /// tampered, wrong algorithm): UNAUTHENTICATED, so the client knows to refresh.
-fn authenticate(tokens: &TokenKeys, headers: &HeaderMap) -> Result<Principal, ApiError> {
+pub(crate) fn authenticate(tokens: &TokenKeys, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(Principal::anonymous());
     };

@@ -41,7 +41,7 @@ impl ProductCache {
     }
 
     /// The current generation, or `None` when the cache is down (then we read through).
-    async fn generation(&self) -> Option<u64> {
+    pub(crate) async fn generation(&self) -> Option<u64> {
         self.cache.counter(GENERATION).await.ok()
     }
 

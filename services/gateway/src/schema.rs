@@ -1,5 +1,5 @@
 //! The GraphQL schema: every slice's queries and mutations merged, with limits on depth and
-//! complexity and per-operation metrics.
+//! complexity, introspection that can be turned off, and per-operation metrics.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -48,14 +48,28 @@ pub struct Resources {
 pub struct Limits {
     pub max_depth: usize,
     pub max_complexity: usize,
+    /// Whether `__schema` / `__type` answer (production deployments may turn it off).
+    pub introspection: bool,
+    /// Trusted documents mode: only the manifest's operations run, on every transport.
+    pub trusted_only: Option<crate::edge::persisted::TrustedOnly>,
 }
 
 pub fn build(resources: Option<Resources>, limits: &Limits) -> BazaarSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscriptions)
-        .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(32)
+        // Instead of `limit_depth`, which counts introspection's `ofType` chain as data.
+        .extension(crate::depth::DepthLimit {
+            max_depth: limits.max_depth,
+            introspection: limits.introspection,
+        })
         .extension(OperationMetrics);
+    if !limits.introspection {
+        builder = builder.disable_introspection();
+    }
+    if let Some(trusted_only) = limits.trusted_only.clone() {
+        builder = builder.extension(trusted_only);
+    }
     if let Some(r) = resources {
         builder = builder
             .data(r.clients)
@@ -73,6 +87,8 @@ pub fn sdl() -> String {
         &Limits {
             max_depth: 12,
             max_complexity: 1000,
+            introspection: true,
+            trusted_only: None,
         },
     )
     .sdl()

@@ -266,6 +266,32 @@ impl TestApp {
         error
     }
 
+    /// Runs an operation that must fail with `code` and a message containing `needle`.
+    pub async fn err_with(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+        code: &str,
+        needle: &str,
+    ) -> Value {
+        let error = self.err(token, query, variables, code).await;
+        let message = error["message"].as_str().unwrap_or_default();
+        assert!(message.contains(needle), "expected {needle:?} in {error}");
+        error
+    }
+
+    /// The sum of a Prometheus counter's series whose line contains `label` (e.g.
+    /// `outcome="hit"`), read from /metrics.
+    pub async fn counter(&self, name: &str, label: &str) -> f64 {
+        let metrics = self.get("/metrics").await.text().await.unwrap_or_default();
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name) && l.contains(label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http
             .get(format!("{}{path}", self.base))
