@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bazaar_db::{Db, DbTarget, Migration, now_millis};
 use futures::StreamExt;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::transport::{
     Acker, ConsumerSpec, ConsumerStats, Delivery, StreamStats, Subscription, Transport,
@@ -73,9 +73,82 @@ struct Inner {
     db: Db,
     /// Claims, acks and naks skip the fsync: losing the last ones only causes redeliveries.
     bookkeeping: Db,
-    published: Notify,
+    published: Arc<Notify>,
     /// Fan-out of published events to live listeners in this process.
     live: tokio::sync::broadcast::Sender<Envelope>,
+    /// The one writer of publishes (see [`write_publishes`]).
+    publishes: mpsc::UnboundedSender<PublishRequest>,
+}
+
+/// A relay's batch waiting to be stored, and where to say it was.
+struct PublishRequest {
+    events: Vec<Envelope>,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// Publish requests stored in one transaction at most.
+const MAX_GROUP: usize = 64;
+
+/// Stores publishes by group commit: the batches of every relay that publish at about the same
+/// time go into one transaction, so they share one fsync instead of queueing for one each.
+/// Each is answered only once its group is durable.
+async fn write_publishes(
+    db: Db,
+    mut requests: mpsc::UnboundedReceiver<PublishRequest>,
+    published: Arc<Notify>,
+    live: tokio::sync::broadcast::Sender<Envelope>,
+) {
+    while let Some(first) = requests.recv().await {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match requests.try_recv() {
+                Ok(request) => group.push(request),
+                Err(_) => break,
+            }
+        }
+        let events = group.iter().flat_map(|r| &r.events);
+        let answer = match store_events(&db, events).await {
+            Ok(stored) => {
+                published.notify_waiters();
+                // Live listeners see each event once, like the log; nobody listening is fine.
+                for event in stored {
+                    let _ = live.send(event.clone());
+                }
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        for request in group {
+            let _ = request.done.send(answer.clone());
+        }
+    }
+}
+
+/// Inserts `events` in one transaction; returns those that were new (not duplicates).
+async fn store_events<'a>(
+    db: &Db,
+    events: impl Iterator<Item = &'a Envelope>,
+) -> Result<Vec<&'a Envelope>, BusError> {
+    let mut tx = db.begin().await?;
+    let mut stored = Vec::new();
+    for event in events {
+        let body = serde_json::to_string(event).map_err(|e| BusError::Malformed(e.to_string()))?;
+        let inserted = sqlx::query(
+            "INSERT INTO bus_messages (id, body, stored_at, event_type) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&event.id)
+        .bind(body)
+        .bind(now_millis())
+        .bind(&event.event_type)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 1 {
+            stored.push(event);
+        }
+    }
+    tx.commit().await?;
+    Ok(stored)
 }
 
 impl EmbeddedTransport {
@@ -96,12 +169,22 @@ impl EmbeddedTransport {
         tx.commit().await?;
         let bookkeeping = Db::connect_sqlite_relaxed(path).await?;
         let (live, _) = tokio::sync::broadcast::channel(1024);
+        let published = Arc::new(Notify::new());
+        let (publishes, requests) = mpsc::unbounded_channel();
+        // Ends when the transport is dropped (the last sender goes with it).
+        tokio::spawn(write_publishes(
+            db.clone(),
+            requests,
+            published.clone(),
+            live.clone(),
+        ));
         Ok(EmbeddedTransport {
             inner: Arc::new(Inner {
                 db,
                 bookkeeping,
-                published: Notify::new(),
+                published,
                 live,
+                publishes,
             }),
         })
     }
@@ -115,34 +198,19 @@ impl Transport for EmbeddedTransport {
         self.publish_batch(std::slice::from_ref(event)).await
     }
 
-    /// One transaction (one fsync) for the whole batch.
+    /// Group-committed with the batches other relays publish at the same time.
     async fn publish_batch(&self, events: &[Envelope]) -> Result<(), BusError> {
-        let mut tx = self.inner.db.begin().await?;
-        let mut stored = Vec::with_capacity(events.len());
-        for event in events {
-            let body =
-                serde_json::to_string(event).map_err(|e| BusError::Malformed(e.to_string()))?;
-            let inserted = sqlx::query(
-                "INSERT INTO bus_messages (id, body, stored_at, event_type) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(&event.id)
-            .bind(body)
-            .bind(now_millis())
-            .bind(&event.event_type)
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 1 {
-                stored.push(event);
-            }
-        }
-        tx.commit().await?;
-        self.inner.published.notify_waiters();
-        // Live listeners see each event once, like the log; nobody listening is fine.
-        for event in stored {
-            let _ = self.inner.live.send(event.clone());
-        }
-        Ok(())
+        let (done, answer) = oneshot::channel();
+        let request = PublishRequest {
+            events: events.to_vec(),
+            done,
+        };
+        let closed = || BusError::Unavailable("the event log's writer stopped".into());
+        self.inner.publishes.send(request).map_err(|_| closed())?;
+        answer
+            .await
+            .map_err(|_| closed())?
+            .map_err(|e| BusError::Unavailable(format!("event log write failed: {e}")))
     }
 
     async fn subscribe(&self, spec: &ConsumerSpec) -> Result<Box<dyn Subscription>, BusError> {
