@@ -3,6 +3,7 @@
 pub mod app;
 pub mod cli;
 mod events;
+pub mod memory;
 pub mod platform;
 
 pub use app::App;

@@ -2,8 +2,10 @@
 //! and resolves GraphQL through the services' internal APIs.
 
 mod accounts;
+mod body;
 mod catalog;
 mod context;
+mod cost;
 mod engagement;
 mod error;
 mod graphiql;
@@ -15,13 +17,20 @@ mod pagination;
 mod product_cache;
 pub mod schema;
 mod subscriptions;
+mod text;
+mod websocket;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use async_graphql::Data;
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State, WebSocketUpgrade};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Request, State, WebSocketUpgrade,
+};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
@@ -30,7 +39,6 @@ use bazaar_auth::TokenKeys;
 use bazaar_contracts::client::DeadLetterClient;
 use bazaar_contracts::{ApiError, Principal, Role};
 use bazaar_runtime::{Platform, Task};
-use tower_http::limit::RequestBodyLimitLayer;
 
 pub use context::Clients;
 use context::RequestPrincipal;
@@ -42,6 +50,8 @@ struct Gateway {
     schema: BazaarSchema,
     tokens: TokenKeys,
     clients: Clients,
+    max_body_bytes: usize,
+    ws: websocket::WsLimits,
 }
 
 /// The public routes (`POST /graphql` for operations, `GET /graphql` for GraphiQL or a
@@ -54,7 +64,15 @@ pub fn build(
 ) -> (Router, Vec<Task>) {
     let settings = &platform.settings;
     let limits = Limits {
-        max_depth: settings.max_query_depth,
+        cost: cost::CostLimits {
+            max_tokens: settings.max_query_tokens,
+            max_aliases: settings.max_query_aliases,
+            max_directives: settings.max_query_directives,
+            max_fragment_spreads: settings.max_query_fragment_spreads,
+            max_selections: settings.max_query_selections,
+            max_depth: settings.max_query_depth,
+            max_introspection_depth: settings.max_introspection_depth,
+        },
         max_complexity: settings.max_query_complexity,
     };
     let products = ProductCache::new(platform.cache.clone(), clients.catalog.clone());
@@ -73,6 +91,8 @@ pub fn build(
         schema: schema::build(Some(resources), &limits),
         tokens: platform.tokens.clone(),
         clients,
+        max_body_bytes: settings.max_body_bytes,
+        ws: websocket::WsLimits::new(settings),
     };
     let transport = platform.transport.clone();
     let invalidation: Task =
@@ -80,37 +100,70 @@ pub fn build(
     let router = Router::new()
         .route("/graphql", get(graphiql_or_subscription).post(graphql))
         .route("/graphiql/{file}", get(graphiql::asset))
-        .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .with_state(gateway);
     (router, vec![invalidation, feed_task])
 }
 
 /// `GET /graphql`: a WebSocket upgrade starts a subscription session; anything else gets
 /// GraphiQL.
-async fn graphiql_or_subscription(State(gateway): State<Gateway>, request: Request) -> Response {
+async fn graphiql_or_subscription(
+    State(gateway): State<Gateway>,
+    ClientIp(client_ip): ClientIp,
+    request: Request,
+) -> Response {
     if !request.headers().contains_key(header::UPGRADE) {
         return graphiql::page().await.into_response();
     }
     let (mut parts, body) = request.into_parts();
     let Ok(protocol) = GraphQLProtocol::from_request_parts(&mut parts, &()).await else {
-        return (
+        return body::refusal(
             axum::http::StatusCode::BAD_REQUEST,
-            "unsupported WebSocket subprotocol",
-        )
-            .into_response();
+            "unsupported WebSocket subprotocol: use graphql-transport-ws",
+            None,
+        );
     };
     let upgrade = match WebSocketUpgrade::from_request(Request::from_parts(parts, body), &()).await
     {
         Ok(upgrade) => upgrade,
-        Err(rejection) => return rejection.into_response(),
+        Err(_) => {
+            return body::refusal(
+                axum::http::StatusCode::BAD_REQUEST,
+                "not a valid WebSocket upgrade request",
+                None,
+            );
+        }
+    };
+    let limits = gateway.ws.clone();
+    let admitted = match limits.admit(client_ip.as_deref().and_then(|ip| ip.parse().ok())) {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
     };
     upgrade
+        .max_message_size(limits.max_message_bytes)
+        .max_frame_size(limits.max_message_bytes)
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| {
+        .on_upgrade(move |socket| async move {
+            let _admitted = admitted;
             let schema = gateway.schema.clone();
-            GraphQLWebSocket::new(socket, schema, protocol)
-                .on_connection_init(move |payload| connection_init(gateway, payload))
-                .serve()
+            let initialised = Arc::new(tokio::sync::Notify::new());
+            let signal = initialised.clone();
+            let session = GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload| {
+                    signal.notify_one();
+                    connection_init(gateway, client_ip, payload)
+                })
+                .serve();
+            tokio::pin!(session);
+            // A client that never sends connection_init is dropped after the deadline
+            // instead of holding a connection (and its slot) forever.
+            tokio::select! {
+                biased;
+                _ = initialised.notified() => {}
+                _ = &mut session => return,
+                _ = tokio::time::sleep(limits.init_timeout) => return,
+            }
+            session.await;
         })
 }
 
@@ -118,6 +171,7 @@ async fn graphiql_or_subscription(State(gateway): State<Gateway>, request: Reque
 /// `connection_init` payload: `{"Authorization": "Bearer <token>"}` (any case of the key).
 async fn connection_init(
     gateway: Gateway,
+    client_ip: Option<String>,
     payload: serde_json::Value,
 ) -> async_graphql::Result<Data> {
     let header = payload.as_object().and_then(|fields| {
@@ -126,10 +180,11 @@ async fn connection_init(
             .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
             .and_then(|(_, v)| v.as_str())
     });
-    let principal = match header {
+    let mut principal = match header {
         None => Principal::anonymous(),
         Some(value) => verify_bearer(&gateway.tokens, value).map_err(error::gql)?,
     };
+    principal.client_ip = client_ip;
     let mut data = Data::default();
     data.insert(loaders::for_request(
         &gateway.clients.catalog,
@@ -137,6 +192,9 @@ async fn connection_init(
         &principal,
     ));
     data.insert(RequestPrincipal(principal));
+    data.insert(subscriptions::SubscriptionSlots::new(
+        gateway.ws.max_subscriptions,
+    ));
     Ok(data)
 }
 
@@ -144,8 +202,12 @@ async fn graphql(
     State(gateway): State<Gateway>,
     ClientIp(client_ip): ClientIp,
     headers: HeaderMap,
-    request: GraphQLRequest,
-) -> GraphQLResponse {
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let request = match body::parse(body, gateway.max_body_bytes) {
+        Ok(request) => request,
+        Err(refusal) => return refusal,
+    };
     let principal = match authenticate(&gateway.tokens, &headers) {
         Ok(mut principal) => {
             principal.client_ip = client_ip;
@@ -156,19 +218,17 @@ async fn graphql(
             principal
         }
         Err(e) => {
-            return async_graphql::Response::from_errors(vec![
+            let response = async_graphql::Response::from_errors(vec![
                 error::gql(e).into_server_error(Default::default()),
-            ])
-            .into();
+            ]);
+            return GraphQLResponse::from(response).into_response();
         }
     };
     let loaders =
         loaders::for_request(&gateway.clients.catalog, &gateway.clients.users, &principal);
-    let request = request
-        .into_inner()
-        .data(loaders)
-        .data(RequestPrincipal(principal));
-    error::ensure_codes(gateway.schema.execute(request).await).into()
+    let request = request.data(loaders).data(RequestPrincipal(principal));
+    GraphQLResponse::from(error::ensure_codes(gateway.schema.execute(request).await))
+        .into_response()
 }
 
 /// No Authorization header: anonymous. A bearer token that does not verify (expired,

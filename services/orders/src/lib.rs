@@ -39,6 +39,7 @@ pub async fn build(
         relay: relay.clone(),
         catalog,
         payments,
+        max_open_orders: platform.settings.max_open_orders_per_customer,
     };
     let consumer = Consumer {
         db: db.clone(),

@@ -11,7 +11,8 @@ pub use customers::{Customer, customer_address, upsert_customer};
 pub use idempotency::{find_key, insert_key};
 pub use orders::{
     NewOrder, OrderFilter, StatusChange, StoredOrder, count_by_status, expired_confirmed,
-    insert_order, list_orders, move_profile_addresses, order_by_id, set_status, set_status_reason,
+    insert_order, list_orders, move_profile_addresses, open_orders, order_by_id, set_status,
+    set_status_reason,
 };
 
 /// A connection from the pool or the inside of a transaction (`&mut **tx`): reads take either.
