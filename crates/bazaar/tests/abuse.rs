@@ -13,20 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const INTROSPECTION: &str =
     include_str!("../../../services/gateway/testdata/introspection.graphql");
 
-/// `query { ...F(n-1) } fragment F0 on Query { __typename } fragment Fk on Query { ...Fk-1 ...Fk-1 }`
-pub fn fragment_explosion(levels: usize) -> String {
-    let mut q = format!(
-        "query {{ ...F{} }} fragment F0 on Query {{ __typename }}",
-        levels - 1
-    );
-    for n in 1..levels {
-        q.push_str(&format!(
-            " fragment F{n} on Query {{ ...F{m} ...F{m} }}",
-            m = n - 1
-        ));
-    }
-    q
-}
+use bazaar_gateway::cost::fragment_explosion;
 
 async fn still_answers(app: &TestApp) {
     let data = app.ok(None, "{ __typename }", json!({})).await;

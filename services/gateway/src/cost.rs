@@ -357,6 +357,23 @@ impl<'a> Expansion<'a> {
     }
 }
 
+/// The crafted request of issue 9, for tests and the benchmark: `query { ...F(n-1) }
+/// fragment F0 on Query { __typename } fragment Fk on Query { ...Fk-1 ...Fk-1 }`, which
+/// selects 2^(n-1) fields in about 40 bytes per level.
+pub fn fragment_explosion(levels: usize) -> String {
+    let mut q = format!(
+        "query {{ ...F{} }} fragment F0 on Query {{ __typename }}",
+        levels.saturating_sub(1)
+    );
+    for n in 1..levels {
+        q.push_str(&format!(
+            " fragment F{n} on Query {{ ...F{m} ...F{m} }}",
+            m = n - 1
+        ));
+    }
+    q
+}
+
 /// Fragments on `__Type`, `__Field`, … only ever apply inside introspection.
 fn on_introspection_type(condition: &Positioned<TypeCondition>) -> bool {
     condition.node.on.node.starts_with("__")
@@ -368,20 +385,6 @@ mod tests {
 
     pub const INTROSPECTION: &str = include_str!("../testdata/introspection.graphql");
 
-    fn explosion(levels: usize) -> String {
-        let mut q = format!(
-            "query {{ ...F{} }} fragment F0 on Query {{ __typename }}",
-            levels - 1
-        );
-        for n in 1..levels {
-            q.push_str(&format!(
-                " fragment F{n} on Query {{ ...F{m} ...F{m} }}",
-                m = n - 1
-            ));
-        }
-        q
-    }
-
     fn refused_by(query: &str) -> &'static str {
         check(query, &CostLimits::default()).unwrap_err().limit
     }
@@ -389,13 +392,13 @@ mod tests {
     #[test]
     fn fragment_explosion_is_refused_in_linear_time() {
         let started = std::time::Instant::now();
-        assert_eq!(refused_by(&explosion(22)), "max_query_selections");
+        assert_eq!(refused_by(&fragment_explosion(22)), "max_query_selections");
         let many_spreads = CostLimits {
             max_tokens: 100_000,
             max_fragment_spreads: 1000,
             ..CostLimits::default()
         };
-        let refused = check(&explosion(100), &many_spreads).unwrap_err();
+        let refused = check(&fragment_explosion(100), &many_spreads).unwrap_err();
         assert_eq!(
             refused.limit, "max_query_selections",
             "saturates, no overflow"

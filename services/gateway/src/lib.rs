@@ -5,7 +5,7 @@ mod accounts;
 mod body;
 mod catalog;
 mod context;
-mod cost;
+pub mod cost;
 mod engagement;
 mod error;
 mod graphiql;

@@ -110,40 +110,37 @@ mod tests {
 
     #[test]
     fn finds_nul_in_literals_variables_and_nested_inputs() {
-        assert_eq!(
-            find(
+        let nested = r#"mutation($n: String!) { placeOrder(input: {items: [{productId: "p", quantity: 1}, {productId: $n, quantity: 1}]}) { id } }"#;
+        let register = "mutation($i: RegisterInput!) { register(input: $i) { accessToken } }";
+        let cases = [
+            (
                 r#"{ products(search: "a\u0000b") { totalCount } }"#,
-                serde_json::json!({})
+                serde_json::json!({}),
+                Some("search"),
             ),
-            Some("search".into())
-        );
-        assert_eq!(
-            find(
-                "mutation($i: RegisterInput!) { register(input: $i) { accessToken } }",
-                serde_json::json!({"i": {"email": "a\u{0}@x.test", "password": "p", "name": "n"}})
+            (
+                register,
+                serde_json::json!({"i": {"email": "a\u{0}@x.test", "password": "p", "name": "n"}}),
+                Some("input.email"),
             ),
-            Some("input.email".into())
-        );
-        assert_eq!(
-            find(
-                r#"mutation($n: String!) { placeOrder(input: {items: [{productId: "p", quantity: 1}, {productId: $n, quantity: 1}]}) { id } }"#,
-                serde_json::json!({"n": "x\u{0}"})
+            (
+                nested,
+                serde_json::json!({"n": "x\u{0}"}),
+                Some("input.items.1.productId"),
             ),
-            Some("input.items.1.productId".into())
-        );
-        assert_eq!(
-            find(
+            (
                 r#"{ ...F } fragment F on Query { product(id: "a\u0000") { id } }"#,
-                serde_json::json!({})
+                serde_json::json!({}),
+                Some("id"),
             ),
-            Some("id".into())
-        );
-        assert_eq!(
-            find(
+            (
                 r#"{ products(search: "fine") { totalCount } }"#,
-                serde_json::json!({})
+                serde_json::json!({}),
+                None,
             ),
-            None
-        );
+        ];
+        for (query, variables, field) in cases {
+            assert_eq!(find(query, variables).as_deref(), field, "{query}");
+        }
     }
 }

@@ -19,7 +19,7 @@ const BURST: usize = 200;
 pub async fn run(gql: &Gql) -> anyhow::Result<()> {
     rss("start");
     for levels in [22, 40] {
-        let query = explosion(levels);
+        let query = bazaar_gateway::cost::fragment_explosion(levels);
         reset_peak();
         let before = kib("VmRSS:");
         let started = Instant::now();
@@ -111,20 +111,6 @@ async fn timed<T>(f: impl Future<Output = T>) -> (T, Duration) {
     let started = Instant::now();
     let out = f.await;
     (out, started.elapsed())
-}
-
-fn explosion(levels: usize) -> String {
-    let mut q = format!(
-        "query {{ ...F{} }} fragment F0 on Query {{ __typename }}",
-        levels - 1
-    );
-    for n in 1..levels {
-        q.push_str(&format!(
-            " fragment F{n} on Query {{ ...F{m} ...F{m} }}",
-            m = n - 1
-        ));
-    }
-    q
 }
 
 /// A field of /proc/self/status in KiB.
