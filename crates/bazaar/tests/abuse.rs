@@ -428,8 +428,10 @@ async fn websockets_are_bounded(env: &Environment) {
         let subscribe = json!({"id": id, "type": "subscribe", "payload": {"query": WATCH}});
         ws_send(&mut socket, subscribe).await;
     }
-    let refused = ws_next(&mut socket).await.expect("an answer to the third");
-    assert_eq!(refused["id"], "3", "{refused}");
+    // The three start concurrently: whichever comes last is refused, the other two stay.
+    let refused = ws_next(&mut socket)
+        .await
+        .expect("an answer to one of them");
     let errors = match refused["type"].as_str() {
         Some("error") => refused["payload"].clone(),
         _ => refused["payload"]["errors"].clone(),

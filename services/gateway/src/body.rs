@@ -4,22 +4,26 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
-use axum::http::StatusCode;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-/// The request in `body`, or the response refusing it.
-pub fn parse(
-    body: Result<Bytes, BytesRejection>,
-    limit: usize,
-) -> Result<async_graphql::Request, Response> {
+/// Reads the GraphQL request in `request`'s body, or the response refusing it. A body
+/// announced larger than `limit` is refused from its Content-Length, before it is read.
+pub async fn read(request: Request, limit: usize) -> Result<async_graphql::Request, Response> {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let body = match announced {
+        Some(length) if length > limit as u64 => Err(too_large(limit)),
+        _ => Ok(Bytes::from_request(request, &()).await),
+    }?;
     let bytes = match body {
         Ok(bytes) => bytes,
         Err(BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_))) => {
-            return Err(refusal(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("the request body is larger than {limit} bytes (max_body_bytes)"),
-                Some("max_body_bytes"),
-            ));
+            return Err(too_large(limit));
         }
         Err(_) => {
             return Err(refusal(
@@ -46,6 +50,14 @@ pub fn parse(
             None,
         )
     })
+}
+
+fn too_large(limit: usize) -> Response {
+    refusal(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!("the request body is larger than {limit} bytes (max_body_bytes)"),
+        Some("max_body_bytes"),
+    )
 }
 
 /// A GraphQL error response with `extensions.code` BAD_USER_INPUT (and `limit` when a

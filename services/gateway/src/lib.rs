@@ -26,8 +26,6 @@ use std::sync::Arc;
 use async_graphql::Data;
 use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{
     ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Request, State, WebSocketUpgrade,
 };
@@ -201,10 +199,10 @@ async fn connection_init(
 async fn graphql(
     State(gateway): State<Gateway>,
     ClientIp(client_ip): ClientIp,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Response {
-    let request = match body::parse(body, gateway.max_body_bytes) {
+    let headers = request.headers().clone();
+    let request = match body::read(request, gateway.max_body_bytes).await {
         Ok(request) => request,
         Err(refusal) => return refusal,
     };
