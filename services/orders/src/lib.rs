@@ -10,6 +10,7 @@ mod http;
 mod lifecycle;
 mod payments;
 mod placing;
+mod refunds;
 mod store;
 mod sweeper;
 mod transitions;
@@ -50,6 +51,7 @@ pub async fn build(
         relay: Some(relay.clone()),
     };
     let sweeper = sweeper::task(orders.clone(), platform.settings.unpaid_order_timeout);
+    let refunder = refunds::task(orders.clone());
     let gauges = gauges::task(db.clone());
     let token: Arc<str> = platform.service_token.clone();
     let internal = http::routes(orders).layer(axum::middleware::from_fn(move |req, next| {
@@ -61,7 +63,7 @@ pub async fn build(
         internal,
         relay,
         consumers: vec![consumer],
-        tasks: vec![sweeper, gauges],
+        tasks: vec![sweeper, refunder, gauges],
     })
 }
 
