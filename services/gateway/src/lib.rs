@@ -133,9 +133,8 @@ async fn graphiql_or_subscription(
         }
     };
     let limits = gateway.ws.clone();
-    let admitted = match limits.admit(client_ip.as_deref().and_then(|ip| ip.parse().ok())) {
-        Ok(admitted) => admitted,
-        Err(refused) => return refused,
+    let Some(admitted) = limits.admit(client_ip.as_deref().and_then(|ip| ip.parse().ok())) else {
+        return websocket::refused();
     };
     upgrade
         .max_message_size(limits.max_message_bytes)

@@ -50,25 +50,30 @@ impl WsLimits {
         }
     }
 
-    /// Counts a new connection from `ip`, or refuses it (429, GraphQL-shaped) when that
-    /// address already holds the maximum.
-    pub fn admit(&self, ip: Option<IpAddr>) -> Result<Admitted, Response> {
+    /// Counts a new connection from `ip`; `None` when that address already holds the
+    /// maximum (answer with [`refused`]).
+    pub fn admit(&self, ip: Option<IpAddr>) -> Option<Admitted> {
         if let Some(ip) = ip {
             let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
             let n = open.entry(ip).or_default();
             if *n >= self.max_per_ip {
-                return Err(crate::body::error_response(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "RATE_LIMITED",
-                    "too many open WebSocket connections from this address",
-                    Some("ws_max_connections_per_ip"),
-                ));
+                return None;
             }
             *n += 1;
         }
-        Ok(Admitted {
+        Some(Admitted {
             ip,
             open: self.open.clone(),
         })
     }
+}
+
+/// The answer to a connection over `ws_max_connections_per_ip`: 429, GraphQL-shaped.
+pub fn refused() -> Response {
+    crate::body::error_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        "RATE_LIMITED",
+        "too many open WebSocket connections from this address",
+        Some("ws_max_connections_per_ip"),
+    )
 }
