@@ -3,7 +3,6 @@
 pub mod app;
 pub mod cli;
 mod events;
-pub mod memory;
 pub mod platform;
 
 pub use app::App;

@@ -5,6 +5,7 @@ pub mod config;
 pub mod dead_letters;
 pub mod error;
 pub mod http;
+pub mod memory;
 pub mod platform;
 pub mod sampler;
 pub mod schedule;

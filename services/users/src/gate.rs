@@ -14,6 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub struct HashGate {
     slots: Arc<Semaphore>,
+    concurrency: usize,
     waiting: AtomicUsize,
     queue: usize,
     wait: Duration,
@@ -32,6 +33,7 @@ impl HashGate {
     pub fn new(settings: &Settings) -> Self {
         HashGate {
             slots: Arc::new(Semaphore::new(settings.password_hash_concurrency)),
+            concurrency: settings.password_hash_concurrency,
             waiting: AtomicUsize::new(0),
             queue: settings.password_hash_queue,
             wait: settings.password_hash_wait,
@@ -55,12 +57,20 @@ impl HashGate {
         work: impl FnOnce() -> T + Send + 'static,
     ) -> ServiceResult<T> {
         let permit = self.admit().await?;
-        tokio::task::spawn_blocking(move || {
+        let out = tokio::task::spawn_blocking(move || {
             let _slot = permit;
             work()
         })
         .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        // The burst is over (nothing hashing, nothing waiting): hand what the hashes left in
+        // malloc's arenas back to the system.
+        if self.slots.available_permits() == self.concurrency
+            && self.waiting.load(Ordering::SeqCst) == 0
+        {
+            tokio::task::spawn_blocking(bazaar_runtime::memory::release_free_memory);
+        }
+        Ok(out)
     }
 
     async fn admit(&self) -> ServiceResult<OwnedSemaphorePermit> {
@@ -94,6 +104,7 @@ mod tests {
     fn gate(concurrency: usize, queue: usize, wait_ms: u64) -> HashGate {
         HashGate {
             slots: Arc::new(Semaphore::new(concurrency)),
+            concurrency,
             waiting: AtomicUsize::new(0),
             queue,
             wait: Duration::from_millis(wait_ms),
