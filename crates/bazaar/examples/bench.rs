@@ -15,13 +15,17 @@
 //!   clocks; then checks that no order is PENDING or REJECTED;
 //! - memory: peak (VmHWM) and current (VmRSS) RSS of this process — server AND load generator.
 //!
+//! `--abuse` runs crafted requests instead (see `abuse`): the time and extra peak RSS to refuse
+//! a 22-level fragment explosion, then 200 concurrent registrations plus 200 concurrent
+//! sign-ins: peak RSS, and whether every one was answered (success or RATE_LIMITED) within 10 s.
+//!
 //! Run (release, loopback only, stops by itself):
 //!
-//!     cargo run --release -p bazaar --example bench -- [--backend embedded|real] [--hot] [--seconds N] [--concurrency C] [--nats-url URL] [--phases all|reads]
+//!     cargo run --release -p bazaar --example bench -- [--backend embedded|real] [--hot] [--seconds N] [--concurrency C] [--nats-url URL] [--phases all|reads] [--abuse]
 //!
 //! `--phases reads` runs only the setup of products and the read phases (browse, list200,
 //! product), in about 4 × N seconds. A figure that misses the event pipeline's targets is
-//! printed with `ANOMALY`.
+//! printed with `ANOMALY`. `--abuse` runs only the crafted-request phase (see `abuse.rs`).
 //!
 //! `embedded` (default) uses SQLite, the embedded event log and the in-memory cache in a temp
 //! dir. `real` uses PostgreSQL at 127.0.0.1:5432 (a fresh `bazaar_bench_<uuid>` database,
@@ -40,6 +44,9 @@ use bazaar_db::sqlx;
 use bazaar_runtime::{ConfigArgs, Secret, ServiceName, Settings};
 use rand::Rng;
 use serde_json::{Value, json};
+
+#[path = "bench/abuse.rs"]
+mod abuse;
 
 /// Orders the server accepted (placeOrder answered with an id).
 static PLACED: AtomicU64 = AtomicU64::new(0);
@@ -281,6 +288,11 @@ async fn main() -> anyhow::Result<()> {
     settings.admin_password = Some(Secret::new("admin-password-1"));
     settings.login_limit_per_ip = 1_000_000;
     settings.login_limit_per_account = 1_000_000;
+    // Every request comes from 127.0.0.1 here: the per-address sign-up limit would refuse
+    // all but the first few, and the abuse phase is about the hashing gate behind it.
+    settings.register_limit_per_ip = 1_000_000;
+    settings.max_open_orders_per_customer = 1_000_000;
+    let abuse = std::env::args().any(|a| a == "--abuse");
     if real {
         sqlx::any::install_default_drivers();
         postgres(&format!("CREATE DATABASE {database}")).await?;
@@ -329,7 +341,10 @@ async fn main() -> anyhow::Result<()> {
                 real,
                 reads_only,
             };
-            let outcome = bench(&gql, &orders_db, run).await;
+            let outcome = match abuse {
+                true => abuse::run(&gql).await,
+                false => bench(&gql, &orders_db, run).await,
+            };
             stop.cancel();
             outcome.and(server.await?)
         }

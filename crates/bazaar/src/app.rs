@@ -54,6 +54,7 @@ impl App {
     /// the public GraphQL API when it runs the gateway, else the internal APIs of its services.
     pub async fn build(settings: Settings, services: &[ServiceName]) -> anyhow::Result<App> {
         let _ = telemetry::metrics();
+        bazaar_runtime::memory::tune_allocator();
         let runs_all = ServiceName::ALL.iter().all(|s| services.contains(s));
         let shared_infra = settings.nats_url.is_some()
             && (settings.database_url.is_some() || !settings.service_database_urls.is_empty());

@@ -17,7 +17,7 @@ pub async fn connect(settings: Arc<Settings>) -> anyhow::Result<Platform> {
             Arc::new(NatsTransport::connect(url, &settings.namespace).await?)
         }
         None => {
-            std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            bazaar_db::private_dir(&settings.data_dir).with_context(|| {
                 format!(
                     "cannot create data directory {}",
                     settings.data_dir.display()

@@ -346,8 +346,12 @@ async fn limits_protect_the_server(env: &Environment) {
     // Depth is checked as the document is parsed, before any field is looked up; introspection's
     // `ofType` chain is not data and has its own bound (tests/graphql_http.rs).
     let deep = format!("{{ {} id {} }}", "me { ".repeat(13), "}".repeat(13));
-    app.err_with(None, &deep, json!({}), "BAD_USER_INPUT", "nested too deep")
+    app.err_with(None, &deep, json!({}), "BAD_USER_INPUT", "max_query_depth")
         .await;
+    // Introspection lists nested four deep (each level multiplies the answer by the schema's
+    // size); a long `ofType` chain alone is cheap and allowed (GraphiQL sends one).
+    let deep = "{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }";
+    app.err(None, deep, json!({}), "BAD_USER_INPUT").await;
     // A body over the limit is refused from its Content-Length, before it is read.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://"))

@@ -59,7 +59,7 @@ async fn introspection_passes_the_limits(env: &Environment) {
     settings.max_query_depth = 3;
     let app = env.start_with(settings).await;
     let deep = "{ products { edges { node { id } } } }";
-    app.err_with(None, deep, json!({}), "BAD_USER_INPUT", "nested too deep")
+    app.err_with(None, deep, json!({}), "BAD_USER_INPUT", "max_query_depth")
         .await;
     app.ok(None, "{ products { edges { cursor } } }", json!({}))
         .await;

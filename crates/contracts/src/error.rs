@@ -56,6 +56,9 @@ pub struct ApiError {
     /// The input field that was wrong (GraphQL argument path, e.g. `input.email`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// For RATE_LIMITED and SERVICE_UNAVAILABLE: when trying again makes sense.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -64,6 +67,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after_secs: None,
         }
     }
 
@@ -72,6 +76,7 @@ impl ApiError {
             code: ErrorCode::BadUserInput,
             message: message.into(),
             field: Some(field.into()),
+            retry_after_secs: None,
         }
     }
 
@@ -95,6 +100,14 @@ impl ApiError {
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
         Self::new(ErrorCode::InternalServerError, "internal error")
+    }
+
+    /// RATE_LIMITED, with the number of seconds after which a retry may succeed.
+    pub fn rate_limited(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        ApiError {
+            retry_after_secs: Some(retry_after_secs),
+            ..Self::new(ErrorCode::RateLimited, message)
+        }
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {

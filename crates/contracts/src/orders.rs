@@ -110,6 +110,19 @@ pub struct ListOrdersRequest {
     pub status: Option<OrderStatus>,
 }
 
+/// A refund owed to a customer that the payment provider has not confirmed yet.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingRefund {
+    pub order_id: String,
+    pub charge_id: String,
+    pub amount_cents: i64,
+    /// Attempts made so far (each failed).
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub next_attempt_at: i64,
+    pub created_at: i64,
+}
+
 /// Typed calls to the orders service.
 #[derive(Clone)]
 pub struct OrdersClient(pub ServiceClient);
@@ -150,5 +163,9 @@ impl OrdersClient {
         req: &ListOrdersRequest,
     ) -> Result<Page<Order>, ApiError> {
         self.0.query("orders", p, req).await
+    }
+    /// Refunds not yet confirmed by the provider (admins only).
+    pub async fn pending_refunds(&self, p: &Principal) -> Result<Vec<PendingRefund>, ApiError> {
+        self.0.query("pending-refunds", p, &()).await
     }
 }

@@ -5,8 +5,10 @@
 //! The few places where the engines differ go through [`Dialect`].
 
 mod migrate;
+mod private;
 
 pub use migrate::Migration;
+pub use private::{private_dir, private_file};
 pub use sqlx;
 
 use std::collections::HashMap;
@@ -158,9 +160,11 @@ impl Db {
 
     async fn connect_sqlite(path: &Path, durability: Durability) -> Result<Db> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
+            private_dir(dir)
                 .map_err(|e| DbError::Config(format!("cannot create {}: {e}", dir.display())))?;
         }
+        private_file(path)
+            .map_err(|e| DbError::Config(format!("cannot create {}: {e}", path.display())))?;
         let url = format!("sqlite://{}?mode=rwc", path.display());
         let options = AnyConnectOptions::from_str(&url)?;
         let pool = AnyPoolOptions::new()

@@ -122,13 +122,27 @@ struct FileConfig {
     login_limit_per_ip: Option<u64>,
     login_limit_window_secs: Option<u64>,
     unpaid_order_timeout_secs: Option<u64>,
+    max_open_orders_per_customer: Option<u64>,
     smtp_url: Option<Secret>,
     mail_from: Option<String>,
     promotion_schedule: Option<String>,
     recommendation_schedule: Option<String>,
     max_query_depth: Option<usize>,
     max_query_complexity: Option<usize>,
+    max_query_tokens: Option<usize>,
+    max_query_aliases: Option<usize>,
+    max_query_directives: Option<usize>,
+    max_query_fragment_spreads: Option<usize>,
+    max_query_selections: Option<usize>,
+    max_introspection_depth: Option<usize>,
     max_body_bytes: Option<usize>,
+    register_limit_per_ip: Option<u64>,
+    password_hash_concurrency: Option<usize>,
+    password_hash_queue: Option<usize>,
+    password_hash_wait_ms: Option<u64>,
+    ws_max_connections_per_ip: Option<usize>,
+    ws_max_subscriptions: Option<usize>,
+    ws_init_timeout_secs: Option<u64>,
     log_format: Option<String>,
     #[serde(default)]
     services: BTreeMap<String, FileServiceConfig>,
@@ -162,6 +176,8 @@ pub struct Settings {
     pub login_limit_window: Duration,
     /// A confirmed order not paid within this time is cancelled and its stock released.
     pub unpaid_order_timeout: Duration,
+    /// Orders one customer may hold PENDING or CONFIRMED (unpaid) at once.
+    pub max_open_orders_per_customer: u64,
     /// SMTP server for mail (`smtp://host:port`, `smtps://` for TLS, credentials in the URL);
     /// without one, mail is written as .eml files under `data_dir/mail`.
     pub smtp_url: Option<Secret>,
@@ -170,12 +186,32 @@ pub struct Settings {
     pub promotion_schedule: crate::schedule::Schedule,
     /// When recommendation digests go out (cron).
     pub recommendation_schedule: crate::schedule::Schedule,
+    /// The GraphQL cost model (see `config.default.toml` for what each counts).
     pub max_query_depth: usize,
     pub max_query_complexity: usize,
+    pub max_query_tokens: usize,
+    pub max_query_aliases: usize,
+    pub max_query_directives: usize,
+    pub max_query_fragment_spreads: usize,
+    pub max_query_selections: usize,
+    pub max_introspection_depth: usize,
+    /// Largest request body, and largest WebSocket message.
     pub max_body_bytes: usize,
     /// The `/graphql` endpoint's HTTP behaviour: CORS, introspection, persisted queries and
     /// the response cache.
     pub graphql: crate::edge::EdgeSettings,
+    /// Sign-ups allowed per client address within `login_limit_window`.
+    pub register_limit_per_ip: u64,
+    /// Password hashes computed at once (argon2id, 19 MiB each).
+    pub password_hash_concurrency: usize,
+    /// Hashes allowed to wait for one of those slots; beyond, RATE_LIMITED at once.
+    pub password_hash_queue: usize,
+    /// How long a hash waits for a slot before RATE_LIMITED.
+    pub password_hash_wait: Duration,
+    pub ws_max_connections_per_ip: usize,
+    pub ws_max_subscriptions: usize,
+    /// A WebSocket that has not sent `connection_init` within this time is closed.
+    pub ws_init_timeout: Duration,
     pub log_json: bool,
 }
 
@@ -352,6 +388,15 @@ impl Settings {
         if unpaid == 0 {
             errors.push("the unpaid order timeout must be positive".into());
         }
+        let open_orders = number(
+            "BAZAAR_MAX_OPEN_ORDERS_PER_CUSTOMER",
+            file.max_open_orders_per_customer,
+            20,
+            &mut errors,
+        );
+        if open_orders == 0 {
+            errors.push("max_open_orders_per_customer must be positive".into());
+        }
         let smtp_url = first([env_secret("BAZAAR_SMTP_URL"), file.smtp_url.clone()]);
         if let Some(url) = &smtp_url
             && !(url.expose().starts_with("smtp://") || url.expose().starts_with("smtps://"))
@@ -395,6 +440,65 @@ impl Settings {
             1 << 20,
             &mut errors,
         );
+        let mut limit = |name: &str, file_value: Option<usize>, default: u64| {
+            let value = number(name, file_value.map(|v| v as u64), default, &mut errors);
+            if value == 0 {
+                errors.push(format!("{name} must be positive"));
+            }
+            value as usize
+        };
+        let tokens = limit("BAZAAR_MAX_QUERY_TOKENS", file.max_query_tokens, 2000);
+        let aliases = limit("BAZAAR_MAX_QUERY_ALIASES", file.max_query_aliases, 30);
+        let directives = limit("BAZAAR_MAX_QUERY_DIRECTIVES", file.max_query_directives, 50);
+        let spreads = limit(
+            "BAZAAR_MAX_QUERY_FRAGMENT_SPREADS",
+            file.max_query_fragment_spreads,
+            100,
+        );
+        let selections = limit(
+            "BAZAAR_MAX_QUERY_SELECTIONS",
+            file.max_query_selections,
+            1000,
+        );
+        let introspection_depth = limit(
+            "BAZAAR_MAX_INTROSPECTION_DEPTH",
+            file.max_introspection_depth,
+            3,
+        );
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+        let hash_concurrency = limit(
+            "BAZAAR_PASSWORD_HASH_CONCURRENCY",
+            file.password_hash_concurrency,
+            cores,
+        );
+        let hash_queue = limit("BAZAAR_PASSWORD_HASH_QUEUE", file.password_hash_queue, 64);
+        let ws_connections = limit(
+            "BAZAAR_WS_MAX_CONNECTIONS_PER_IP",
+            file.ws_max_connections_per_ip,
+            64,
+        );
+        let ws_subscriptions = limit("BAZAAR_WS_MAX_SUBSCRIPTIONS", file.ws_max_subscriptions, 16);
+        let hash_wait = number(
+            "BAZAAR_PASSWORD_HASH_WAIT_MS",
+            file.password_hash_wait_ms,
+            3000,
+            &mut errors,
+        );
+        let ws_init = number(
+            "BAZAAR_WS_INIT_TIMEOUT_SECS",
+            file.ws_init_timeout_secs,
+            10,
+            &mut errors,
+        );
+        let register_per_ip = number(
+            "BAZAAR_REGISTER_LIMIT_PER_IP",
+            file.register_limit_per_ip,
+            20,
+            &mut errors,
+        );
+        if ws_init == 0 || register_per_ip == 0 {
+            errors.push("the WebSocket init timeout and the sign-up limit must be positive".into());
+        }
         if !(60..=3600).contains(&access_ttl) {
             errors.push(format!(
                 "access token lifetime {access_ttl}s must be between 60 and 3600 seconds"
@@ -460,14 +564,28 @@ impl Settings {
             login_limit_per_ip: per_ip,
             login_limit_window: Duration::from_secs(window),
             unpaid_order_timeout: Duration::from_secs(unpaid),
+            max_open_orders_per_customer: open_orders,
             smtp_url,
             mail_from,
             promotion_schedule,
             recommendation_schedule,
             max_query_depth: depth as usize,
             max_query_complexity: complexity as usize,
+            max_query_tokens: tokens,
+            max_query_aliases: aliases,
+            max_query_directives: directives,
+            max_query_fragment_spreads: spreads,
+            max_query_selections: selections,
+            max_introspection_depth: introspection_depth,
             max_body_bytes: body as usize,
             graphql,
+            register_limit_per_ip: register_per_ip,
+            password_hash_concurrency: hash_concurrency,
+            password_hash_queue: hash_queue,
+            password_hash_wait: Duration::from_millis(hash_wait),
+            ws_max_connections_per_ip: ws_connections,
+            ws_max_subscriptions: ws_subscriptions,
+            ws_init_timeout: Duration::from_secs(ws_init),
             log_json: log_format == "json",
         })
     }
@@ -512,7 +630,7 @@ fn generated_secret(data_dir: &Path) -> Result<Secret, String> {
             return Ok(Secret(existing));
         }
     }
-    std::fs::create_dir_all(data_dir)
+    bazaar_db::private_dir(data_dir)
         .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
     let secret = hex::encode(rand::random::<[u8; 32]>());
     write_private(&path, &secret).map_err(|e| format!("cannot write {}: {e}", path.display()))?;

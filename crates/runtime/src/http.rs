@@ -105,6 +105,35 @@ pub fn with_standard_layers(router: Router, timeout: Duration) -> Router {
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(axum::middleware::map_request(plain_request_id))
+}
+
+/// The longest client-chosen request id kept (a UUID is 36 characters).
+pub const MAX_REQUEST_ID_LEN: usize = 64;
+
+/// A client's `x-request-id` is kept only when short and plain (letters, digits, `-_.:`);
+/// otherwise it is dropped and a fresh UUID takes its place, so logs and echoed headers never
+/// carry what a client smuggled in.
+async fn plain_request_id(mut request: axum::extract::Request) -> axum::extract::Request {
+    let plain = |v: &axum::http::HeaderValue| {
+        let bytes = v.as_bytes();
+        !bytes.is_empty()
+            && bytes.len() <= MAX_REQUEST_ID_LEN
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    };
+    let headers = request.headers_mut();
+    let mut values = headers.get_all("x-request-id").iter();
+    let keep = match (values.next(), values.next()) {
+        (Some(v), None) => plain(v),
+        (None, _) => true,
+        (Some(_), Some(_)) => false,
+    };
+    if !keep {
+        headers.remove("x-request-id");
+    }
+    request
 }
 
 /// Serves `router` until `stop` fires, then stops accepting and drains in-flight requests.

@@ -6,6 +6,7 @@ pub mod dead_letters;
 pub mod edge;
 pub mod error;
 pub mod http;
+pub mod memory;
 pub mod platform;
 pub mod sampler;
 pub mod schedule;

@@ -8,10 +8,14 @@ use bazaar_contracts::ApiError;
 pub fn gql(e: ApiError) -> async_graphql::Error {
     let code = e.code.as_str();
     let field = e.field.clone();
+    let retry_after = e.retry_after_secs;
     async_graphql::Error::new(e.message).extend_with(|_, ext| {
         ext.set("code", code);
         if let Some(field) = &field {
             ext.set("field", field.as_str());
+        }
+        if let Some(secs) = retry_after {
+            ext.set("retryAfterSecs", secs);
         }
     })
 }

@@ -2,8 +2,10 @@
 //! and resolves GraphQL through the services' internal APIs.
 
 mod accounts;
+mod body;
 mod catalog;
 mod context;
+pub mod cost;
 mod depth;
 mod edge;
 mod engagement;
@@ -17,6 +19,8 @@ mod pagination;
 mod product_cache;
 pub mod schema;
 mod subscriptions;
+mod text;
+mod websocket;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,19 +29,18 @@ use std::sync::Arc;
 use async_graphql::Data;
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{
-    ConnectInfo, FromRequest, FromRequestParts, Query, Request, State, WebSocketUpgrade,
+    ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Query, Request, State,
+    WebSocketUpgrade,
 };
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use bazaar_auth::TokenKeys;
 use bazaar_contracts::client::DeadLetterClient;
 use bazaar_contracts::{ApiError, Principal, Role};
 use bazaar_runtime::{Platform, Task};
-use tower_http::limit::RequestBodyLimitLayer;
 
 pub use context::Clients;
 use context::RequestPrincipal;
@@ -52,6 +55,8 @@ struct Gateway {
     persisted: Arc<edge::Persisted>,
     /// The whole-response cache for anonymous catalogue reads (`None` when turned off).
     responses: Option<edge::ResponseCache>,
+    max_body_bytes: usize,
+    ws: websocket::WsLimits,
 }
 
 /// The public routes (`POST /graphql` for operations, `GET /graphql` for a query, GraphiQL or
@@ -66,7 +71,15 @@ pub fn build(
     let settings = &platform.settings;
     let persisted = edge::Persisted::new(platform.cache.clone(), &settings.graphql)?;
     let limits = Limits {
-        max_depth: settings.max_query_depth,
+        cost: cost::CostLimits {
+            max_tokens: settings.max_query_tokens,
+            max_aliases: settings.max_query_aliases,
+            max_directives: settings.max_query_directives,
+            max_fragment_spreads: settings.max_query_fragment_spreads,
+            max_selections: settings.max_query_selections,
+            max_depth: settings.max_query_depth,
+            max_introspection_depth: settings.max_introspection_depth,
+        },
         max_complexity: settings.max_query_complexity,
         introspection: settings.graphql.introspection,
         trusted_only: persisted.trusted_only(),
@@ -94,6 +107,8 @@ pub fn build(
         clients,
         persisted: Arc::new(persisted),
         responses,
+        max_body_bytes: settings.max_body_bytes,
+        ws: websocket::WsLimits::new(settings),
     };
     let transport = platform.transport.clone();
     let invalidation: Task =
@@ -104,7 +119,7 @@ pub fn build(
     }
     let router = api
         .route("/graphiql/{file}", get(graphiql::asset))
-        .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .with_state(gateway);
     Ok((router, vec![invalidation, feed_task]))
 }
@@ -112,10 +127,13 @@ pub fn build(
 async fn post_graphql(
     State(gateway): State<Gateway>,
     ClientIp(client_ip): ClientIp,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Response {
-    edge::post(&gateway, client_ip, &headers, body).await
+    let headers = request.headers().clone();
+    match body::read_bytes(request, gateway.max_body_bytes).await {
+        Ok(body) => edge::post(&gateway, client_ip, &headers, body).await,
+        Err(refusal) => refusal,
+    }
 }
 
 /// `GET /graphql`: a WebSocket upgrade starts a subscription session, a request with a
@@ -134,24 +152,52 @@ async fn get_graphql(
     }
     let (mut parts, body) = request.into_parts();
     let Ok(protocol) = GraphQLProtocol::from_request_parts(&mut parts, &()).await else {
-        return (
+        return body::refusal(
             axum::http::StatusCode::BAD_REQUEST,
-            "unsupported WebSocket subprotocol",
-        )
-            .into_response();
+            "unsupported WebSocket subprotocol: use graphql-transport-ws",
+            None,
+        );
     };
     let upgrade = match WebSocketUpgrade::from_request(Request::from_parts(parts, body), &()).await
     {
         Ok(upgrade) => upgrade,
-        Err(rejection) => return rejection.into_response(),
+        Err(_) => {
+            return body::refusal(
+                axum::http::StatusCode::BAD_REQUEST,
+                "not a valid WebSocket upgrade request",
+                None,
+            );
+        }
+    };
+    let limits = gateway.ws.clone();
+    let Some(admitted) = limits.admit(client_ip.as_deref().and_then(|ip| ip.parse().ok())) else {
+        return websocket::refused();
     };
     upgrade
+        .max_message_size(limits.max_message_bytes)
+        .max_frame_size(limits.max_message_bytes)
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| {
+        .on_upgrade(move |socket| async move {
+            let _admitted = admitted;
             let schema = gateway.schema.clone();
-            GraphQLWebSocket::new(socket, schema, protocol)
-                .on_connection_init(move |payload| connection_init(gateway, payload))
-                .serve()
+            let initialised = Arc::new(tokio::sync::Notify::new());
+            let signal = initialised.clone();
+            let session = GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload| {
+                    signal.notify_one();
+                    connection_init(gateway, client_ip, payload)
+                })
+                .serve();
+            tokio::pin!(session);
+            // A client that never sends connection_init is dropped after the deadline
+            // instead of holding a connection (and its slot) forever.
+            tokio::select! {
+                biased;
+                _ = initialised.notified() => {}
+                _ = &mut session => return,
+                _ = tokio::time::sleep(limits.init_timeout) => return,
+            }
+            session.await;
         })
 }
 
@@ -159,6 +205,7 @@ async fn get_graphql(
 /// `connection_init` payload: `{"Authorization": "Bearer <token>"}` (any case of the key).
 async fn connection_init(
     gateway: Gateway,
+    client_ip: Option<String>,
     payload: serde_json::Value,
 ) -> async_graphql::Result<Data> {
     let header = payload.as_object().and_then(|fields| {
@@ -167,10 +214,11 @@ async fn connection_init(
             .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
             .and_then(|(_, v)| v.as_str())
     });
-    let principal = match header {
+    let mut principal = match header {
         None => Principal::anonymous(),
         Some(value) => verify_bearer(&gateway.tokens, value).map_err(error::gql)?,
     };
+    principal.client_ip = client_ip;
     let mut data = Data::default();
     data.insert(loaders::for_request(
         &gateway.clients.catalog,
@@ -178,6 +226,9 @@ async fn connection_init(
         &principal,
     ));
     data.insert(RequestPrincipal(principal));
+    data.insert(subscriptions::SubscriptionSlots::new(
+        gateway.ws.max_subscriptions,
+    ));
     Ok(data)
 }
 

@@ -56,6 +56,31 @@ impl From<OrderStatus> for orders::OrderStatus {
 
 pub struct Order(pub orders::Order);
 
+pub struct PendingRefund(orders::PendingRefund);
+
+#[Object]
+impl PendingRefund {
+    async fn order_id(&self) -> ID {
+        ID(self.0.order_id.clone())
+    }
+    async fn amount_cents(&self) -> i32 {
+        self.0.amount_cents as i32
+    }
+    /// Attempts made so far, each refused or unanswered by the provider.
+    async fn attempts(&self) -> i32 {
+        self.0.attempts as i32
+    }
+    async fn last_error(&self) -> Option<&str> {
+        self.0.last_error.as_deref()
+    }
+    async fn next_attempt_at(&self) -> DateTime<Utc> {
+        bazaar_db::from_millis(self.0.next_attempt_at)
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        bazaar_db::from_millis(self.0.created_at)
+    }
+}
+
 #[Object]
 impl Order {
     async fn id(&self) -> ID {
@@ -155,6 +180,15 @@ impl OrdersQuery {
             return Ok(None);
         }
         Ok(clients(ctx).orders.order(p, &id).await.gql()?.map(Order))
+    }
+
+    /// Refunds owed that the payment provider has not confirmed yet, oldest first (admins
+    /// only). Each is retried with backoff until it succeeds.
+    async fn pending_refunds(&self, ctx: &Context<'_>) -> GqlResult<Vec<PendingRefund>> {
+        let p = principal(ctx);
+        p.require_admin().gql()?;
+        let pending = clients(ctx).orders.pending_refunds(p).await.gql()?;
+        Ok(pending.into_iter().map(PendingRefund).collect())
     }
 
     /// The caller's orders, newest first (admins: all orders), optionally in one status.

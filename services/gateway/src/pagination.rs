@@ -38,6 +38,13 @@ pub fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>, ApiError> {
                 .decode(c)
                 .ok()
                 .and_then(|bytes| String::from_utf8(bytes).ok())
+                // Cursors encode an id (a UUID): anything else was tampered with, and must not
+                // reach a query (PostgreSQL refuses NUL bytes where SQLite would not).
+                .filter(|key| {
+                    !key.is_empty()
+                        && key.len() <= 64
+                        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                })
                 .ok_or_else(|| {
                     ApiError::bad_input("after", "after: not a cursor returned by this API")
                 })

@@ -1,16 +1,17 @@
-//! The GraphQL schema: every slice's queries and mutations merged, with limits on depth and
-//! complexity, introspection that can be turned off, and per-operation metrics.
+//! The GraphQL schema: every slice's queries and mutations merged, with the cost model in
+//! front, a complexity limit, introspection that can be turned off, and per-operation metrics.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo,
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextResolve, ResolveInfo,
 };
-use async_graphql::{MergedObject, Schema, ServerResult, Value};
+use async_graphql::{MergedObject, Request, Schema, ServerResult, Value};
 
 use crate::accounts::{AccountsMutation, AccountsQuery};
 use crate::catalog::{CatalogMutation, CatalogQuery};
+use crate::cost::CostLimits;
 use crate::engagement::{EngagementMutation, EngagementQuery};
 use crate::monitoring::{MonitoringMutation, MonitoringQuery};
 use crate::orders::{OrdersMutation, OrdersQuery};
@@ -45,8 +46,9 @@ pub struct Resources {
     pub monitoring: crate::monitoring::Monitoring,
 }
 
+#[derive(Clone, Default)]
 pub struct Limits {
-    pub max_depth: usize,
+    pub cost: CostLimits,
     pub max_complexity: usize,
     /// Whether `__schema` / `__type` answer (production deployments may turn it off).
     pub introspection: bool,
@@ -54,13 +56,18 @@ pub struct Limits {
     pub trusted_only: Option<crate::edge::persisted::TrustedOnly>,
 }
 
+/// The depth limit is the cost model's (which knows introspection from data), not the
+/// engine's; the engine's complexity and recursion limits stay as a second line, and only
+/// ever see documents the cost model has already bounded.
 pub fn build(resources: Option<Resources>, limits: &Limits) -> BazaarSchema {
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscriptions)
+        .extension(CostModel(Arc::new(limits.cost.clone())))
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(32)
-        // Instead of `limit_depth`, which counts introspection's `ofType` chain as data.
+        // The cost model bounds depth already; this second walk refuses introspection with a
+        // message when it is turned off (the engine alone would answer null).
         .extension(crate::depth::DepthLimit {
-            max_depth: limits.max_depth,
+            max_depth: limits.cost.max_depth,
             introspection: limits.introspection,
         })
         .extension(OperationMetrics);
@@ -85,13 +92,50 @@ pub fn sdl() -> String {
     build(
         None,
         &Limits {
-            max_depth: 12,
+            cost: CostLimits::default(),
             max_complexity: 1000,
             introspection: true,
             trusted_only: None,
         },
     )
     .sdl()
+}
+
+/// Runs the cost model on every request (HTTP and WebSocket alike) before the engine parses,
+/// validates or executes it; the document it parsed is handed on, so it is parsed once.
+struct CostModel(Arc<CostLimits>);
+
+impl ExtensionFactory for CostModel {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(CostModel(self.0.clone()))
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for CostModel {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        match crate::cost::check(&request.query, &self.0) {
+            Ok(Some(document)) => {
+                if let Some(field) = crate::text::nul_argument(&document, &request.variables) {
+                    return Err(crate::text::refusal(field));
+                }
+                request.set_parsed_query(document)
+            }
+            // A syntax error: the engine parses again and reports it in its own words.
+            Ok(None) => {}
+            Err(refusal) => {
+                metrics::counter!("bazaar_graphql_refused_total", "limit" => refusal.limit)
+                    .increment(1);
+                return Err(refusal.into_server_error());
+            }
+        }
+        next.run(ctx, request).await
+    }
 }
 
 /// Counts and times each root field (`Query.me`, `Mutation.login`, …). Labels come from the

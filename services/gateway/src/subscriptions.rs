@@ -102,6 +102,10 @@ impl Subscriptions {
     ) -> async_graphql::Result<impl Stream<Item = Order>> {
         let p = principal(ctx).clone();
         let caller = p.require_user().gql()?.clone();
+        let slot = match ctx.data_opt::<SubscriptionSlots>() {
+            Some(slots) => Some(slots.take()?),
+            None => None,
+        };
         let client = clients(ctx).orders.clone();
         // Listen before reading the order, so no change falls between the read and the feed.
         let feed = ctx.data_unchecked::<OrderFeed>().0.subscribe();
@@ -140,8 +144,32 @@ impl Subscriptions {
                 }
             },
         );
-        // A watched order starts with its current state.
-        Ok(futures::stream::iter(first).chain(changes))
+        // A watched order starts with its current state. The slot is held by the stream and
+        // freed when the client completes the subscription or the connection closes.
+        Ok(futures::stream::iter(first)
+            .chain(changes)
+            .inspect(move |_| {
+                let _held = &slot;
+            }))
+    }
+}
+
+/// The subscriptions one WebSocket connection may hold at once (`ws_max_subscriptions`).
+#[derive(Clone)]
+pub struct SubscriptionSlots(Arc<tokio::sync::Semaphore>);
+
+impl SubscriptionSlots {
+    pub fn new(max: usize) -> Self {
+        SubscriptionSlots(Arc::new(tokio::sync::Semaphore::new(max)))
+    }
+
+    fn take(&self) -> async_graphql::Result<tokio::sync::OwnedSemaphorePermit> {
+        self.0.clone().try_acquire_owned().map_err(|_| {
+            gql(ApiError::rate_limited(
+                "too many subscriptions on this connection (ws_max_subscriptions)",
+                1,
+            ))
+        })
     }
 }
 /// The order as of `change`: its stable parts read once from the orders service, its status

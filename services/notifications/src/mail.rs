@@ -97,11 +97,19 @@ impl Mailer for FileMailer {
     async fn send(&self, mail: &Mail) -> Result<(), MailError> {
         let bytes = message(&self.from, mail)?.formatted();
         let io = |e: std::io::Error| MailError::Delivery(format!("{}: {e}", self.dir.display()));
-        tokio::fs::create_dir_all(&self.dir).await.map_err(io)?;
+        bazaar_db::private_dir(&self.dir).map_err(io)?;
         // Written aside, flushed to disk, then renamed: a reader never sees half a message,
         // and a crash leaves either the whole file or none.
         let tmp = self.dir.join(format!(".{}.eml.tmp", mail.message_id));
-        let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
+        // Mail holds names and addresses: for the owner only, like the rest of the data dir.
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .await
+            .map_err(io)?;
         file.write_all(&bytes).await.map_err(io)?;
         file.sync_all().await.map_err(io)?;
         drop(file);

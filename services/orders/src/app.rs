@@ -23,6 +23,8 @@ pub struct Orders {
     /// The source of truth for shipping addresses (see `placing::profile_address`).
     pub users: UsersClient,
     pub payments: Arc<dyn PaymentProvider>,
+    /// Orders a customer may hold PENDING or CONFIRMED (unpaid, holding stock) at once.
+    pub max_open_orders: u64,
 }
 
 /// The message for an order the caller may not see; the same whether or not it exists, so

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use bazaar_contracts::orders::{
-    ListOrdersRequest, Order, OrderIdRequest, PayOrderRequest, PlaceOrderRequest,
+    ListOrdersRequest, Order, OrderIdRequest, PayOrderRequest, PendingRefund, PlaceOrderRequest,
     SetOrderStatusRequest,
 };
 use bazaar_contracts::users::Page;
@@ -21,6 +21,7 @@ pub fn routes(orders: Orders) -> Router {
         .route("/internal/set-order-status", post(set_order_status))
         .route("/internal/order", post(order))
         .route("/internal/orders", post(orders_list))
+        .route("/internal/pending-refunds", post(pending_refunds))
         .with_state(orders)
 }
 
@@ -71,4 +72,11 @@ async fn orders_list(
     Input(req): Input<ListOrdersRequest>,
 ) -> ServiceResult<Json<Page<Order>>> {
     Ok(Json(o.list(&p, &req).await?))
+}
+
+async fn pending_refunds(
+    State(o): State<Orders>,
+    Caller(p): Caller,
+) -> ServiceResult<Json<Vec<PendingRefund>>> {
+    Ok(Json(o.pending_refunds(&p).await?))
 }

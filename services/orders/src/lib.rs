@@ -10,6 +10,7 @@ mod http;
 mod lifecycle;
 mod payments;
 mod placing;
+mod refunds;
 mod store;
 mod sweeper;
 mod transitions;
@@ -42,6 +43,7 @@ pub async fn build(
         catalog,
         users,
         payments,
+        max_open_orders: platform.settings.max_open_orders_per_customer,
     };
     let consumer = Consumer::new(
         events::CONSUMER,
@@ -50,6 +52,7 @@ pub async fn build(
         Arc::new(events::OrdersHandler),
     );
     let sweeper = sweeper::task(orders.clone(), platform.settings.unpaid_order_timeout);
+    let refunder = refunds::task(orders.clone());
     let gauges = gauges::task(db.clone());
     let token: Arc<str> = platform.service_token.clone();
     let internal = http::routes(orders).layer(axum::middleware::from_fn(move |req, next| {
@@ -61,7 +64,7 @@ pub async fn build(
         internal,
         relay: outbox.relay(platform.transport.clone()),
         consumers: vec![consumer],
-        tasks: vec![sweeper, gauges],
+        tasks: vec![sweeper, refunder, gauges],
     })
 }
 

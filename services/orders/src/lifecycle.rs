@@ -54,11 +54,24 @@ impl Orders {
                 tx.rollback().await?;
                 continue;
             };
+            // The refund is owed from the moment the cancellation commits: recorded with it.
+            let refund = stored
+                .charge_id
+                .as_deref()
+                .filter(|_| stored.order.status == OrderStatus::Paid);
+            if let Some(charge_id) = refund {
+                store::insert_refund(
+                    &mut tx,
+                    charge_id,
+                    &order.id,
+                    order.total_cents,
+                    now_millis(),
+                )
+                .await?;
+            }
             tx.commit().await?;
-            if stored.order.status == OrderStatus::Paid
-                && let Some(charge_id) = &stored.charge_id
-            {
-                self.refund(&order.id, charge_id).await;
+            if let Some(charge_id) = refund {
+                self.attempt_refund(&order.id, charge_id).await;
             }
             return Ok(order);
         }
@@ -173,7 +186,12 @@ impl Orders {
             return Ok(order);
         }
         tx.rollback().await?;
-        self.refund(id, &charge.id).await;
+        {
+            let mut conn = self.db.pool().acquire().await?;
+            store::insert_refund(&mut conn, &charge.id, id, current.total_cents, now_millis())
+                .await?;
+        }
+        self.attempt_refund(id, &charge.id).await;
         let now = self
             .read(id)
             .await?
@@ -181,17 +199,6 @@ impl Orders {
             .unwrap_or(current.status);
         let message = format!("order is {} now; the payment was refunded", now.as_str());
         Err(ApiError::bad_input("id", message).into())
-    }
-
-    /// Refunds a charge whose order is no longer to be paid. A failure is logged for an
-    /// operator: the order's state is already final and must not be held back by it.
-    async fn refund(&self, order_id: &str, charge_id: &str) {
-        match self.payments.refund(charge_id).await {
-            Ok(()) => tracing::info!(order_id, charge_id, "charge refunded"),
-            Err(e) => {
-                tracing::error!(order_id, charge_id, error = %e, "REFUND FAILED; refund this charge by hand")
-            }
-        }
     }
 
     /// Cancels every CONFIRMED order whose payment window of `timeout` has passed. Several

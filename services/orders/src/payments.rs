@@ -38,8 +38,13 @@ pub trait PaymentProvider: Send + Sync + 'static {
 }
 
 /// Stripe's test tokens: `tok_visa` succeeds, `tok_chargeDeclined` is declined, anything else
-/// is an invalid token.
+/// is an invalid token. One of our own, `tok_refundUnavailable`, charges like `tok_visa` but
+/// its refunds fail as if the provider were down for the first 2 seconds after the charge,
+/// so that retried refunds can be seen working end to end.
 pub struct SimulatedPayments;
+
+/// How long refunds of a `tok_refundUnavailable` charge fail.
+const FLAKY_REFUNDS_MS: i64 = 2_000;
 
 #[async_trait]
 impl PaymentProvider for SimulatedPayments {
@@ -56,6 +61,9 @@ impl PaymentProvider for SimulatedPayments {
                     id: format!("ch_sim_{}", new_id()),
                 })
             }
+            "tok_refundUnavailable" => Ok(Charge {
+                id: format!("ch_sim_flaky_{}_{}", bazaar_db::now_millis(), new_id()),
+            }),
             "tok_chargeDeclined" => Err(PaymentError::Declined("Your card was declined.".into())),
             _ => Err(PaymentError::InvalidToken(
                 "paymentToken: unknown payment token".into(),
@@ -64,6 +72,14 @@ impl PaymentProvider for SimulatedPayments {
     }
 
     async fn refund(&self, charge_id: &str) -> Result<(), PaymentError> {
+        let charged_at = charge_id
+            .strip_prefix("ch_sim_flaky_")
+            .and_then(|rest| rest.split('_').next()?.parse::<i64>().ok());
+        if charged_at.is_some_and(|at| bazaar_db::now_millis() < at + FLAKY_REFUNDS_MS) {
+            return Err(PaymentError::Unavailable(
+                "simulated provider outage for refunds".into(),
+            ));
+        }
         tracing::info!(charge_id, "simulated refund");
         Ok(())
     }

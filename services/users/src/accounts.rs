@@ -3,18 +3,19 @@
 
 use std::sync::{Arc, LazyLock};
 
-use bazaar_auth::{hash_password, hash_refresh_token, new_refresh_token, verify_password};
+use bazaar_auth::{hash_password, hash_refresh_token, new_refresh_token};
 use bazaar_bus::{EventTx, Outbox};
 use bazaar_cache::Cache;
 use bazaar_contracts::events::{Event, UserProfileUpdated, UserRegistered};
 use bazaar_contracts::users::{
     AuthResult, LoginRequest, RegisterRequest, UpdateProfileRequest, User,
 };
-use bazaar_contracts::{ApiError, ErrorCode, Principal, Role};
+use bazaar_contracts::{ApiError, Principal, Role};
 use bazaar_db::{Db, new_id, now_millis};
 use bazaar_runtime::{Platform, ServiceResult};
 
 use crate::domain::{Email, Password, address, phone, required_text};
+use crate::gate::HashGate;
 use crate::store;
 
 pub const SERVICE: &str = "users";
@@ -29,19 +30,7 @@ pub struct Accounts {
     pub db: Db,
     pub platform: Platform,
     pub outbox: Outbox,
-}
-
-async fn hash(password: String) -> ServiceResult<String> {
-    tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| bazaar_runtime::ServiceError::Internal(e.to_string()))?
-        .map_err(|e| bazaar_runtime::ServiceError::Internal(e.to_string()))
-}
-
-async fn verify(password: String, phc: String) -> bool {
-    tokio::task::spawn_blocking(move || verify_password(&password, &phc))
-        .await
-        .unwrap_or(false)
+    pub gate: Arc<HashGate>,
 }
 
 impl Accounts {
@@ -49,11 +38,20 @@ impl Accounts {
         &self.platform.cache
     }
 
-    pub async fn register(&self, req: RegisterRequest) -> ServiceResult<AuthResult> {
+    pub async fn register(
+        &self,
+        principal: &Principal,
+        req: RegisterRequest,
+    ) -> ServiceResult<AuthResult> {
         let email = Email::parse(&req.email, "input.email")?;
         let password = Password::parse(&req.password, "input.password")?;
         let name = required_text(&req.name, "input.name", 100)?;
-        let password_hash = hash(password.expose().to_owned()).await?;
+        if let Some(ip) = &principal.client_ip {
+            let limit = self.platform.settings.register_limit_per_ip;
+            self.count_attempt(format!("register:ip:{ip}"), limit, "sign-ups")
+                .await?;
+        }
+        let password_hash = self.gate.hash(password.expose().to_owned()).await?;
         let id = new_id();
         let mut tx = self.outbox.begin().await?;
         let user = store::insert_user(
@@ -86,7 +84,7 @@ impl Accounts {
             Some((user, phc)) => (Some(user), phc),
             None => (None, DUMMY_HASH.clone()),
         };
-        let password_ok = verify(req.password, phc).await;
+        let password_ok = self.gate.verify(req.password, phc).await?;
         let user = match user {
             Some(user) if password_ok => user,
             _ => return Err(ApiError::unauthenticated("wrong email or password").into()),
@@ -101,30 +99,35 @@ impl Accounts {
     /// attempt is refused before the password is even checked.
     async fn check_login_limits(&self, principal: &Principal, email: &str) -> ServiceResult<()> {
         let settings = &self.platform.settings;
-        let window = settings.login_limit_window;
-        let mut keys = vec![(
+        let per_account = settings.login_limit_per_account;
+        self.count_attempt(
             format!("login:account:{email}"),
-            settings.login_limit_per_account,
-        )];
+            per_account,
+            "sign-in attempts",
+        )
+        .await?;
         if let Some(ip) = &principal.client_ip {
-            keys.push((format!("login:ip:{ip}"), settings.login_limit_per_ip));
+            let per_ip = settings.login_limit_per_ip;
+            self.count_attempt(format!("login:ip:{ip}"), per_ip, "sign-in attempts")
+                .await?;
         }
-        for (key, limit) in keys {
-            let count = self
-                .cache()
-                .incr_window(&key, window)
-                .await
-                .map_err(ApiError::internal)?;
-            if count > limit {
-                return Err(ApiError::new(
-                    ErrorCode::RateLimited,
-                    format!(
-                        "too many sign-in attempts; try again in {} seconds",
-                        window.as_secs()
-                    ),
-                )
-                .into());
-            }
+        Ok(())
+    }
+
+    /// Counts one attempt under `key` in the current window; RATE_LIMITED over `limit`.
+    async fn count_attempt(&self, key: String, limit: u64, what: &str) -> ServiceResult<()> {
+        let window = self.platform.settings.login_limit_window;
+        let count = self
+            .cache()
+            .incr_window(&key, window)
+            .await
+            .map_err(ApiError::internal)?;
+        if count > limit {
+            return Err(ApiError::rate_limited(
+                format!("too many {what}; try again in {} seconds", window.as_secs()),
+                window.as_secs(),
+            )
+            .into());
         }
         Ok(())
     }
@@ -278,9 +281,9 @@ impl Accounts {
         let mut tx = self.outbox.begin().await?;
         let user = match existing {
             Some((user, phc)) => {
-                if !verify(password.to_owned(), phc).await {
-                    store::set_password_hash(&mut tx, &user.id, &hash(password.to_owned()).await?)
-                        .await?;
+                if !self.gate.verify(password.to_owned(), phc).await? {
+                    let phc = self.gate.hash(password.to_owned()).await?;
+                    store::set_password_hash(&mut tx, &user.id, &phc).await?;
                 }
                 store::set_role(&mut tx, &user.id, Role::Admin)
                     .await?
@@ -288,7 +291,7 @@ impl Accounts {
             }
             None => {
                 let id = new_id();
-                let password_hash = hash(password.to_owned()).await?;
+                let password_hash = self.gate.hash(password.to_owned()).await?;
                 let new = store::NewUser {
                     id: &id,
                     email: email.as_str(),

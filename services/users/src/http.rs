@@ -29,9 +29,10 @@ pub fn routes(accounts: Accounts) -> Router {
 
 async fn register(
     State(a): State<Accounts>,
+    Caller(p): Caller,
     Input(req): Input<RegisterRequest>,
 ) -> ServiceResult<Json<AuthResult>> {
-    Ok(Json(a.register(req).await?))
+    Ok(Json(a.register(&p, req).await?))
 }
 
 async fn login(

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod domain;
+mod gate;
 mod http;
 mod store;
 
@@ -24,6 +25,7 @@ pub async fn build(platform: &Platform) -> anyhow::Result<Service> {
         db: db.clone(),
         platform: platform.clone(),
         outbox: outbox.clone(),
+        gate: Arc::new(gate::HashGate::new(&platform.settings)),
     };
     bootstrap_admin(&accounts).await?;
     let token: Arc<str> = platform.service_token.clone();

@@ -86,6 +86,8 @@ impl Environment {
         settings.admin_password = Some(Secret::new("admin-password-1"));
         settings.login_limit_per_ip = 10_000;
         settings.login_limit_per_account = 10_000;
+        settings.register_limit_per_ip = 10_000;
+        settings.max_open_orders_per_customer = 10_000;
         if let Some(db) = &self.database {
             settings.database_url = Some(Secret::new(format!(
                 "postgres://postgres@127.0.0.1:5432/{db}"
@@ -138,6 +140,8 @@ impl Environment {
             .env("BAZAAR_ADMIN_EMAIL", "admin@test.local")
             .env("BAZAAR_ADMIN_PASSWORD", "admin-password-1")
             .env("BAZAAR_LOG", "warn")
+            .env("BAZAAR_REGISTER_LIMIT_PER_IP", "10000")
+            .env("BAZAAR_MAX_OPEN_ORDERS_PER_CUSTOMER", "10000")
             .stdout(std::process::Stdio::null());
         if let Some(url) = &settings.database_url {
             command

@@ -311,6 +311,8 @@ impl Cluster {
             ("BAZAAR_ADMIN_PASSWORD", "admin-password-1"),
             ("BAZAAR_LOGIN_LIMIT_PER_ACCOUNT", "10000"),
             ("BAZAAR_LOGIN_LIMIT_PER_IP", "10000"),
+            ("BAZAAR_REGISTER_LIMIT_PER_IP", "10000"),
+            ("BAZAAR_MAX_OPEN_ORDERS_PER_CUSTOMER", "10000"),
             ("BAZAAR_LOG", "warn"),
         ]
         .into_iter()

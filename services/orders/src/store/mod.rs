@@ -1,9 +1,10 @@
 //! The orders service's SQL (dialect-neutral: SQLite and PostgreSQL through sqlx `Any`):
-//! orders and their lines, the customer replica, and idempotency keys.
+//! orders and their lines, the customer replica, idempotency keys and refunds owed.
 
 mod customers;
 mod idempotency;
 mod orders;
+mod refunds;
 
 use bazaar_db::Migration;
 
@@ -11,15 +12,20 @@ pub use customers::{Customer, customer_address, upsert_customer};
 pub use idempotency::{find_key, insert_key};
 pub use orders::{
     NewOrder, OrderFilter, StatusChange, StoredOrder, count_by_status, expired_confirmed,
-    insert_order, list_orders, move_profile_addresses, order_by_id, set_status, set_status_reason,
+    insert_order, list_orders, move_profile_addresses, open_orders, order_by_id, set_status,
+    set_status_reason,
+};
+pub use refunds::{
+    claim_refund, due_refunds, insert_refund, pending_refunds, refund_done, refund_failed,
 };
 
 /// A connection from the pool or the inside of a transaction (`&mut **tx`): reads take either.
 pub type Conn = bazaar_db::sqlx::AnyConnection;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: "0001_orders",
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: "0001_orders",
+        sql: "
         CREATE TABLE orders (
             id TEXT PRIMARY KEY,
             user_id TEXT NOT NULL,
@@ -62,4 +68,24 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             PRIMARY KEY (user_id, key)
         );
     ",
-}];
+    },
+    Migration {
+        version: "0002_refunds",
+        // A refund owed is recorded in the transaction that makes it owed (a cancellation) and
+        // retried until the provider confirms it; `next_attempt_at` doubles as the lease that
+        // keeps two replicas from refunding the same charge at once.
+        sql: "
+            CREATE TABLE refunds (
+                charge_id TEXT PRIMARY KEY,
+                order_id TEXT NOT NULL,
+                amount_cents BIGINT NOT NULL,
+                attempts BIGINT NOT NULL DEFAULT 0,
+                last_error TEXT,
+                next_attempt_at BIGINT NOT NULL,
+                created_at BIGINT NOT NULL,
+                refunded_at BIGINT
+            );
+            CREATE INDEX refunds_due ON refunds (refunded_at, next_attempt_at);
+        ",
+    },
+];

@@ -169,6 +169,17 @@ pub async fn order_by_id(conn: &mut Conn, id: &str) -> Result<Option<StoredOrder
     to_order(row, items).map(Some)
 }
 
+/// How many of `user_id`'s orders are PENDING or CONFIRMED (placed, not yet paid).
+pub async fn open_orders(conn: &mut Conn, user_id: &str) -> Result<u64, DbError> {
+    let count: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM orders WHERE user_id = $1 AND status IN ('PENDING', 'CONFIRMED')",
+    )
+    .bind(user_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(count as u64)
+}
+
 /// One status change, applied only if the order is still in `from`.
 pub struct StatusChange<'a> {
     pub id: &'a str,
