@@ -382,6 +382,7 @@ impl Consumer {
     async fn dead_letter(&self, delivery: &Delivery, err: &HandlerError) -> Result<(), BusError> {
         let body = serde_json::to_string(&delivery.event)
             .map_err(|e| BusError::Malformed(e.to_string()))?;
+        let mut tx = self.db().begin().await?;
         sqlx::query(
             "INSERT INTO dead_letters (id, consumer, event_id, event_type, body, error, attempts, failed_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -395,8 +396,9 @@ impl Consumer {
         .bind(err.to_string())
         .bind(delivery.attempt as i64)
         .bind(now_millis())
-        .execute(self.db().pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         metrics::counter!("bazaar_events_dead_lettered_total", "consumer" => self.spec.name.clone(),
             "type" => delivery.event.event_type.clone())
         .increment(1);

@@ -479,11 +479,14 @@ impl Subscription for EmbeddedSubscription {
             "DELETE FROM bus_pending WHERE consumer = $1 AND seq IN ({})",
             seq_list(deliveries.iter().map(|d| d.position))
         );
+        // In a transaction, so it waits its turn among the log's writers (see `Tx`).
+        let mut tx = self.inner.bookkeeping.begin().await?;
         sqlx::query(sqlx::AssertSqlSafe(delete))
             .persistent(false)
             .bind(&self.spec.name)
-            .execute(self.inner.bookkeeping.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 }
@@ -521,21 +524,25 @@ struct EmbeddedAcker {
 #[async_trait]
 impl Acker for EmbeddedAcker {
     async fn ack(&self) -> Result<(), BusError> {
+        let mut tx = self.inner.bookkeeping.begin().await?;
         sqlx::query("DELETE FROM bus_pending WHERE consumer = $1 AND seq = $2")
             .bind(&self.consumer)
             .bind(self.seq)
-            .execute(self.inner.bookkeeping.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     async fn nak(&self, delay: Duration) -> Result<(), BusError> {
+        let mut tx = self.inner.bookkeeping.begin().await?;
         sqlx::query("UPDATE bus_pending SET due_at = $3 WHERE consumer = $1 AND seq = $2")
             .bind(&self.consumer)
             .bind(self.seq)
             .bind(now_millis() + delay.as_millis() as i64)
-            .execute(self.inner.bookkeeping.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         // Wake idle subscribers so a zero-delay nak is picked up at once.
         self.inner.published.notify_waiters();
         Ok(())

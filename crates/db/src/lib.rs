@@ -28,7 +28,9 @@ pub type Row = sqlx::any::AnyRow;
 /// On SQLite it also holds the file's place in an in-process queue of writers: SQLite has one
 /// writer per file, and a writer that finds the lock taken sleeps in SQLite's busy handler in
 /// growing steps (up to 100 ms), so under load some waited seconds while others went first.
-/// Queued writers instead take turns in order, with no sleeping.
+/// Queued writers instead take turns in order, with no sleeping. Writes on the hot paths
+/// therefore go through `begin()` even when they are one statement: a plain statement on the
+/// pool would bypass the queue, and both it and the writer it collides with could sleep.
 pub struct Tx {
     inner: sqlx::Transaction<'static, sqlx::Any>,
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,

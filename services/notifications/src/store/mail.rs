@@ -50,6 +50,8 @@ pub async fn due_mail(db: &Db, now: i64, limit: i64) -> Result<Vec<DueMail>, DbE
 /// still PENDING and due. True when this caller got it; another replica that read the same
 /// row gets false. A sender that dies mid-send leaves it to be retried after the lease.
 pub async fn claim_mail(db: &Db, id: &str, now: i64, lease_until: i64) -> Result<bool, DbError> {
+    // Writes go through a transaction to take their turn among SQLite's writers (`Tx`).
+    let mut tx = db.begin().await?;
     let done = sqlx::query(
         "UPDATE outgoing_mail SET next_attempt_at = $3
          WHERE notification_id = $1 AND status = 'PENDING' AND next_attempt_at <= $2",
@@ -57,12 +59,14 @@ pub async fn claim_mail(db: &Db, id: &str, now: i64, lease_until: i64) -> Result
     .bind(id)
     .bind(now)
     .bind(lease_until)
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(done.rows_affected() == 1)
 }
 
 pub async fn mail_sent(db: &Db, id: &str, to: &str, now: i64) -> Result<(), DbError> {
+    let mut tx = db.begin().await?;
     sqlx::query(
         "UPDATE outgoing_mail SET status = 'SENT', to_address = $2, sent_at = $3, last_error = NULL
          WHERE notification_id = $1",
@@ -70,8 +74,9 @@ pub async fn mail_sent(db: &Db, id: &str, to: &str, now: i64) -> Result<(), DbEr
     .bind(id)
     .bind(to)
     .bind(now)
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -83,6 +88,7 @@ pub async fn mail_failed(
     next_attempt_at: i64,
     error: &str,
 ) -> Result<(), DbError> {
+    let mut tx = db.begin().await?;
     sqlx::query(
         "UPDATE outgoing_mail SET attempts = $2, next_attempt_at = $3, last_error = $4
          WHERE notification_id = $1 AND status = 'PENDING'",
@@ -91,7 +97,8 @@ pub async fn mail_failed(
     .bind(attempts)
     .bind(next_attempt_at)
     .bind(error)
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(())
 }
