@@ -231,7 +231,6 @@ impl Orders {
                     cancelled += 1;
                 }
             }
-            if cancelled > 0 {}
             if (ids.len() as i64) < BATCH {
                 break;
             }
