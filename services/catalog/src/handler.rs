@@ -32,6 +32,9 @@ impl Handler for CatalogEvents {
     /// runs: concurrent batches then queue for a hot product once per batch instead of once
     /// per order, and can never deadlock on two products taken in opposite orders.
     async fn prepare(&self, tx: &mut EventTx, events: &[&Envelope]) -> Result<(), HandlerError> {
+        if !products::takes_row_locks(tx) {
+            return Ok(());
+        }
         let mut ids = Vec::new();
         for event in events {
             match event.event_type.as_str() {

@@ -276,10 +276,16 @@ pub async fn adjust_stock(tx: &mut Tx, id: &str, delta: i64) -> Result<Option<Pr
     finish_one(tx, row).await
 }
 
-/// Locks the rows of `ids` in id order (PostgreSQL; SQLite's one writer already excludes
-/// everyone else), so transactions that take stock of several products never deadlock.
+/// True where row locks matter: on PostgreSQL. SQLite's one writer already excludes everyone
+/// else, so there the batch need not even be read for product ids.
+pub fn takes_row_locks(tx: &Tx) -> bool {
+    tx.backend_name() == "PostgreSQL"
+}
+
+/// Locks the rows of `ids` in id order (see [`takes_row_locks`]), so transactions that take
+/// stock of several products never deadlock.
 pub async fn lock_in_order(tx: &mut Tx, mut ids: Vec<String>) -> Result<(), DbError> {
-    if ids.is_empty() || tx.backend_name() != "PostgreSQL" {
+    if ids.is_empty() || !takes_row_locks(tx) {
         return Ok(());
     }
     ids.sort_unstable();
