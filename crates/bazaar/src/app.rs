@@ -73,6 +73,10 @@ impl App {
             Arc::new(platform.transport.clone()),
             Arc::new(platform.cache.clone()),
         ];
+        tracker.spawn(bazaar_runtime::retention::event_log_task(
+            platform.transport.clone(),
+            &settings.retention,
+        )(stop.clone()));
         let mut internal = Router::new();
         let mut local: HashMap<ServiceName, Router> = HashMap::new();
         let mut dbs = Vec::new();
@@ -106,7 +110,8 @@ impl App {
             };
             checks.push(Arc::new((name.to_string(), service.db.clone())));
             dbs.push((name.to_string(), service.db.clone()));
-            let (name, db, router, consumers) = service.spawn(&tracker, &stop);
+            let (name, db, router, consumers) =
+                service.spawn(&tracker, &stop, &platform.settings.retention);
             let token = platform.service_token.clone();
             let router = router.merge(bazaar_runtime::dead_letters::routes(
                 name, db, consumers, token,

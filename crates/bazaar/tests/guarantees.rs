@@ -1,6 +1,6 @@
 //! The purchase flow's guarantees, each on both backends: no oversell under concurrency,
 //! stock conservation under any mix of place/cancel/reject/adjust, and no acknowledged order
-//! lost when the process is killed with SIGKILL.
+//! lost when the process is killed with SIGKILL, and retention that keeps storage flat.
 
 mod support;
 
@@ -186,3 +186,70 @@ async fn survives_kill_9(env: &Environment) {
     drop(app);
 }
 on_both_backends!(survives_kill_9);
+
+/// With every retention age at zero and a purge every second, each kind of row kept only for
+/// a while is deleted: a retried idempotency key places a new order, and the purge has deleted
+/// inbox, sent outbox, read notification (with its mail) and, embedded, acknowledged log rows.
+async fn retention_prunes_what_is_kept_for_a_while(env: &Environment) {
+    use bazaar_runtime::retention::Retention;
+    use bazaar_runtime::schedule::Schedule;
+    let mut settings = env.settings();
+    settings.retention = Retention {
+        schedule: Schedule::parse("* * * * * *").expect("schedule"),
+        idempotency_keys: Duration::ZERO,
+        inbox: Duration::ZERO,
+        sent_outbox: Duration::ZERO,
+        event_log: Duration::ZERO,
+        read_notifications: Duration::ZERO,
+    };
+    let embedded = settings.nats_url.is_none();
+    let app = env.start_with(settings).await;
+    let admin = app.admin_token().await;
+    let (token, _, _) = app.register("brief@example.com", "Brief").await;
+    let product = app.product(&admin, "Ephemera", "retention", 500, 10).await;
+    let keyed = json!({"input": {"items": [{"productId": product, "quantity": 1}],
+        "shippingAddress": address(), "idempotencyKey": "once"}});
+    let first = str(&app.ok(Some(&token), PLACE_ORDER, keyed.clone()).await["placeOrder"]["id"]);
+    let order = app
+        .settled_within(&token, &first, Duration::from_secs(20))
+        .await;
+    assert_eq!(order["status"], "CONFIRMED");
+    let mut tables = vec![
+        "idempotency_keys",
+        "inbox",
+        "outbox",
+        "outgoing_mail",
+        "notifications",
+    ];
+    if embedded {
+        tables.push("bus_messages");
+    }
+    eventually(Duration::from_secs(30), || async {
+        // Notifications arrive as their events are handled: read whatever is there by now.
+        app.ok(
+            Some(&token),
+            "mutation { markAllNotificationsRead }",
+            json!({}),
+        )
+        .await;
+        for table in &tables {
+            let label = format!("table=\"{table}\"");
+            if app
+                .counter("bazaar_retention_deleted_rows_total", &label)
+                .await
+                == 0.0
+            {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    let again = str(&app.ok(Some(&token), PLACE_ORDER, keyed).await["placeOrder"]["id"]);
+    assert_ne!(
+        first, again,
+        "the expired key no longer returns the first order"
+    );
+    app.stop().await;
+}
+on_both_backends!(retention_prunes_what_is_kept_for_a_while);

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bazaar_db::{Db, DbTarget, Migration, now_millis};
+use bazaar_db::{Db, DbTarget, Migration, Prune, now_millis};
 use futures::StreamExt;
 use tokio::sync::{Notify, mpsc, oneshot};
 
@@ -267,6 +267,21 @@ impl Transport for EmbeddedTransport {
             messages: messages as u64,
             consumers,
         })
+    }
+
+    async fn prune(&self, keep: Duration) -> Result<u64, BusError> {
+        // Acknowledged by every consumer: behind every cursor and every pending delivery.
+        let acknowledged = Prune {
+            table: "bus_messages",
+            key: "seq",
+            expired: "stored_at < $1
+                AND seq <= (SELECT COALESCE(MIN(cursor), 0) FROM bus_consumers)
+                AND seq < (SELECT COALESCE(MIN(seq), 9223372036854775807) FROM bus_pending)",
+            keep,
+        };
+        // A lost delete is only done again next time: no fsync needed.
+        let deleted = bazaar_db::prune(&self.inner.bookkeeping, &[acknowledged]).await?;
+        Ok(deleted.iter().map(|(_, n)| n).sum())
     }
 
     fn kind(&self) -> &'static str {

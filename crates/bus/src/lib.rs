@@ -18,7 +18,7 @@ pub use embedded::EmbeddedTransport;
 pub use envelope::Envelope;
 pub use nats::NatsTransport;
 pub use outbox::{EventTx, Outbox, OutboxRelay, outbox_backlog};
-pub use schema::MIGRATIONS;
+pub use schema::{MIGRATIONS, retention};
 pub use transport::{
     Acker, ConsumerSpec, ConsumerStats, Delivery, LiveEvents, StreamStats, Subscription, Transport,
 };

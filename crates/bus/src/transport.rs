@@ -103,6 +103,14 @@ pub trait Transport: Send + Sync + 'static {
     /// A short name for logs and metrics: `embedded` or `nats`.
     fn kind(&self) -> &'static str;
 
+    /// Deletes stored events older than `keep` that every consumer has acknowledged, and
+    /// returns how many. Only the embedded log does work here: a JetStream stream drops old
+    /// events by its own `max_age`.
+    async fn prune(&self, keep: Duration) -> Result<u64, BusError> {
+        let _ = keep;
+        Ok(0)
+    }
+
     /// Every event `source` publishes from now on, in publish order, to this process only: no
     /// history, no acks, nothing durable. For pushing live updates (WebSocket subscriptions);
     /// a slow listener may miss events. Every replica gets every event.

@@ -6,9 +6,11 @@
 
 mod migrate;
 mod private;
+mod prune;
 
 pub use migrate::Migration;
 pub use private::{private_dir, private_file};
+pub use prune::{Prune, prune};
 pub use sqlx;
 
 use std::collections::HashMap;
@@ -113,8 +115,13 @@ pub enum Dialect {
 pub enum DbTarget {
     /// A SQLite file (created when missing).
     SqliteFile(std::path::PathBuf),
-    /// A PostgreSQL URL and the schema this service owns in it.
-    Postgres { url: String, schema: String },
+    /// A PostgreSQL URL, the schema this service owns in it and how many connections the
+    /// service keeps for requests (its event pipeline keeps half as many more, at least 2).
+    Postgres {
+        url: String,
+        schema: String,
+        pool_size: u32,
+    },
 }
 
 /// How SQLite commits reach the disk.
@@ -125,10 +132,6 @@ enum Durability {
     /// No fsync per commit (WAL `synchronous = NORMAL`).
     Relaxed,
 }
-
-/// Connections of a service's event pipeline on PostgreSQL: a relay, a consumer's lanes and a
-/// redrive at once.
-const PIPELINE_CONNECTIONS: u32 = 5;
 
 /// A connection pool to one service's database.
 #[derive(Clone, Debug)]
@@ -147,7 +150,11 @@ impl Db {
         sqlx::any::install_default_drivers();
         match target {
             DbTarget::SqliteFile(path) => Self::connect_sqlite(path, Durability::Full).await,
-            DbTarget::Postgres { url, schema } => Self::connect_postgres(url, schema).await,
+            DbTarget::Postgres {
+                url,
+                schema,
+                pool_size,
+            } => Self::connect_postgres(url, schema, *pool_size).await,
         }
     }
 
@@ -201,7 +208,7 @@ impl Db {
         })
     }
 
-    async fn connect_postgres(url: &str, schema: &str) -> Result<Db> {
+    async fn connect_postgres(url: &str, schema: &str, pool_size: u32) -> Result<Db> {
         if !schema
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -239,8 +246,11 @@ impl Db {
                     })
                 })
         };
-        let pool = pool_of(10).connect_with(options.clone()).await?;
-        let pipeline = pool_of(PIPELINE_CONNECTIONS).connect_lazy_with(options);
+        let pool = pool_of(pool_size.max(1))
+            .connect_with(options.clone())
+            .await?;
+        // A relay, a consumer's lanes and a redrive at once.
+        let pipeline = pool_of((pool_size / 2).max(2)).connect_lazy_with(options);
         Ok(Db {
             pool,
             dialect: Dialect::Postgres,

@@ -138,6 +138,7 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     register_limit_per_ip: Option<u64>,
     password_hash_concurrency: Option<usize>,
+    database_pool_size: Option<usize>,
     password_hash_queue: Option<usize>,
     password_hash_wait_ms: Option<u64>,
     ws_max_connections_per_ip: Option<usize>,
@@ -148,6 +149,8 @@ struct FileConfig {
     services: BTreeMap<String, FileServiceConfig>,
     #[serde(default)]
     graphql: crate::edge::FileEdge,
+    #[serde(default)]
+    retention: crate::retention::FileRetention,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -200,10 +203,15 @@ pub struct Settings {
     /// The `/graphql` endpoint's HTTP behaviour: CORS, introspection, persisted queries and
     /// the response cache.
     pub graphql: crate::edge::EdgeSettings,
+    /// How long rows kept only for a while are kept (see [`crate::retention`]).
+    pub retention: crate::retention::Retention,
     /// Sign-ups allowed per client address within `login_limit_window`.
     pub register_limit_per_ip: u64,
     /// Password hashes computed at once (argon2id, 19 MiB each).
     pub password_hash_concurrency: usize,
+    /// PostgreSQL connections each service of this process keeps for requests (its event
+    /// pipeline keeps half as many more).
+    pub database_pool_size: usize,
     /// Hashes allowed to wait for one of those slots; beyond, RATE_LIMITED at once.
     pub password_hash_queue: usize,
     /// How long a hash waits for a slot before RATE_LIMITED.
@@ -472,6 +480,7 @@ impl Settings {
             cores,
         );
         let hash_queue = limit("BAZAAR_PASSWORD_HASH_QUEUE", file.password_hash_queue, 64);
+        let pool_size = limit("BAZAAR_DATABASE_POOL_SIZE", file.database_pool_size, 10);
         let ws_connections = limit(
             "BAZAAR_WS_MAX_CONNECTIONS_PER_IP",
             file.ws_max_connections_per_ip,
@@ -514,6 +523,7 @@ impl Settings {
         }
 
         let graphql = crate::edge::load(&file.graphql, &mut errors);
+        let retention = crate::retention::load(&file.retention, &mut errors);
 
         let log_format = first([args.log_format.clone(), file.log_format.clone()])
             .unwrap_or_else(|| "text".into());
@@ -579,8 +589,10 @@ impl Settings {
             max_introspection_depth: introspection_depth,
             max_body_bytes: body as usize,
             graphql,
+            retention,
             register_limit_per_ip: register_per_ip,
             password_hash_concurrency: hash_concurrency,
+            database_pool_size: pool_size,
             password_hash_queue: hash_queue,
             password_hash_wait: Duration::from_millis(hash_wait),
             ws_max_connections_per_ip: ws_connections,
@@ -601,6 +613,7 @@ impl Settings {
             Some(url) => DbTarget::Postgres {
                 url: url.expose().to_owned(),
                 schema: service.as_str().to_owned(),
+                pool_size: self.database_pool_size as u32,
             },
             None => DbTarget::SqliteFile(self.data_dir.join(format!("{}.db", service.as_str()))),
         }

@@ -68,7 +68,7 @@ fn env_bool(name: &str, errors: &mut Vec<String>) -> Option<bool> {
     }
 }
 
-fn env_secs(name: &str, errors: &mut Vec<String>) -> Option<Duration> {
+pub(crate) fn env_secs(name: &str, errors: &mut Vec<String>) -> Option<Duration> {
     let raw = env(name)?;
     match raw.parse() {
         Ok(secs) => Some(Duration::from_secs(secs)),

@@ -8,6 +8,7 @@ pub mod error;
 pub mod http;
 pub mod memory;
 pub mod platform;
+pub mod retention;
 pub mod sampler;
 pub mod schedule;
 pub mod telemetry;

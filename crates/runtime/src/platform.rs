@@ -7,11 +7,12 @@ use axum::Router;
 use bazaar_auth::TokenKeys;
 use bazaar_bus::{Consumer, OutboxRelay, Transport};
 use bazaar_cache::Cache;
-use bazaar_db::Db;
+use bazaar_db::{Db, Prune};
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::retention::Retention;
 use crate::{ServiceName, Settings};
 
 /// Infrastructure every service of one process shares.
@@ -37,22 +38,26 @@ pub struct Service {
     pub relay: OutboxRelay,
     pub consumers: Vec<Consumer>,
     pub tasks: Vec<Task>,
+    /// Rows of its own the service keeps only for a while (the bus's are added to them).
+    pub retention: Vec<Prune>,
 }
 
 impl Service {
-    /// Starts the relay, consumers and tasks on `tracker`; they stop when `stop` fires, the
-    /// relay last so that it flushes what the consumers wrote.
+    /// Starts the relay, consumers, tasks and the retention purge on `tracker`; they stop when
+    /// `stop` fires, the relay last so that it flushes what the consumers wrote.
     pub fn spawn(
         self,
         tracker: &TaskTracker,
         stop: &CancellationToken,
+        retention: &Retention,
     ) -> (ServiceName, Db, Router, Vec<Consumer>) {
+        let purge = crate::retention::task(self.name, self.db.clone(), retention, self.retention);
         let relay_stop = CancellationToken::new();
         let consumers_done = TaskTracker::new();
         for consumer in &self.consumers {
             consumers_done.spawn(consumer.clone().run(stop.clone()));
         }
-        for task in self.tasks {
+        for task in self.tasks.into_iter().chain([purge]) {
             consumers_done.spawn(task(stop.clone()));
         }
         consumers_done.close();

@@ -34,6 +34,14 @@ impl Schedule {
             .map_err(|e| format!("{expression:?} is not a cron expression: {e}"))
     }
 
+    /// How long until the next tick from now (an hour if the expression has none left).
+    pub fn until_next(&self) -> Duration {
+        let now = chrono::Utc::now();
+        self.next_after(now)
+            .and_then(|tick| (tick - now).to_std().ok())
+            .unwrap_or(Duration::from_secs(3600))
+    }
+
     /// The first tick strictly after `now`.
     fn next_after(
         &self,

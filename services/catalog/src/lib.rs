@@ -46,6 +46,7 @@ pub async fn build(platform: &Platform) -> anyhow::Result<Service> {
         relay: outbox.relay(platform.transport.clone()),
         consumers: vec![consumer],
         tasks: Vec::new(),
+        retention: Vec::new(),
     })
 }
 

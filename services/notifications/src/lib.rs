@@ -84,6 +84,7 @@ pub async fn build_with_mailer(
         relay: outbox.relay(platform.transport.clone()),
         consumers: vec![consumer],
         tasks,
+        retention: store::retention(platform.settings.retention.read_notifications),
     })
 }
 

@@ -65,6 +65,7 @@ pub async fn build(
         relay: outbox.relay(platform.transport.clone()),
         consumers: vec![consumer],
         tasks: vec![sweeper, refunder, gauges],
+        retention: store::retention(platform.settings.retention.idempotency_keys),
     })
 }
 

@@ -52,6 +52,7 @@ pub async fn build(platform: &Platform) -> anyhow::Result<Service> {
         relay: outbox.relay(platform.transport.clone()),
         consumers: vec![consumer],
         tasks: vec![digest],
+        retention: Vec::new(),
     })
 }
 

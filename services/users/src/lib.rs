@@ -39,6 +39,7 @@ pub async fn build(platform: &Platform) -> anyhow::Result<Service> {
         relay: outbox.relay(platform.transport.clone()),
         consumers: Vec::new(),
         tasks: Vec::new(),
+        retention: store::retention(),
     })
 }
 

@@ -2,11 +2,12 @@
 
 use bazaar_contracts::users::{Address, User};
 use bazaar_contracts::{ApiError, Role};
-use bazaar_db::{Db, DbError, Migration, Tx, now_millis, sqlx};
+use bazaar_db::{Db, DbError, Migration, Prune, Tx, now_millis, sqlx};
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: "0001_users",
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: "0001_users",
+        sql: "
         CREATE TABLE users (
             id TEXT PRIMARY KEY,
             email TEXT NOT NULL UNIQUE,
@@ -29,7 +30,22 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         );
         CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
     ",
-}];
+    },
+    Migration {
+        version: "0002_refresh_token_expiry",
+        sql: "CREATE INDEX refresh_tokens_by_expiry ON refresh_tokens (expires_at);",
+    },
+];
+
+/// Refresh tokens a day past their expiry can be neither used nor reused: they go.
+pub fn retention() -> Vec<Prune> {
+    vec![Prune {
+        table: "refresh_tokens",
+        key: "token_hash",
+        expired: "expires_at < $1",
+        keep: std::time::Duration::from_secs(86_400),
+    }]
+}
 
 const USER_COLUMNS: &str = "id, email, name, role, phone, address, created_at, updated_at";
 

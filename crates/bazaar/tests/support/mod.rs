@@ -22,6 +22,9 @@ use tokio_util::sync::CancellationToken;
 pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 pub const NATS_URL: &str = "nats://127.0.0.1:4222";
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// PostgreSQL connections per service of a test app (the pipeline keeps 2 more): four tests
+/// at once, some with a process per service, stay well under the server's 100.
+pub const TEST_POOL_SIZE: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -87,6 +90,8 @@ impl Environment {
         settings.login_limit_per_ip = 10_000;
         settings.login_limit_per_account = 10_000;
         settings.register_limit_per_ip = 10_000;
+        // Several test apps share one PostgreSQL server (max_connections 100 by default).
+        settings.database_pool_size = TEST_POOL_SIZE;
         settings.max_open_orders_per_customer = 10_000;
         if let Some(db) = &self.database {
             settings.database_url = Some(Secret::new(format!(
@@ -141,6 +146,7 @@ impl Environment {
             .env("BAZAAR_ADMIN_PASSWORD", "admin-password-1")
             .env("BAZAAR_LOG", "warn")
             .env("BAZAAR_REGISTER_LIMIT_PER_IP", "10000")
+            .env("BAZAAR_DATABASE_POOL_SIZE", TEST_POOL_SIZE.to_string())
             .env("BAZAAR_MAX_OPEN_ORDERS_PER_CUSTOMER", "10000")
             .stdout(std::process::Stdio::null());
         if let Some(url) = &settings.database_url {

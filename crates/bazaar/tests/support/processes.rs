@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use super::shop::{ORDER, PLACE_ORDER, address};
-use super::{Environment, REDIS_URL, TestApp, str};
+use super::{Environment, REDIS_URL, TEST_POOL_SIZE, TestApp, str};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bazaar");
 pub const NATS_SERVER: &str = "/usr/sbin/nats-server";
@@ -301,6 +301,7 @@ impl Cluster {
             .as_ref()
             .expect("a PostgreSQL environment");
         let jwt_secret = settings.jwt_secret.expose().to_owned();
+        let pool_size = TEST_POOL_SIZE.to_string();
         let base: Vec<(String, String)> = [
             ("BAZAAR_DATABASE_URL", database_url.expose()),
             ("BAZAAR_NATS_URL", nats_url),
@@ -313,6 +314,7 @@ impl Cluster {
             ("BAZAAR_LOGIN_LIMIT_PER_IP", "10000"),
             ("BAZAAR_REGISTER_LIMIT_PER_IP", "10000"),
             ("BAZAAR_MAX_OPEN_ORDERS_PER_CUSTOMER", "10000"),
+            ("BAZAAR_DATABASE_POOL_SIZE", pool_size.as_str()),
             ("BAZAAR_LOG", "warn"),
         ]
         .into_iter()

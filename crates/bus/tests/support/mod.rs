@@ -227,6 +227,7 @@ async fn nats_and_postgres() -> Option<(Arc<dyn Transport>, Db, Cleanup)> {
     let db = Db::connect(&DbTarget::Postgres {
         url,
         schema: "svc".into(),
+        pool_size: 4,
     })
     .await
     .expect("connect test database");

@@ -68,6 +68,8 @@ impl TestCatalog {
             Backend::Postgres => Some(create_pg_database().await?),
         };
         if let Some(name) = &pg_database {
+            // Test suites run side by side on one PostgreSQL server (100 connections).
+            settings.database_pool_size = 3;
             settings.database_url = Some(Secret::new(format!(
                 "postgres://postgres@127.0.0.1:5432/{name}"
             )));
@@ -89,7 +91,8 @@ impl TestCatalog {
             .expect("build catalog");
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let (_, db, internal, consumers) = service.spawn(&tracker, &stop);
+        let (_, db, internal, consumers) =
+            service.spawn(&tracker, &stop, &platform.settings.retention);
         let client = CatalogClient(ServiceClient::local(
             "catalog",
             internal,

@@ -20,9 +20,10 @@ pub use replicas::{
 /// A connection from the pool or the inside of a transaction (`&mut **tx`): reads take either.
 pub type Conn = bazaar_db::sqlx::AnyConnection;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: "0001_notifications",
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: "0001_notifications",
+        sql: "
         CREATE TABLE users (
             user_id TEXT PRIMARY KEY,
             email TEXT NOT NULL,
@@ -72,4 +73,29 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         );
         CREATE INDEX outgoing_mail_due ON outgoing_mail (status, next_attempt_at);
     ",
-}];
+    },
+    Migration {
+        version: "0002_read_age",
+        sql: "CREATE INDEX notifications_read ON notifications (read_at) WHERE read_at IS NOT NULL;",
+    },
+];
+
+/// Notifications read more than `keep` ago go, with their mail once it is sent (a mail still
+/// being retried keeps its notification).
+pub fn retention(keep: std::time::Duration) -> Vec<bazaar_db::Prune> {
+    vec![
+        bazaar_db::Prune {
+            table: "outgoing_mail",
+            key: "notification_id",
+            expired: "status = 'SENT' AND notification_id IN
+                (SELECT id FROM notifications WHERE read_at < $1)",
+            keep,
+        },
+        bazaar_db::Prune {
+            table: "notifications",
+            key: "id",
+            expired: "read_at < $1 AND id NOT IN (SELECT notification_id FROM outgoing_mail)",
+            keep,
+        },
+    ]
+}

@@ -78,6 +78,8 @@ impl Harness {
             Backend::Postgres => Some(create_pg_database().await?),
         };
         if let Some(name) = &pg_database {
+            // Test suites run side by side on one PostgreSQL server (100 connections).
+            settings.database_pool_size = 3;
             settings.database_url = Some(Secret::new(format!(
                 "postgres://postgres@127.0.0.1:5432/{name}"
             )));
@@ -98,7 +100,8 @@ impl Harness {
             .await
             .expect("build notifications");
         let (stop, tracker) = (CancellationToken::new(), TaskTracker::new());
-        let (_, db, internal, consumers) = service.spawn(&tracker, &stop);
+        let (_, db, internal, consumers) =
+            service.spawn(&tracker, &stop, &platform.settings.retention);
         let client = NotificationsClient(ServiceClient::local(
             "notifications",
             internal,
@@ -122,7 +125,7 @@ impl Harness {
         let service = bazaar_notifications::build(&self.platform)
             .await
             .expect("build replica");
-        let _ = service.spawn(&self.tracker, &self.stop);
+        let _ = service.spawn(&self.tracker, &self.stop, &self.platform.settings.retention);
     }
 
     pub fn smtp(&self) -> &SmtpServer {

@@ -88,4 +88,18 @@ pub const MIGRATIONS: &[Migration] = &[
             CREATE INDEX refunds_due ON refunds (refunded_at, next_attempt_at);
         ",
     },
+    Migration {
+        version: "0003_idempotency_key_age",
+        sql: "CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);",
+    },
 ];
+
+/// Idempotency keys are honoured for `keep` (a retry after that places a new order).
+pub fn retention(keep: std::time::Duration) -> Vec<bazaar_db::Prune> {
+    vec![bazaar_db::Prune {
+        table: "idempotency_keys",
+        key: "user_id, key",
+        expired: "created_at < $1",
+        keep,
+    }]
+}

@@ -105,6 +105,8 @@ impl Harness {
         .unwrap();
         settings.unpaid_order_timeout = timeout;
         if let Ok(admin_url) = std::env::var("BAZAAR_TEST_PG_URL") {
+            // Test suites run side by side on one PostgreSQL server (100 connections).
+            settings.database_pool_size = 3;
             settings.database_url = Some(Secret::new(fresh_pg_database(&admin_url).await));
         }
         let secret = settings.jwt_secret.expose().as_bytes().to_vec();
@@ -140,7 +142,8 @@ impl Harness {
             .await
             .unwrap();
         let (stop, tracker) = (CancellationToken::new(), TaskTracker::new());
-        let (_, db, router, consumers) = service.spawn(&tracker, &stop);
+        let (_, db, router, consumers) =
+            service.spawn(&tracker, &stop, &platform.settings.retention);
         let client = OrdersClient(ServiceClient::local(
             "orders",
             router,

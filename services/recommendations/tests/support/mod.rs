@@ -77,6 +77,8 @@ impl TestRecommendations {
             Backend::Postgres => Some(create_pg_database().await?),
         };
         if let Some(name) = &pg_database {
+            // Test suites run side by side on one PostgreSQL server (100 connections).
+            settings.database_pool_size = 3;
             settings.database_url = Some(Secret::new(format!(
                 "postgres://postgres@127.0.0.1:5432/{name}"
             )));
@@ -100,7 +102,7 @@ impl TestRecommendations {
             let service = bazaar_recommendations::build(&platform)
                 .await
                 .expect("build recommendations");
-            running.push(service.spawn(&tracker, &stop));
+            running.push(service.spawn(&tracker, &stop, &platform.settings.retention));
         }
         let (_, db, internal, consumers) = running.swap_remove(0);
         let client = RecommendationsClient(ServiceClient::local(
