@@ -20,9 +20,12 @@
 //! a 22-level fragment explosion, then 200 concurrent registrations plus 200 concurrent
 //! sign-ins: peak RSS, and whether every one was answered (success or RATE_LIMITED) within 10 s.
 //!
+//! `--retention SECS` runs a long mixed load instead (see `retention`) with every retention age
+//! at SECS, printing the pruned tables' row counts every 30 s: they must stop growing.
+//!
 //! Run (release, loopback only, stops by itself):
 //!
-//!     cargo run --release -p bazaar --example bench -- [--backend embedded|real] [--hot] [--seconds N] [--concurrency C] [--nats-url URL] [--phases all|reads] [--abuse]
+//!     cargo run --release -p bazaar --example bench -- [--backend embedded|real] [--hot] [--seconds N] [--concurrency C] [--nats-url URL] [--phases all|reads] [--abuse] [--retention SECS]
 //!
 //! `--phases reads` runs only the setup of products and the read phases (browse, list200,
 //! product), in about 4 × N seconds. A figure that misses the event pipeline's targets is
@@ -48,6 +51,8 @@ use serde_json::{Value, json};
 
 #[path = "bench/abuse.rs"]
 mod abuse;
+#[path = "bench/retention.rs"]
+mod retention;
 
 /// Orders the server accepted (placeOrder answered with an id).
 static PLACED: AtomicU64 = AtomicU64::new(0);
@@ -294,6 +299,22 @@ async fn main() -> anyhow::Result<()> {
     settings.register_limit_per_ip = 1_000_000;
     settings.max_open_orders_per_customer = 1_000_000;
     let abuse = std::env::args().any(|a| a == "--abuse");
+    let retention_secs: Option<u64> = match arg("--retention", "") {
+        secs if secs.is_empty() => None,
+        secs => Some(secs.parse()?),
+    };
+    if let Some(secs) = retention_secs {
+        let keep = Duration::from_secs(secs);
+        settings.retention = bazaar_runtime::retention::Retention {
+            schedule: bazaar_runtime::schedule::Schedule::parse("*/10 * * * * *")
+                .map_err(anyhow::Error::msg)?,
+            idempotency_keys: keep,
+            inbox: keep,
+            sent_outbox: keep,
+            event_log: keep,
+            read_notifications: keep,
+        };
+    }
     if real {
         sqlx::any::install_default_drivers();
         postgres(&format!("CREATE DATABASE {database}")).await?;
@@ -342,9 +363,18 @@ async fn main() -> anyhow::Result<()> {
                 real,
                 reads_only,
             };
-            let outcome = match abuse {
-                true => abuse::run(&gql).await,
-                false => bench(&gql, &orders_db, run).await,
+            let outcome = match (abuse, retention_secs) {
+                (true, _) => abuse::run(&gql).await,
+                (false, Some(keep)) => {
+                    let storage = match real {
+                        true => retention::Storage::Postgres(format!(
+                            "postgres://postgres@127.0.0.1:5432/{database}"
+                        )),
+                        false => retention::Storage::Sqlite(data_dir.path().into()),
+                    };
+                    retention::run(&gql, storage, seconds, concurrency, keep).await
+                }
+                (false, None) => bench(&gql, &orders_db, run).await,
             };
             stop.cancel();
             outcome.and(server.await?)

@@ -114,7 +114,7 @@ async fn timed<T>(f: impl Future<Output = T>) -> (T, Duration) {
 }
 
 /// A field of /proc/self/status in KiB.
-fn kib(field: &str) -> u64 {
+pub fn kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
