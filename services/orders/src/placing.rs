@@ -55,10 +55,9 @@ impl Orders {
         let id = new_id();
         let mut tx = self.outbox.begin().await?;
         // Unpaid orders hold stock until they are paid or time out: a cap per customer keeps
-        // one account from holding the whole stock. Counted inside the write transaction
-        // (serialised on SQLite; on PostgreSQL two concurrent requests may both pass the
-        // count, so the cap can be exceeded by the requests in flight, never more).
-        let open = store::open_orders(&mut tx, &buyer).await?;
+        // one account from holding the whole stock. Counted inside the write transaction,
+        // which holds the customer's lock, so concurrent requests cannot all pass the count.
+        let open = store::open_orders(&mut tx, self.db.dialect(), &buyer).await?;
         if open >= self.max_open_orders {
             return Err(ApiError::conflict(format!(
                 "you already have {open} unpaid orders; pay or cancel one before placing another"

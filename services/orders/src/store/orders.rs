@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use bazaar_contracts::orders::{Order, OrderItem, OrderStatus};
 use bazaar_contracts::users::Address;
-use bazaar_db::{DbError, Tx, sqlx};
+use bazaar_db::{DbError, Dialect, Tx, sqlx};
 
 use super::Conn;
 
@@ -169,8 +169,17 @@ pub async fn order_by_id(conn: &mut Conn, id: &str) -> Result<Option<StoredOrder
     to_order(row, items).map(Some)
 }
 
-/// How many of `user_id`'s orders are PENDING or CONFIRMED (placed, not yet paid).
-pub async fn open_orders(conn: &mut Conn, user_id: &str) -> Result<u64, DbError> {
+/// How many of `user_id`'s orders are PENDING or CONFIRMED (placed, not yet paid), holding
+/// the customer's lock until the transaction ends so that the count and the insert that
+/// follows are one step (SQLite runs one writer at a time anyway; PostgreSQL takes a
+/// transaction-scoped advisory lock on the customer).
+pub async fn open_orders(conn: &mut Conn, dialect: Dialect, user_id: &str) -> Result<u64, DbError> {
+    if dialect == Dialect::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(7413, hashtext($1))")
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await?;
+    }
     let count: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM orders WHERE user_id = $1 AND status IN ('PENDING', 'CONFIRMED')",
     )
