@@ -6,15 +6,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bazaar_auth::TokenKeys;
-use bazaar_bus::{EmbeddedTransport, NatsTransport, Transport};
-use bazaar_cache::{Cache, MemoryCache, RedisCache};
+use bazaar_bus::{EmbeddedTransport, NatsTransport, Transport, without_credentials};
+use bazaar_cache::{Cache, CacheError, MemoryCache, RedisCache, RedisOptions};
 use bazaar_runtime::{Platform, Settings};
 
 pub async fn connect(settings: Arc<Settings>) -> anyhow::Result<Platform> {
     let transport: Arc<dyn Transport> = match &settings.nats_url {
         Some(url) => {
-            tracing::info!(url, "connecting to NATS JetStream");
-            Arc::new(NatsTransport::connect(url, &settings.namespace).await?)
+            let options = settings.connections.nats_options();
+            tracing::info!(url = %without_credentials(url), auth = ?options.auth, ca_file = ?options.ca_file, "connecting to NATS JetStream");
+            Arc::new(NatsTransport::connect_with(url, &settings.namespace, &options).await?)
         }
         None => {
             bazaar_db::private_dir(&settings.data_dir).with_context(|| {
@@ -28,9 +29,13 @@ pub async fn connect(settings: Arc<Settings>) -> anyhow::Result<Platform> {
     };
     let cache: Arc<dyn Cache> = match &settings.redis_url {
         Some(url) => Arc::new(
-            connect_redis(url.expose(), &settings.namespace)
-                .await
-                .context("cannot connect to Redis (BAZAAR_REDIS_URL)")?,
+            connect_redis(
+                url.expose(),
+                &settings.namespace,
+                &settings.connections.redis_options(),
+            )
+            .await
+            .context("cannot connect to Redis (BAZAAR_REDIS_URL)")?,
         ),
         None => Arc::new(MemoryCache::new(100_000)),
     };
@@ -46,17 +51,23 @@ pub async fn connect(settings: Arc<Settings>) -> anyhow::Result<Platform> {
     })
 }
 
-/// Retries for a while: in a fresh deployment Redis may start after bazaar.
-async fn connect_redis(url: &str, namespace: &str) -> anyhow::Result<RedisCache> {
+/// Retries for a while: in a fresh deployment Redis may start after bazaar. Refused
+/// credentials and certificates that do not verify are not retried.
+async fn connect_redis(
+    url: &str,
+    namespace: &str,
+    options: &RedisOptions,
+) -> anyhow::Result<RedisCache> {
     let mut delay = Duration::from_millis(200);
     for _ in 0..8 {
-        match RedisCache::connect(url, namespace).await {
+        match RedisCache::connect_with(url, namespace, options).await {
             Ok(cache) if cache.ping().await => return Ok(cache),
             Ok(_) => tracing::warn!("Redis does not answer yet; retrying"),
+            Err(e @ CacheError::Config(_)) => return Err(e.into()),
             Err(e) => tracing::warn!(error = %e, "Redis unavailable; retrying"),
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
     }
-    Ok(RedisCache::connect(url, namespace).await?)
+    Ok(RedisCache::connect_with(url, namespace, options).await?)
 }

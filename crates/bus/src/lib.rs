@@ -7,6 +7,7 @@ mod consumer;
 mod embedded;
 mod envelope;
 mod nats;
+mod nats_auth;
 mod outbox;
 mod schema;
 mod transport;
@@ -17,6 +18,7 @@ pub use consumer::{
 pub use embedded::EmbeddedTransport;
 pub use envelope::Envelope;
 pub use nats::NatsTransport;
+pub use nats_auth::{NatsAuth, NatsOptions, without_credentials};
 pub use outbox::{EventTx, Outbox, OutboxRelay, outbox_backlog};
 pub use schema::{MIGRATIONS, retention};
 pub use transport::{

@@ -18,6 +18,7 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
+use crate::nats_auth::{self, NatsOptions, without_credentials};
 use crate::{
     Acker, BusError, ConsumerSpec, ConsumerStats, Delivery, Envelope, StreamStats, Subscription,
     Transport,
@@ -56,14 +57,25 @@ impl NatsTransport {
     /// Connects and provisions the stream, retrying with capped backoff until the server answers.
     /// Never gives up on an unreachable server: wrap it in a timeout or use [`Self::connect_with_timeout`].
     pub async fn connect(url: &str, namespace: &str) -> Result<NatsTransport, BusError> {
+        Self::connect_with(url, namespace, &NatsOptions::default()).await
+    }
+
+    /// [`Self::connect`] with credentials and a CA file. Refused credentials and certificates
+    /// that do not verify end the retries at once with an error naming the settings.
+    pub async fn connect_with(
+        url: &str,
+        namespace: &str,
+        options: &NatsOptions,
+    ) -> Result<NatsTransport, BusError> {
+        let log_url = without_credentials(url);
         let mut attempt = 0u32;
         loop {
-            match Self::try_connect(url, namespace).await {
+            match Self::try_connect(url, namespace, options).await {
                 Ok(transport) => return Ok(transport),
                 Err(Attempt::Fatal(e)) => return Err(e),
                 Err(Attempt::Retry(reason)) => {
                     let delay = backoff(attempt);
-                    warn!(%url, attempt = attempt + 1, ?delay, %reason, "NATS not reachable yet, retrying");
+                    warn!(url = %log_url, attempt = attempt + 1, ?delay, %reason, "NATS not reachable yet, retrying");
                     tokio::time::sleep(delay).await;
                     attempt = attempt.saturating_add(1);
                 }
@@ -77,17 +89,35 @@ impl NatsTransport {
         namespace: &str,
         timeout: Duration,
     ) -> Result<NatsTransport, BusError> {
-        tokio::time::timeout(timeout, Self::connect(url, namespace))
+        Self::connect_with_options_and_timeout(url, namespace, &NatsOptions::default(), timeout)
+            .await
+    }
+
+    /// [`Self::connect_with`], giving up with `Unavailable` after `timeout`.
+    pub async fn connect_with_options_and_timeout(
+        url: &str,
+        namespace: &str,
+        options: &NatsOptions,
+        timeout: Duration,
+    ) -> Result<NatsTransport, BusError> {
+        tokio::time::timeout(timeout, Self::connect_with(url, namespace, options))
             .await
             .map_err(|_| {
-                BusError::Unavailable(format!("NATS at {url} not reachable within {timeout:?}"))
+                BusError::Unavailable(format!(
+                    "NATS at {} not reachable within {timeout:?}",
+                    without_credentials(url)
+                ))
             })?
     }
 
-    async fn try_connect(url: &str, namespace: &str) -> Result<NatsTransport, Attempt> {
+    async fn try_connect(
+        url: &str,
+        namespace: &str,
+        options: &NatsOptions,
+    ) -> Result<NatsTransport, Attempt> {
         let (connects_tx, connects) = watch::channel(0u64);
-        let log_url = url.to_owned();
-        let client = ConnectOptions::new()
+        let log_url = without_credentials(url);
+        let connect_options = ConnectOptions::new()
             .name("bazaar")
             .connection_timeout(API_TIMEOUT)
             .event_callback(move |event| {
@@ -101,10 +131,17 @@ impl NatsTransport {
                     other => debug!(url = %log_url, event = %other, "NATS event"),
                 }
                 async {}
-            })
+            });
+        let client = options
+            .apply(connect_options)
+            .await
+            .map_err(Attempt::Fatal)?
             .connect(url)
             .await
-            .map_err(|e| Attempt::Retry(e.to_string()))?;
+            .map_err(|e| match nats_auth::fatal(&e) {
+                Some(fatal) => Attempt::Fatal(fatal),
+                None => Attempt::Retry(e.to_string()),
+            })?;
         // async-nats reports the first connection as Connected too: wait for it and mark it
         // seen, so subscriptions only react to real reconnects (a spurious one drops a fresh
         // pull the server may already have answered, stranding that message until ack_wait).

@@ -4,6 +4,7 @@
 mod error;
 mod memory;
 mod redis_cache;
+mod tls;
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use serde::de::DeserializeOwned;
 pub use error::CacheError;
 pub use memory::MemoryCache;
 pub use redis_cache::RedisCache;
+pub use tls::RedisOptions;
 
 /// A byte-oriented cache with TTLs plus the two counter shapes the services need.
 ///

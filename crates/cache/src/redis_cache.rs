@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use redis::RedisError;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ErrorKind, RedisError};
 
-use crate::{Cache, CacheError, at_least_1ms};
+use crate::tls::{check_login, connect_err};
+use crate::{Cache, CacheError, RedisOptions, at_least_1ms};
 
 /// INCR and the window's expiry in one atomic step. The expiry is set only when the window
 /// opens, so later increments do not slide it. A key found without any expiry (left by a
@@ -44,10 +45,18 @@ impl std::fmt::Debug for RedisCache {
 impl RedisCache {
     /// Connects (and fails now, not on first use, if Redis is unreachable).
     pub async fn connect(url: &str, namespace: &str) -> Result<RedisCache, CacheError> {
-        let client = redis::Client::open(url).map_err(|e| match e.kind() {
-            ErrorKind::InvalidClientConfig => CacheError::Config(e.to_string()),
-            _ => map_err(e),
-        })?;
+        Self::connect_with(url, namespace, &RedisOptions::default()).await
+    }
+
+    /// [`Self::connect`] with an ACL user or password and a CA file beyond what the URL says.
+    /// Refused credentials and a certificate that does not verify are `CacheError::Config`:
+    /// retrying cannot fix them.
+    pub async fn connect_with(
+        url: &str,
+        namespace: &str,
+        options: &RedisOptions,
+    ) -> Result<RedisCache, CacheError> {
+        let client = options.client(url)?;
         // A cache that answers slowly is worse than a miss: keep timeouts short and retries
         // few, so callers fall back to the source of truth quickly while Redis is down.
         let config = ConnectionManagerConfig::new()
@@ -55,9 +64,10 @@ impl RedisCache {
             .set_response_timeout(Some(Duration::from_secs(1)))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_with_config(client, config)
+        let mut conn = ConnectionManager::new_with_config(client, config)
             .await
-            .map_err(map_err)?;
+            .map_err(connect_err)?;
+        check_login(&mut conn).await?;
         Ok(RedisCache {
             conn,
             prefix: format!("{namespace}:"),
@@ -187,7 +197,7 @@ fn escape_glob(s: &str) -> String {
     out
 }
 
-fn map_err(e: RedisError) -> CacheError {
+pub(crate) fn map_err(e: RedisError) -> CacheError {
     if e.is_io_error()
         || e.is_timeout()
         || e.is_connection_dropped()

@@ -223,7 +223,8 @@ impl Db {
                 .max_connections(1)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options.clone())
-                .await?;
+                .await
+                .map_err(tls_hint)?;
             let create = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
             match admin.execute(sqlx::AssertSqlSafe(create)).await {
                 Ok(_) => {}
@@ -305,6 +306,25 @@ impl Db {
         if let Some(pipeline) = &self.pipeline {
             pipeline.close().await;
         }
+    }
+}
+
+/// A TLS failure says which settings decide it: the error alone ("invalid peer certificate:
+/// UnknownIssuer") does not tell an operator where the CA comes from.
+fn tls_hint(e: sqlx::Error) -> DbError {
+    // A handshake refused by our side surfaces as Tls or, from inside rustls, as Io.
+    let refused = match &e {
+        sqlx::Error::Tls(_) => true,
+        sqlx::Error::Io(io) => io.to_string().contains("certificate"),
+        _ => false,
+    };
+    match e {
+        e if refused => DbError::Config(format!(
+            "TLS to PostgreSQL failed: {e}. The server's certificate is checked against the CA \
+             file (BAZAAR_DATABASE_CA_FILE, or sslrootcert in the database URL) as sslmode \
+             says (verify-ca, verify-full)"
+        )),
+        e => DbError::Sqlx(e),
     }
 }
 

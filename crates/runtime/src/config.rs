@@ -151,6 +151,12 @@ struct FileConfig {
     graphql: crate::edge::FileEdge,
     #[serde(default)]
     retention: crate::retention::FileRetention,
+    #[serde(default)]
+    database: crate::connections::FileDatabase,
+    #[serde(default)]
+    redis: crate::connections::FileRedis,
+    #[serde(default)]
+    nats: crate::connections::FileNats,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -169,6 +175,8 @@ pub struct Settings {
     pub service_database_urls: BTreeMap<ServiceName, Secret>,
     pub nats_url: Option<String>,
     pub redis_url: Option<Secret>,
+    /// TLS and credentials for PostgreSQL, Redis and NATS beyond what their URLs carry.
+    pub connections: crate::connections::Connections,
     pub jwt_secret: Secret,
     pub admin_email: Option<String>,
     pub admin_password: Option<Secret>,
@@ -308,12 +316,29 @@ impl Settings {
                 ));
             }
         }
-        for url in database_url.iter().chain(service_database_urls.values()) {
+        let connections =
+            crate::connections::load(&file.database, &file.redis, &file.nats, &mut errors);
+        let named_urls = database_url
+            .iter()
+            .map(|url| ("BAZAAR_DATABASE_URL".to_owned(), url))
+            .chain(
+                service_database_urls
+                    .iter()
+                    .map(|(s, url)| (format!("{}DATABASE_URL", s.env_prefix()), url)),
+            );
+        for (setting, url) in named_urls {
             if !(url.expose().starts_with("postgres://")
                 || url.expose().starts_with("postgresql://"))
             {
                 errors.push(
                     "database URLs must be PostgreSQL URLs (postgres://user@host:port/db)".into(),
+                );
+            } else {
+                crate::connections::database_url(
+                    &setting,
+                    url.expose(),
+                    connections.database_ca_file.as_deref(),
+                    &mut errors,
                 );
             }
         }
@@ -565,6 +590,7 @@ impl Settings {
             service_database_urls,
             nats_url,
             redis_url,
+            connections,
             jwt_secret,
             admin_email,
             admin_password,
@@ -611,7 +637,13 @@ impl Settings {
             .or(self.database_url.as_ref())
         {
             Some(url) => DbTarget::Postgres {
-                url: url.expose().to_owned(),
+                // Checked by `load`; this adds the CA file and the sslmode that uses it.
+                url: crate::connections::database_url(
+                    "",
+                    url.expose(),
+                    self.connections.database_ca_file.as_deref(),
+                    &mut Vec::new(),
+                ),
                 schema: service.as_str().to_owned(),
                 pool_size: self.database_pool_size as u32,
             },

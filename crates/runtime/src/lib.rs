@@ -2,6 +2,7 @@
 //! server with its health and readiness endpoints, and graceful shutdown.
 
 pub mod config;
+pub mod connections;
 pub mod dead_letters;
 pub mod edge;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod schedule;
 pub mod telemetry;
 
 pub use config::{ConfigArgs, Secret, ServiceName, Settings};
+pub use connections::Connections;
 pub use edge::EdgeSettings;
 pub use error::{ServiceError, ServiceResult};
 pub use http::{ReadyCheck, ops_routes, serve, with_standard_layers};
