@@ -16,13 +16,26 @@ async fn ssl_in_use(db: &Db) -> bool {
         .expect("pg_stat_ssl")
 }
 
+/// A schema of this run's own: `Db::connect` creates it, [`drop_schema`] removes it again.
+fn schema() -> String {
+    format!("tls_check_{}", std::process::id())
+}
+
 async fn connect(url: String) -> Result<Db, DbError> {
     Db::connect(&DbTarget::Postgres {
         url,
-        schema: "tls_check".into(),
+        schema: schema(),
         pool_size: 2,
     })
     .await
+}
+
+async fn drop_schema(db: &Db) {
+    let drop = format!("DROP SCHEMA IF EXISTS \"{}\"", schema());
+    sqlx::query(sqlx::AssertSqlSafe(drop))
+        .execute(db.pool())
+        .await
+        .expect("drop the test schema");
 }
 
 #[tokio::test]
@@ -43,6 +56,7 @@ async fn postgres_require_encrypts_and_disable_does_not() {
     db.close().await;
     let db = connect(format!("{SHARED}?sslmode=disable")).await.unwrap();
     assert!(!ssl_in_use(&db).await, "sslmode=disable but encrypted");
+    drop_schema(&db).await;
     db.close().await;
 }
 
