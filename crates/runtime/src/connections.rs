@@ -327,6 +327,44 @@ mod tests {
     }
 
     #[test]
+    fn the_file_tables_reach_the_connections_and_secrets_stay_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ca(dir.path());
+        let file = dir.path().join("bazaar.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "database_url = \"postgres://db.example.com/shop\"\n\
+                 jwt_secret = \"0123456789abcdef0123456789abcdef\"\n\
+                 [database]\nca_file = {ca:?}\n\
+                 [redis]\nusername = \"svc\"\npassword = \"redis-hunter2\"\n\
+                 [nats]\ntoken = \"nats-hunter2\"\nca_file = {ca:?}\n"
+            ),
+        )
+        .unwrap();
+        let args = crate::ConfigArgs {
+            config: Some(file),
+            data_dir: Some(dir.path().into()),
+            ..Default::default()
+        };
+        let settings = crate::Settings::load(&args).unwrap();
+        let bazaar_db::DbTarget::Postgres { url, .. } =
+            settings.db_target(crate::ServiceName::Orders)
+        else {
+            panic!("not PostgreSQL");
+        };
+        assert!(url.contains("sslmode=verify-full&sslrootcert="), "{url}");
+        let nats = settings.connections.nats_options();
+        assert!(matches!(&nats.auth, NatsAuth::Token(t) if t == "nats-hunter2"));
+        assert_eq!(nats.ca_file.as_deref(), Some(ca.as_path()));
+        let redis = settings.connections.redis_options();
+        assert_eq!(redis.username.as_deref(), Some("svc"));
+        assert_eq!(redis.password.as_deref(), Some("redis-hunter2"));
+        let printed = format!("{settings:?} {nats:?} {redis:?}");
+        assert!(!printed.contains("hunter2"), "a secret printed: {printed}");
+    }
+
+    #[test]
     fn nats_takes_one_credential() {
         let dir = tempfile::tempdir().unwrap();
         let nats = FileNats {
