@@ -73,11 +73,56 @@ struct Inner {
     db: Db,
     /// Claims, acks and naks skip the fsync: losing the last ones only causes redeliveries.
     bookkeeping: Db,
-    published: Arc<Notify>,
+    /// Subscriptions waiting for new events.
+    waiters: Arc<Waiters>,
     /// Fan-out of published events to live listeners in this process.
     live: tokio::sync::broadcast::Sender<Envelope>,
     /// The one writer of publishes (see [`write_publishes`]).
     publishes: mpsc::UnboundedSender<PublishRequest>,
+}
+
+/// Subscriptions waiting for events, each woken only by events of the types it takes: a publish
+/// does not set every consumer of the process claiming (each claim is a turn in the log's
+/// writers' queue) when one or two of them want the event.
+#[derive(Default)]
+struct Waiters(std::sync::Mutex<Vec<Waiter>>);
+
+struct Waiter {
+    /// Empty: every type.
+    types: Vec<String>,
+    wake: Arc<Notify>,
+}
+
+impl Waiters {
+    /// The wake-up of a new subscription to `types`.
+    fn register(&self, types: &[String]) -> Arc<Notify> {
+        let wake = Arc::new(Notify::new());
+        let waiter = Waiter {
+            types: types.to_vec(),
+            wake: wake.clone(),
+        };
+        self.0.lock().expect("waiters").push(waiter);
+        wake
+    }
+
+    /// Wakes the subscriptions that take any of `types` (all of them for `None`), and forgets
+    /// those that are gone. A subscription busy claiming keeps the wake-up for its next look.
+    fn wake(&self, types: Option<&[&str]>) {
+        let mut waiters = self.0.lock().expect("waiters");
+        waiters.retain(|w| Arc::strong_count(&w.wake) > 1);
+        for waiter in waiters.iter() {
+            let wanted = match types {
+                Some(types) => {
+                    waiter.types.is_empty()
+                        || types.iter().any(|t| waiter.types.iter().any(|w| w == t))
+                }
+                None => true,
+            };
+            if wanted {
+                waiter.wake.notify_one();
+            }
+        }
+    }
 }
 
 /// A relay's batch waiting to be stored, and where to say it was.
@@ -95,7 +140,7 @@ const MAX_GROUP: usize = 64;
 async fn write_publishes(
     db: Db,
     mut requests: mpsc::UnboundedReceiver<PublishRequest>,
-    published: Arc<Notify>,
+    waiters: Arc<Waiters>,
     live: tokio::sync::broadcast::Sender<Envelope>,
 ) {
     while let Some(first) = requests.recv().await {
@@ -109,7 +154,10 @@ async fn write_publishes(
         let events = group.iter().flat_map(|r| &r.events);
         let answer = match store_events(&db, events).await {
             Ok(stored) => {
-                published.notify_waiters();
+                let mut types: Vec<&str> = stored.iter().map(|e| e.event_type.as_str()).collect();
+                types.sort_unstable();
+                types.dedup();
+                waiters.wake(Some(&types));
                 // Live listeners see each event once, like the log; nobody listening is fine.
                 for event in stored {
                     let _ = live.send(event.clone());
@@ -169,20 +217,20 @@ impl EmbeddedTransport {
         tx.commit().await?;
         let bookkeeping = Db::connect_sqlite_relaxed(path).await?;
         let (live, _) = tokio::sync::broadcast::channel(1024);
-        let published = Arc::new(Notify::new());
+        let waiters = Arc::new(Waiters::default());
         let (publishes, requests) = mpsc::unbounded_channel();
         // Ends when the transport is dropped (the last sender goes with it).
         tokio::spawn(write_publishes(
             db.clone(),
             requests,
-            published.clone(),
+            waiters.clone(),
             live.clone(),
         ));
         Ok(EmbeddedTransport {
             inner: Arc::new(Inner {
                 db,
                 bookkeeping,
-                published,
+                waiters,
                 live,
                 publishes,
             }),
@@ -224,6 +272,7 @@ impl Transport for EmbeddedTransport {
         .await?;
         Ok(Box::new(EmbeddedSubscription {
             inner: self.inner.clone(),
+            wake: self.inner.waiters.register(&spec.event_types),
             spec: spec.clone(),
         }))
     }
@@ -315,6 +364,8 @@ fn live_stream(
 
 struct EmbeddedSubscription {
     inner: Arc<Inner>,
+    /// Woken by publishes of this consumer's types.
+    wake: Arc<Notify>,
     spec: ConsumerSpec,
 }
 
@@ -468,7 +519,7 @@ impl Subscription for EmbeddedSubscription {
     async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<Delivery>>, BusError> {
         loop {
             // Register for the wake-up before looking, so a publish in between is not missed.
-            let published = self.inner.published.notified();
+            let published = self.wake.notified();
             tokio::pin!(published);
             published.as_mut().enable();
             let wait = match self.claim(max.max(1)).await? {
@@ -559,7 +610,7 @@ impl Acker for EmbeddedAcker {
             .await?;
         tx.commit().await?;
         // Wake idle subscribers so a zero-delay nak is picked up at once.
-        self.inner.published.notify_waiters();
+        self.inner.waiters.wake(None);
         Ok(())
     }
 }
