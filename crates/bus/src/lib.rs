@@ -9,6 +9,7 @@ mod envelope;
 mod nats;
 mod outbox;
 mod schema;
+pub mod trace;
 mod transport;
 
 pub use consumer::{
@@ -19,6 +20,7 @@ pub use envelope::Envelope;
 pub use nats::NatsTransport;
 pub use outbox::{EventTx, Outbox, OutboxRelay, outbox_backlog};
 pub use schema::MIGRATIONS;
+pub use trace::TraceContext;
 pub use transport::{
     Acker, ConsumerSpec, ConsumerStats, Delivery, LiveEvents, StreamStats, Subscription, Transport,
 };

@@ -124,6 +124,16 @@ impl Environment {
     /// Starts the real `bazaar serve` binary as a child process on this environment's state
     /// and waits until it is ready. Kill it with [`TestApp::kill9`].
     pub async fn start_process(&self) -> TestApp {
+        self.start_process_with(&[], None).await
+    }
+
+    /// [`Self::start_process`] with more environment variables, and its standard output (the
+    /// log) written to `log` instead of discarded.
+    pub async fn start_process_with(
+        &self,
+        extra_env: &[(&str, String)],
+        log: Option<&std::path::Path>,
+    ) -> TestApp {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -142,7 +152,11 @@ impl Environment {
             .env("BAZAAR_LOG", "warn")
             .env("BAZAAR_REGISTER_LIMIT_PER_IP", "10000")
             .env("BAZAAR_MAX_OPEN_ORDERS_PER_CUSTOMER", "10000")
-            .stdout(std::process::Stdio::null());
+            .stdout(match log {
+                Some(path) => std::fs::File::create(path).expect("log file").into(),
+                None => std::process::Stdio::null(),
+            });
+        command.envs(extra_env.iter().map(|(k, v)| (*k, v.as_str())));
         if let Some(url) = &settings.database_url {
             command
                 .env("BAZAAR_DATABASE_URL", url.expose())

@@ -1,0 +1,355 @@
+//! One trace per order, as an operator sees it: bazaar runs as its own processes (`bazaar
+//! serve`, all services in one or one per service) with the standard `OTEL_*` variables
+//! pointing at an OTLP receiver this test runs (HTTP/protobuf or gRPC). A client sends
+//! `traceparent` with placeOrder, and the received spans must form the saga's trace: gateway →
+//! orders → outbox publish → catalogue reservation → orders confirmation → notification, one
+//! trace id, every parent link in place. The log lines written on the way carry the ids.
+//!
+//! The tracer provider is process-wide, which is why bazaar runs in child processes here.
+
+#[path = "traces/otlp.rs"]
+mod otlp;
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use otlp::{CLIENT, CONSUMER, INTERNAL, PRODUCER, Receiver, SERVER, Span};
+use rand::Rng;
+use serde_json::{Value, json};
+use support::processes::{Cluster, bounded};
+use support::shop::{PLACE_ORDER, address};
+use support::{Backend, Environment, NATS_URL, TestApp, str};
+
+const LIMIT: Duration = Duration::from_secs(180);
+
+/// A client's own span, which bazaar's spans must hang under.
+struct ClientSpan {
+    trace_id: String,
+    span_id: String,
+}
+
+impl ClientSpan {
+    fn new() -> ClientSpan {
+        let mut rng = rand::rng();
+        ClientSpan {
+            trace_id: hex::encode(rng.random::<[u8; 16]>()),
+            span_id: hex::encode(rng.random::<[u8; 8]>()),
+        }
+    }
+
+    fn traceparent(&self) -> String {
+        format!("00-{}-{}-01", self.trace_id, self.span_id)
+    }
+}
+
+/// The variables a user sets to export to `receiver` (batches sent every 100 ms).
+fn otel_env(receiver: &Receiver, protocol: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.clone()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.to_owned()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+    ]
+}
+
+/// Signs up a customer, creates a product as admin, and places an order with the client's
+/// trace headers; returns the order id.
+async fn place_traced_order(app: &TestApp, client: &ClientSpan) -> String {
+    let admin = app.admin_token().await;
+    let (token, _, _) = app.register("tracy@example.com", "Tracy").await;
+    let product = app.product(&admin, "Teapot", "kitchen", 2500, 5).await;
+    let body = json!({"query": PLACE_ORDER, "variables": {"input": {
+        "items": [{"productId": product, "quantity": 1}], "shippingAddress": address()}}});
+    let response: Value = app
+        .http
+        .post(format!("{}/graphql", app.base))
+        .bearer_auth(&token)
+        .header("traceparent", client.traceparent())
+        .header("tracestate", "shop=checkout")
+        .json(&body)
+        .send()
+        .await
+        .expect("placeOrder")
+        .json()
+        .await
+        .expect("json");
+    assert!(response.get("errors").is_none(), "{response:#}");
+    let id = str(&response["data"]["placeOrder"]["id"]);
+    let order = app.settled(&token, &id).await;
+    assert_eq!(order["status"], "CONFIRMED", "{order}");
+    id
+}
+
+/// The saga's spans, each the child of the one before.
+struct Saga {
+    edge: Span,
+    field: Span,
+    call: Span,
+    served: Span,
+    placed: Span,
+    reserve: Span,
+    reserved: Span,
+    confirm: Span,
+    changed: Span,
+    notify: Span,
+}
+
+/// Exactly one span of the trace matching `name`, `kind`, parent and (for consumers) the
+/// consumer; Err says what is missing.
+fn one(
+    spans: &[Span],
+    kind: i32,
+    name: &str,
+    parent: &str,
+    consumer: Option<&str>,
+) -> Result<Span, String> {
+    let found: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.name == name && s.kind == kind)
+        .filter(|s| {
+            consumer.is_none_or(|c| {
+                s.attributes
+                    .get("messaging.consumer.group.name")
+                    .map(String::as_str)
+                    == Some(c)
+            })
+        })
+        .collect();
+    match found.as_slice() {
+        [span] if span.parent_span_id == parent => Ok((*span).clone()),
+        [span] => Err(format!(
+            "{name} has parent {} instead of {parent}",
+            span.parent_span_id
+        )),
+        [] => Err(format!(
+            "no {name} span (kind {kind}, consumer {consumer:?})"
+        )),
+        many => Err(format!("{} {name} spans", many.len())),
+    }
+}
+
+fn saga(spans: &[Span], client: &ClientSpan) -> Result<Saga, String> {
+    let edge = one(spans, SERVER, "POST /graphql", &client.span_id, None)?;
+    let field = one(spans, INTERNAL, "Mutation.placeOrder", &edge.span_id, None)?;
+    let call = one(spans, CLIENT, "orders place-order", &field.span_id, None)?;
+    let served = one(
+        spans,
+        SERVER,
+        "POST /internal/place-order",
+        &call.span_id,
+        None,
+    )?;
+    let placed = one(
+        spans,
+        PRODUCER,
+        "publish OrderPlaced",
+        &served.span_id,
+        None,
+    )?;
+    let reserve = one(
+        spans,
+        CONSUMER,
+        "process OrderPlaced",
+        &placed.span_id,
+        Some("catalog"),
+    )?;
+    let reserved = one(
+        spans,
+        PRODUCER,
+        "publish StockReserved",
+        &reserve.span_id,
+        None,
+    )?;
+    let confirm = one(
+        spans,
+        CONSUMER,
+        "process StockReserved",
+        &reserved.span_id,
+        Some("orders"),
+    )?;
+    let changed = one(
+        spans,
+        PRODUCER,
+        "publish OrderStatusChanged",
+        &confirm.span_id,
+        None,
+    )?;
+    let notify = one(
+        spans,
+        CONSUMER,
+        "process OrderStatusChanged",
+        &changed.span_id,
+        Some("notifications"),
+    )?;
+    // No orphans: every span of the trace hangs under another of its spans or the client's.
+    for span in spans {
+        let linked = span.parent_span_id == client.span_id
+            || spans.iter().any(|p| p.span_id == span.parent_span_id);
+        if !linked {
+            return Err(format!(
+                "{} ({}) has parent {}, not in the trace",
+                span.name, span.span_id, span.parent_span_id
+            ));
+        }
+    }
+    Ok(Saga {
+        edge,
+        field,
+        call,
+        served,
+        placed,
+        reserve,
+        reserved,
+        confirm,
+        changed,
+        notify,
+    })
+}
+
+/// Waits until `receiver` holds the whole saga of the client's trace.
+async fn received_saga(receiver: &Receiver, client: &ClientSpan) -> Saga {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let spans: Vec<Span> = receiver
+            .spans()
+            .into_iter()
+            .filter(|s| s.trace_id == client.trace_id)
+            .collect();
+        let names = || -> Vec<String> {
+            spans
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{} [{}] {} <- {}",
+                        s.name, s.service, s.span_id, s.parent_span_id
+                    )
+                })
+                .collect()
+        };
+        match saga(&spans, client) {
+            Ok(saga) => {
+                eprintln!("the trace ({} spans):\n{}", spans.len(), names().join("\n"));
+                return saga;
+            }
+            Err(why) if Instant::now() > deadline => {
+                panic!(
+                    "the trace is not the saga: {why}\n{} export requests, {} spans in the trace:\n{}",
+                    receiver.requests(),
+                    spans.len(),
+                    names().join("\n")
+                );
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// One process with every service: spans, then the log lines written inside them.
+async fn single_process(backend: Backend, receiver: Receiver, protocol: &str, json_log: bool) {
+    let Some(env) = Environment::new(backend).await else {
+        return;
+    };
+    bounded(LIMIT, async {
+        let log = env.data_dir.path().join("stdout.log");
+        let mut vars = otel_env(&receiver, protocol);
+        vars.push(("OTEL_SERVICE_NAME", "shop".to_owned()));
+        vars.push(("BAZAAR_LOG", "info".to_owned()));
+        let format = if json_log { "json" } else { "text" };
+        vars.push(("BAZAAR_LOG_FORMAT", format.to_owned()));
+        let app = env.start_process_with(&vars, Some(&log)).await;
+        let client = ClientSpan::new();
+        let order = place_traced_order(&app, &client).await;
+        let saga = received_saga(&receiver, &client).await;
+        assert_eq!(saga.edge.service, "shop");
+        assert_eq!(saga.notify.service, "shop");
+        assert_eq!(saga.reserve.attributes["messaging.message.id"].len(), 36);
+        // The log: the orders service's line is in its span, the catalogue's in its consumer's.
+        logged_in(
+            &log,
+            json_log,
+            "order placed",
+            &order,
+            &client,
+            &saga.served,
+        );
+        logged_in(
+            &log,
+            json_log,
+            "stock reserved",
+            &order,
+            &client,
+            &saga.reserve,
+        );
+        drop(app);
+    })
+    .await;
+    env.cleanup().await;
+}
+
+/// Asserts that the log line `message` about `order` carries the trace id and `span`'s id.
+fn logged_in(log: &Path, json: bool, message: &str, order: &str, client: &ClientSpan, span: &Span) {
+    let text = std::fs::read_to_string(log).expect("log");
+    let line = text
+        .lines()
+        .find(|l| l.contains(message) && l.contains(order))
+        .unwrap_or_else(|| panic!("no {message:?} line for {order} in the log:\n{text}"));
+    if json {
+        let line: Value = serde_json::from_str(line).expect("a JSON log line");
+        assert_eq!(line["trace_id"], client.trace_id.as_str(), "{line}");
+        assert_eq!(line["span_id"], span.span_id.as_str(), "{line}");
+    } else {
+        let ids = format!("trace_id={} span_id={} ", client.trace_id, span.span_id);
+        assert!(line.starts_with(&ids), "{line:?} should start with {ids}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_http_protobuf_json_log() {
+    single_process(
+        Backend::Embedded,
+        Receiver::http().await,
+        "http/protobuf",
+        true,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_grpc_text_log() {
+    single_process(Backend::Embedded, Receiver::grpc().await, "grpc", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_nats_redis_grpc() {
+    single_process(Backend::Real, Receiver::grpc().await, "grpc", true).await;
+}
+
+/// Every service in its own process (two replicas of catalog and orders), PostgreSQL, NATS
+/// and Redis: the trace crosses processes over HTTP and JetStream, and each span names the
+/// process that made it (no `OTEL_SERVICE_NAME`: bazaar names them after their services).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn across_processes_http_protobuf() {
+    let Some(env) = Environment::new(Backend::Real).await else {
+        return;
+    };
+    let receiver = Receiver::http().await;
+    bounded(LIMIT, async {
+        let cluster =
+            Cluster::start_with(&env, NATS_URL, &otel_env(&receiver, "http/protobuf")).await;
+        let client = ClientSpan::new();
+        place_traced_order(&cluster.gateway, &client).await;
+        let saga = received_saga(&receiver, &client).await;
+        assert_eq!(saga.edge.service, "bazaar-gateway");
+        assert_eq!(saga.field.service, "bazaar-gateway");
+        assert_eq!(saga.call.service, "bazaar-gateway");
+        assert_eq!(saga.served.service, "bazaar-orders");
+        assert_eq!(saga.placed.service, "bazaar-orders");
+        assert_eq!(saga.reserve.service, "bazaar-catalog");
+        assert_eq!(saga.reserved.service, "bazaar-catalog");
+        assert_eq!(saga.confirm.service, "bazaar-orders");
+        assert_eq!(saga.changed.service, "bazaar-orders");
+        assert_eq!(saga.notify.service, "bazaar-notifications");
+    })
+    .await;
+    env.cleanup().await;
+}
