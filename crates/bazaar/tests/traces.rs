@@ -18,7 +18,7 @@ use otlp::{CLIENT, CONSUMER, INTERNAL, PRODUCER, Receiver, SERVER, Span};
 use rand::Rng;
 use serde_json::{Value, json};
 use support::processes::{Cluster, bounded};
-use support::shop::{PLACE_ORDER, address};
+use support::shop::{ORDER, PLACE_ORDER, address};
 use support::{Backend, Environment, NATS_URL, TestApp, str};
 
 const LIMIT: Duration = Duration::from_secs(180);
@@ -53,31 +53,83 @@ fn otel_env(receiver: &Receiver, protocol: &str) -> Vec<(&'static str, String)> 
 }
 
 /// Signs up a customer, creates a product as admin, and places an order with the client's
-/// trace headers; returns the order id.
-async fn place_traced_order(app: &TestApp, client: &ClientSpan) -> String {
+/// trace headers; returns the customer's token and the order id.
+async fn place_traced_order(app: &TestApp, client: &ClientSpan) -> (String, String) {
     let admin = app.admin_token().await;
     let (token, _, _) = app.register("tracy@example.com", "Tracy").await;
     let product = app.product(&admin, "Teapot", "kitchen", 2500, 5).await;
     let body = json!({"query": PLACE_ORDER, "variables": {"input": {
         "items": [{"productId": product, "quantity": 1}], "shippingAddress": address()}}});
+    let response = traced(app, &token, client, &body).await;
+    let id = str(&response["data"]["placeOrder"]["id"]);
+    let order = app.settled(&token, &id).await;
+    assert_eq!(order["status"], "CONFIRMED", "{order}");
+    (token, id)
+}
+
+/// Posts a GraphQL request as `token` with the client's trace headers; it must succeed.
+async fn traced(app: &TestApp, token: &str, client: &ClientSpan, body: &Value) -> Value {
     let response: Value = app
         .http
         .post(format!("{}/graphql", app.base))
-        .bearer_auth(&token)
+        .bearer_auth(token)
         .header("traceparent", client.traceparent())
         .header("tracestate", "shop=checkout")
-        .json(&body)
+        .json(body)
         .send()
         .await
-        .expect("placeOrder")
+        .expect("request")
         .json()
         .await
         .expect("json");
     assert!(response.get("errors").is_none(), "{response:#}");
-    let id = str(&response["data"]["placeOrder"]["id"]);
-    let order = app.settled(&token, &id).await;
-    assert_eq!(order["status"], "CONFIRMED", "{order}");
-    id
+    response
+}
+
+/// A read whose nested fields load through the gateway's batch loaders (spawned tasks): their
+/// internal calls must hang under the request, not start traces of their own.
+async fn loader_calls_join_the_request(
+    app: &TestApp,
+    receiver: &Receiver,
+    token: &str,
+    order: &str,
+) {
+    let client = ClientSpan::new();
+    let body = json!({"query": ORDER, "variables": {"id": order}});
+    traced(app, token, &client, &body).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let spans: Vec<Span> = receiver
+            .spans()
+            .into_iter()
+            .filter(|s| s.trace_id == client.trace_id)
+            .collect();
+        let found = (|| -> Result<(), String> {
+            let edge = one(&spans, SERVER, "POST /graphql", &client.span_id, None)?;
+            let field = one(&spans, INTERNAL, "Query.order", &edge.span_id, None)?;
+            let batch = spans
+                .iter()
+                .find(|s| s.name == "catalog products-by-id")
+                .ok_or("no catalog products-by-id call")?;
+            // The loader's call hangs somewhere under the root field.
+            let mut parent = batch.parent_span_id.clone();
+            while parent != field.span_id {
+                parent = spans
+                    .iter()
+                    .find(|s| s.span_id == parent)
+                    .map(|s| s.parent_span_id.clone())
+                    .ok_or_else(|| {
+                        format!("the batch call's ancestor {parent} is not in the trace")
+                    })?;
+            }
+            Ok(())
+        })();
+        match found {
+            Ok(()) => return,
+            Err(why) if Instant::now() > deadline => panic!("loader trace: {why}: {spans:#?}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
 }
 
 /// The saga's spans, each the child of the one before.
@@ -258,7 +310,7 @@ async fn single_process(backend: Backend, receiver: Receiver, protocol: &str, js
         vars.push(("BAZAAR_LOG_FORMAT", format.to_owned()));
         let app = env.start_process_with(&vars, Some(&log)).await;
         let client = ClientSpan::new();
-        let order = place_traced_order(&app, &client).await;
+        let (token, order) = place_traced_order(&app, &client).await;
         let saga = received_saga(&receiver, &client).await;
         assert_eq!(saga.edge.service, "shop");
         assert_eq!(saga.notify.service, "shop");
@@ -280,6 +332,7 @@ async fn single_process(backend: Backend, receiver: Receiver, protocol: &str, js
             &client,
             &saga.reserve,
         );
+        loader_calls_join_the_request(&app, &receiver, &token, &order).await;
         drop(app);
     })
     .await;

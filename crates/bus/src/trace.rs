@@ -130,6 +130,15 @@ fn parent_on(span: &Span, event: &Envelope) {
     }
 }
 
+/// `future` in the current trace, for work handed to another task: a spawned task starts
+/// outside every span, and what it calls would otherwise begin traces of its own.
+pub fn in_current_trace<F: std::future::Future>(
+    future: F,
+) -> opentelemetry::context::WithContext<F> {
+    use opentelemetry::context::FutureExt as _;
+    future.with_current_context()
+}
+
 /// Marks `span` as failed (no-op on a disabled span).
 pub fn fail(span: &Span) {
     span.record("otel.status_code", "error");

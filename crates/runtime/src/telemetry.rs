@@ -58,8 +58,11 @@ fn install(json: bool, tracer: Option<opentelemetry_sdk::trace::Tracer>) -> bool
     let spans = tracer.map(|tracer| {
         tracing_opentelemetry::layer()
             .with_tracer(tracer)
+            // Busy/idle timings, thread and source location attributes: per-span work and
+            // bytes that a trace of this service does not need.
             .with_tracked_inactivity(false)
             .with_threads(false)
+            .with_location(false)
             .with_filter(filter_fn(exported))
     });
     let registry = tracing_subscriber::registry().with(spans);

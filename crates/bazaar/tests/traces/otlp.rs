@@ -70,14 +70,14 @@ impl Receiver {
                     let protobuf = headers
                         .get(header::CONTENT_TYPE)
                         .is_some_and(|v| v == "application/x-protobuf");
-                    let Ok(request) = ExportTraceServiceRequest::decode(body) else {
-                        return (StatusCode::BAD_REQUEST, "not an ExportTraceServiceRequest")
-                            .into_response();
-                    };
                     if !protobuf {
                         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "protobuf expected")
                             .into_response();
                     }
+                    let Ok(request) = ExportTraceServiceRequest::decode(body) else {
+                        return (StatusCode::BAD_REQUEST, "not an ExportTraceServiceRequest")
+                            .into_response();
+                    };
                     *count.lock().unwrap() += 1;
                     spans.lock().unwrap().extend(flatten(request));
                     let answer = ExportTraceServiceResponse::default().encode_to_vec();
