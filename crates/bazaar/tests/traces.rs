@@ -19,7 +19,7 @@ use rand::Rng;
 use serde_json::{Value, json};
 use support::processes::{Cluster, bounded};
 use support::shop::{ORDER, PLACE_ORDER, address};
-use support::{Backend, Environment, NATS_URL, TestApp, str};
+use support::{Backend, Environment, NATS_URL, TestApp, eventually, str};
 
 const LIMIT: Duration = Duration::from_secs(180);
 
@@ -375,6 +375,47 @@ async fn embedded_grpc_text_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_nats_redis_grpc() {
     single_process(Backend::Real, Receiver::grpc().await, "grpc", true).await;
+}
+
+/// Spans still queued when the process is asked to stop are sent before it exits: with a
+/// batch delay of ten minutes, only the shutdown's flush can deliver the saga.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn queued_spans_are_sent_on_shutdown() {
+    let Some(env) = Environment::new(Backend::Embedded).await else {
+        return;
+    };
+    let receiver = Receiver::http().await;
+    bounded(LIMIT, async {
+        let mut vars = otel_env(&receiver, "http/protobuf");
+        vars.retain(|(k, _)| *k != "OTEL_BSP_SCHEDULE_DELAY");
+        vars.push(("OTEL_BSP_SCHEDULE_DELAY", "600000".to_owned()));
+        let app = env.start_process_with(&vars, None).await;
+        let client = ClientSpan::new();
+        let (token, _) = place_traced_order(&app, &client).await;
+        // The notification is the saga's last step: once it is stored, its span has ended.
+        let kinds = "{ notifications { edges { node { kind } } } }";
+        eventually(Duration::from_secs(30), || async {
+            let data = app.ok(Some(&token), kinds, json!({})).await;
+            let edges = data["notifications"]["edges"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            edges
+                .iter()
+                .any(|e| e["node"]["kind"] == "ORDER_UPDATE")
+                .then_some(())
+        })
+        .await;
+        assert_eq!(
+            receiver.requests(),
+            0,
+            "nothing is sent before the batch delay"
+        );
+        assert!(app.terminate().await, "bazaar exits cleanly on SIGTERM");
+        received_saga(&receiver, &client).await;
+    })
+    .await;
+    env.cleanup().await;
 }
 
 /// Every service in its own process (two replicas of catalog and orders), PostgreSQL, NATS

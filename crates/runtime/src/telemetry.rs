@@ -24,17 +24,19 @@ pub fn init_logging(json: bool) {
 /// Must run inside the tokio runtime. Keep the returned handle and shut it down on exit, so
 /// the last spans are sent.
 pub fn init_tracing(json: bool, service_name: &str) -> anyhow::Result<Telemetry> {
-    let provider =
-        match otel::wanted(|name| std::env::var(name).ok()).map_err(anyhow::Error::msg)? {
-            None => None,
-            Some(wire) => Some(otel::install(wire, service_name).map_err(anyhow::Error::msg)?),
-        };
+    let wire = otel::wanted(|name| std::env::var(name).ok()).map_err(anyhow::Error::msg)?;
+    let provider = match wire {
+        None => None,
+        Some(wire) => Some(otel::install(wire, service_name).map_err(anyhow::Error::msg)?),
+    };
     let telemetry = Telemetry {
         provider: provider.as_ref().map(|(p, _)| p.clone()),
     };
-    if install(json, provider.map(|(_, tracer)| tracer)) && telemetry.provider.is_some() {
+    if install(json, provider.map(|(_, tracer)| tracer))
+        && let Some(wire) = wire
+    {
         bazaar_bus::trace::enable();
-        tracing::info!("exporting traces with OTLP");
+        tracing::info!(protocol = ?wire, "exporting traces with OTLP");
     }
     Ok(telemetry)
 }

@@ -355,6 +355,20 @@ impl TestApp {
         }
     }
 
+    /// Sends the child process SIGTERM (a graceful shutdown) and waits until it exits;
+    /// returns whether it exited successfully.
+    pub async fn terminate(mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            panic!("not a child process");
+        };
+        // SAFETY: kill(2) on the pid of a child we have not reaped yet.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        tokio::task::spawn_blocking(move || child.wait().expect("wait"))
+            .await
+            .expect("waiter")
+            .success()
+    }
+
     /// Shuts the app down gracefully and waits for it.
     pub async fn stop(mut self) {
         self.stop.cancel();
