@@ -9,39 +9,21 @@
 
 #[path = "traces/otlp.rs"]
 mod otlp;
+#[path = "traces/saga.rs"]
+mod saga;
 mod support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use otlp::{CLIENT, CONSUMER, INTERNAL, PRODUCER, Receiver, SERVER, Span};
-use rand::Rng;
+use otlp::{INTERNAL, Receiver, SERVER, Span};
+use saga::{ClientSpan, one, received_saga};
 use serde_json::{Value, json};
 use support::processes::{Cluster, bounded};
 use support::shop::{ORDER, PLACE_ORDER, address};
 use support::{Backend, Environment, NATS_URL, TestApp, eventually, str};
 
 const LIMIT: Duration = Duration::from_secs(180);
-
-/// A client's own span, which bazaar's spans must hang under.
-struct ClientSpan {
-    trace_id: String,
-    span_id: String,
-}
-
-impl ClientSpan {
-    fn new() -> ClientSpan {
-        let mut rng = rand::rng();
-        ClientSpan {
-            trace_id: hex::encode(rng.random::<[u8; 16]>()),
-            span_id: hex::encode(rng.random::<[u8; 8]>()),
-        }
-    }
-
-    fn traceparent(&self) -> String {
-        format!("00-{}-{}-01", self.trace_id, self.span_id)
-    }
-}
 
 /// The variables a user sets to export to `receiver` (batches sent every 100 ms).
 fn otel_env(receiver: &Receiver, protocol: &str) -> Vec<(&'static str, String)> {
@@ -127,170 +109,6 @@ async fn loader_calls_join_the_request(
         match found {
             Ok(()) => return,
             Err(why) if Instant::now() > deadline => panic!("loader trace: {why}: {spans:#?}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-}
-
-/// The saga's spans, each the child of the one before.
-struct Saga {
-    edge: Span,
-    field: Span,
-    call: Span,
-    served: Span,
-    placed: Span,
-    reserve: Span,
-    reserved: Span,
-    confirm: Span,
-    changed: Span,
-    notify: Span,
-}
-
-/// Exactly one span of the trace matching `name`, `kind`, parent and (for consumers) the
-/// consumer; Err says what is missing.
-fn one(
-    spans: &[Span],
-    kind: i32,
-    name: &str,
-    parent: &str,
-    consumer: Option<&str>,
-) -> Result<Span, String> {
-    let found: Vec<&Span> = spans
-        .iter()
-        .filter(|s| s.name == name && s.kind == kind)
-        .filter(|s| {
-            consumer.is_none_or(|c| {
-                s.attributes
-                    .get("messaging.consumer.group.name")
-                    .map(String::as_str)
-                    == Some(c)
-            })
-        })
-        .collect();
-    match found.as_slice() {
-        [span] if span.parent_span_id == parent => Ok((*span).clone()),
-        [span] => Err(format!(
-            "{name} has parent {} instead of {parent}",
-            span.parent_span_id
-        )),
-        [] => Err(format!(
-            "no {name} span (kind {kind}, consumer {consumer:?})"
-        )),
-        many => Err(format!("{} {name} spans", many.len())),
-    }
-}
-
-fn saga(spans: &[Span], client: &ClientSpan) -> Result<Saga, String> {
-    let edge = one(spans, SERVER, "POST /graphql", &client.span_id, None)?;
-    let field = one(spans, INTERNAL, "Mutation.placeOrder", &edge.span_id, None)?;
-    let call = one(spans, CLIENT, "orders place-order", &field.span_id, None)?;
-    let served = one(
-        spans,
-        SERVER,
-        "POST /internal/place-order",
-        &call.span_id,
-        None,
-    )?;
-    let placed = one(
-        spans,
-        PRODUCER,
-        "publish OrderPlaced",
-        &served.span_id,
-        None,
-    )?;
-    let reserve = one(
-        spans,
-        CONSUMER,
-        "process OrderPlaced",
-        &placed.span_id,
-        Some("catalog"),
-    )?;
-    let reserved = one(
-        spans,
-        PRODUCER,
-        "publish StockReserved",
-        &reserve.span_id,
-        None,
-    )?;
-    let confirm = one(
-        spans,
-        CONSUMER,
-        "process StockReserved",
-        &reserved.span_id,
-        Some("orders"),
-    )?;
-    let changed = one(
-        spans,
-        PRODUCER,
-        "publish OrderStatusChanged",
-        &confirm.span_id,
-        None,
-    )?;
-    let notify = one(
-        spans,
-        CONSUMER,
-        "process OrderStatusChanged",
-        &changed.span_id,
-        Some("notifications"),
-    )?;
-    // No orphans: every span of the trace hangs under another of its spans or the client's.
-    for span in spans {
-        let linked = span.parent_span_id == client.span_id
-            || spans.iter().any(|p| p.span_id == span.parent_span_id);
-        if !linked {
-            return Err(format!(
-                "{} ({}) has parent {}, not in the trace",
-                span.name, span.span_id, span.parent_span_id
-            ));
-        }
-    }
-    Ok(Saga {
-        edge,
-        field,
-        call,
-        served,
-        placed,
-        reserve,
-        reserved,
-        confirm,
-        changed,
-        notify,
-    })
-}
-
-/// Waits until `receiver` holds the whole saga of the client's trace.
-async fn received_saga(receiver: &Receiver, client: &ClientSpan) -> Saga {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let spans: Vec<Span> = receiver
-            .spans()
-            .into_iter()
-            .filter(|s| s.trace_id == client.trace_id)
-            .collect();
-        let names = || -> Vec<String> {
-            spans
-                .iter()
-                .map(|s| {
-                    format!(
-                        "{} [{}] {} <- {}",
-                        s.name, s.service, s.span_id, s.parent_span_id
-                    )
-                })
-                .collect()
-        };
-        match saga(&spans, client) {
-            Ok(saga) => {
-                eprintln!("the trace ({} spans):\n{}", spans.len(), names().join("\n"));
-                return saga;
-            }
-            Err(why) if Instant::now() > deadline => {
-                panic!(
-                    "the trace is not the saga: {why}\n{} export requests, {} spans in the trace:\n{}",
-                    receiver.requests(),
-                    spans.len(),
-                    names().join("\n")
-                );
-            }
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
