@@ -27,6 +27,9 @@
 //!
 //!     cargo run --release -p bazaar --example bench -- [--backend embedded|real] [--hot] [--seconds N] [--concurrency C] [--nats-url URL] [--phases all|reads] [--abuse] [--retention SECS]
 //!
+//! With `OTEL_EXPORTER_OTLP_ENDPOINT` (and the other `OTEL_*` variables) set, the server
+//! exports its traces as `bazaar serve` would, to measure what tracing costs.
+//!
 //! `--phases reads` runs only the setup of products and the read phases (browse, list200,
 //! product), in about 4 × N seconds. A figure that misses the event pipeline's targets is
 //! printed with `ANOMALY`. `--abuse` runs only the crafted-request phase (see `abuse.rs`).
@@ -279,9 +282,22 @@ async fn main() -> anyhow::Result<()> {
     let namespace = format!("bench{}", uuid::Uuid::now_v7().simple());
     let database = format!("bazaar_bench_{}", uuid::Uuid::new_v4().simple());
     let data_dir = tempfile::tempdir()?;
-    if std::env::var_os("BAZAAR_LOG").is_some() {
-        bazaar_runtime::telemetry::init_logging(false); // e.g. BAZAAR_LOG=warn
-    }
+    // With OTEL_EXPORTER_OTLP_ENDPOINT set the server exports traces, as `bazaar serve` does
+    // (set BAZAAR_LOG=warn too, or the info log joins the load).
+    let telemetry = if std::env::var_os("BAZAAR_LOG").is_some()
+        || std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
+    {
+        Some(bazaar_runtime::telemetry::init_tracing(false, "bazaar")?)
+    } else {
+        None
+    };
+    println!(
+        "tracing: {}",
+        match bazaar_bus::trace::enabled() {
+            true => "exporting (OTLP)",
+            false => "off",
+        }
+    );
 
     // 1. Start bazaar in-process.
     let mut settings = Settings::load(&ConfigArgs {
@@ -391,6 +407,9 @@ async fn main() -> anyhow::Result<()> {
         if let Ok(redis) = RedisCache::connect(REDIS, &namespace).await {
             let _ = redis.flush_namespace().await;
         }
+    }
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown().await;
     }
     outcome
 }

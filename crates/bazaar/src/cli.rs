@@ -68,12 +68,27 @@ impl Cli {
             Command::Serve { services } => {
                 let services = parse_services(services)?;
                 let settings = Settings::load(&self.config)?;
-                telemetry::init_logging(settings.log_json);
-                let app = crate::App::build(settings, &services).await?;
-                app.run_until_stopped().await
+                let telemetry =
+                    telemetry::init_tracing(settings.log_json, &process_name(&services))?;
+                let served = match crate::App::build(settings, &services).await {
+                    Ok(app) => app.run_until_stopped().await,
+                    Err(e) => Err(e),
+                };
+                telemetry.shutdown().await;
+                served
             }
         }
     }
+}
+
+/// The service name of this process's spans when `OTEL_SERVICE_NAME` does not give one:
+/// `bazaar` for every service in one process, else `bazaar-<service>[+<service>...]`.
+fn process_name(services: &[ServiceName]) -> String {
+    if ServiceName::ALL.iter().all(|s| services.contains(s)) {
+        return "bazaar".to_owned();
+    }
+    let names: Vec<&str> = services.iter().map(|s| s.as_str()).collect();
+    format!("bazaar-{}", names.join("+"))
 }
 
 fn parse_services(names: Option<Vec<String>>) -> anyhow::Result<Vec<ServiceName>> {

@@ -13,6 +13,9 @@ use async_trait::async_trait;
 use bazaar_db::{Db, Dialect, new_id, now_millis, sqlx};
 use tokio_util::sync::CancellationToken;
 
+use tracing::Instrument;
+
+use crate::trace;
 use crate::{BusError, ConsumerSpec, Delivery, Envelope, EventTx, Outbox, Subscription, Transport};
 
 /// Why a handler could not apply an event.
@@ -357,6 +360,22 @@ impl Consumer {
 
     /// Records `event` in the inbox and, the first time, applies it.
     async fn record_and_handle(
+        &self,
+        tx: &mut EventTx,
+        event: &Envelope,
+    ) -> Result<Outcome, HandlerError> {
+        let span = trace::process_span(&self.spec.name, event);
+        let result = self
+            .record_and_handle_untraced(tx, event)
+            .instrument(span.clone())
+            .await;
+        if result.is_err() {
+            trace::fail(&span);
+        }
+        result
+    }
+
+    async fn record_and_handle_untraced(
         &self,
         tx: &mut EventTx,
         event: &Envelope,

@@ -10,6 +10,7 @@ mod nats;
 mod nats_auth;
 mod outbox;
 mod schema;
+pub mod trace;
 mod transport;
 
 pub use consumer::{
@@ -21,6 +22,7 @@ pub use nats::NatsTransport;
 pub use nats_auth::{NatsAuth, NatsOptions, without_credentials};
 pub use outbox::{EventTx, Outbox, OutboxRelay, outbox_backlog};
 pub use schema::{MIGRATIONS, retention};
+pub use trace::TraceContext;
 pub use transport::{
     Acker, ConsumerSpec, ConsumerStats, Delivery, LiveEvents, StreamStats, Subscription, Transport,
 };

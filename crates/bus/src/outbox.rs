@@ -14,6 +14,7 @@ use bazaar_db::{Db, DbError, Dialect, Tx, now_millis, sqlx};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::trace::{self, TraceContext};
 use crate::{BusError, Envelope, Transport};
 
 /// Events read and published per relay round; one broker round trip and one update each.
@@ -82,6 +83,19 @@ pub struct EventTx {
 impl EventTx {
     /// Records `event` in the outbox; it is published only if this transaction commits.
     pub async fn emit(&mut self, event: &Envelope) -> Result<(), BusError> {
+        // The event joins the trace of the span recording it (a request, or the consumer
+        // applying the event that caused this one).
+        let traced;
+        let event = match TraceContext::current().filter(|_| event.trace.is_none()) {
+            Some(trace) => {
+                traced = Envelope {
+                    trace: Some(trace),
+                    ..event.clone()
+                };
+                &traced
+            }
+            None => event,
+        };
         let body = serde_json::to_string(event).map_err(|e| BusError::Malformed(e.to_string()))?;
         sqlx::query(
             "INSERT INTO outbox (id, event_type, body, created_at) VALUES ($1, $2, $3, $4)",
@@ -251,9 +265,25 @@ impl OutboxRelay {
                 }
             }
         }
-        if !events.is_empty() {
-            self.transport.publish_batch(&events).await?;
+        // One span per event, each a child of the span that recorded it, open while the
+        // batch is stored; each event then carries its publish span's context to consumers.
+        let spans: Vec<tracing::Span> = events
+            .iter_mut()
+            .map(|event| {
+                let span = trace::publish_span(service, event);
+                if let Some(context) = TraceContext::of(&span) {
+                    event.trace = Some(context);
+                }
+                span
+            })
+            .collect();
+        if !events.is_empty()
+            && let Err(e) = self.transport.publish_batch(&events).await
+        {
+            spans.iter().for_each(trace::fail);
+            return Err(e);
         }
+        drop(spans);
         for event in &events {
             metrics::counter!("bazaar_events_published_total",
                 "service" => service, "type" => event.event_type.clone())

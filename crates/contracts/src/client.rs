@@ -17,8 +17,9 @@ use rand::Rng;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tower::ServiceExt;
+use tracing::Instrument;
 
-use crate::{ApiError, ErrorCode, Principal};
+use crate::{ApiError, ErrorCode, Principal, call_trace};
 
 pub const INTERNAL_TOKEN_HEADER: &str = "x-bazaar-service-token";
 pub const PRINCIPAL_HEADER: &str = "x-bazaar-principal";
@@ -173,6 +174,10 @@ impl ServiceClient {
         let principal = serde_json::to_string(principal).map_err(ApiError::internal)?;
         let path = format!("/internal/{op}");
         metrics::counter!("bazaar_internal_calls_total", "service" => self.service, "op" => op.to_owned()).increment(1);
+        // The call's span; the callee's span joins it through the trace headers.
+        let span = call_trace::client_span(self.service, op);
+        let mut trace_headers = http::HeaderMap::new();
+        call_trace::inject(&span, &mut trace_headers);
         let call = async {
             match &self.target {
                 Target::Missing { setting } => Err(ApiError::unavailable(format!(
@@ -180,7 +185,11 @@ impl ServiceClient {
                     self.service
                 ))),
                 Target::Local(router) => {
-                    let request = http::Request::post(&path)
+                    let mut request = http::Request::post(&path);
+                    if let Some(headers) = request.headers_mut() {
+                        headers.extend(trace_headers.clone());
+                    }
+                    let request = request
                         .header(REQUEST_ID_HEADER, principal_request_id.as_str())
                         .header(http::header::CONTENT_TYPE, "application/json")
                         .header(INTERNAL_TOKEN_HEADER, &*self.token)
@@ -201,6 +210,7 @@ impl ServiceClient {
                 Target::Remote { base, http } => {
                     let response = http
                         .post(format!("{base}{path}"))
+                        .headers(trace_headers.clone())
                         .header(REQUEST_ID_HEADER, principal_request_id.as_str())
                         .header(http::header::CONTENT_TYPE, "application/json")
                         .header(INTERNAL_TOKEN_HEADER, &*self.token)
@@ -223,12 +233,24 @@ impl ServiceClient {
                 }
             }
         };
-        let (status, bytes) = tokio::time::timeout(timeout, call).await.map_err(|_| {
-            ApiError::unavailable(format!(
-                "the {} service did not answer in time",
-                self.service
-            ))
-        })??;
+        let answer = tokio::time::timeout(timeout, call)
+            .instrument(span.clone())
+            .await;
+        let (status, bytes) = match answer {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => {
+                bazaar_bus::trace::fail(&span);
+                return Err(e);
+            }
+            Err(_) => {
+                bazaar_bus::trace::fail(&span);
+                return Err(ApiError::unavailable(format!(
+                    "the {} service did not answer in time",
+                    self.service
+                )));
+            }
+        };
+        call_trace::record_status(&span, status);
         if status.is_success() {
             serde_json::from_slice(&bytes).map_err(ApiError::internal)
         } else {
@@ -251,7 +273,12 @@ pub async fn require_service_token(token: Arc<str>, request: Request, next: Next
         .get(INTERNAL_TOKEN_HEADER)
         .map(|v| v.as_bytes());
     if presented.is_some_and(|p| constant_time_eq(p, token.as_bytes())) {
-        next.run(request).await
+        // Every internal route passes here: the service's side of a call starts its span.
+        let span =
+            call_trace::server_span(request.method(), request.uri().path(), request.headers());
+        let response = next.run(request).instrument(span.clone()).await;
+        call_trace::record_status(&span, response.status());
+        response
     } else {
         ApiError::unauthenticated("service credential required").into_response()
     }

@@ -2,6 +2,7 @@
 //! shape every service answers with, and typed clients that call a service in process or
 //! over HTTP.
 
+pub mod call_trace;
 pub mod catalog;
 pub mod client;
 pub mod error;

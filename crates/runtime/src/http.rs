@@ -9,12 +9,14 @@ use axum::Router;
 use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use bazaar_contracts::call_trace;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use tracing::Instrument;
 
 /// Something /readyz waits for: a database, the event broker, the cache, another service.
 #[async_trait]
@@ -106,6 +108,22 @@ pub fn with_standard_layers(router: Router, timeout: Duration) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .layer(axum::middleware::map_request(plain_request_id))
+        .layer(axum::middleware::from_fn(trace_request))
+}
+
+/// The span of a request from outside (a client at the gateway), joined to the client's trace
+/// when it sends `traceparent`. Internal calls get theirs where the service credential is
+/// checked (`require_service_token`), probes and scrapes none.
+async fn trace_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let path = request.uri().path();
+    let probe = matches!(path, "/healthz" | "/readyz" | "/metrics");
+    if !bazaar_bus::trace::enabled() || probe || path.starts_with("/internal/") {
+        return next.run(request).await;
+    }
+    let span = call_trace::server_span(request.method(), path, request.headers());
+    let response = next.run(request).instrument(span.clone()).await;
+    call_trace::record_status(&span, response.status());
+    response
 }
 
 /// The longest client-chosen request id kept (a UUID is 36 characters).

@@ -7,6 +7,7 @@ use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use bazaar_contracts::catalog::{CatalogClient, Product, ProductsByIdRequest};
 use bazaar_contracts::users::{User, UsersClient};
 use bazaar_contracts::{ApiError, Principal};
+use futures::future::BoxFuture;
 
 pub struct ProductLoader {
     pub catalog: CatalogClient,
@@ -65,7 +66,17 @@ pub fn for_request(
         principal: principal.clone(),
     };
     (
-        DataLoader::with_cache(products, tokio::spawn, HashMapCache::default()),
-        DataLoader::with_cache(users, tokio::spawn, HashMapCache::default()),
+        DataLoader::with_cache(products, spawn_batch, HashMapCache::default()),
+        DataLoader::with_cache(users, spawn_batch, HashMapCache::default()),
     )
+}
+
+/// Runs a loader's batch on its own task; while tracing, in the trace of the request that
+/// asked for it, so the batch's service call joins that trace instead of starting one.
+fn spawn_batch(batch: BoxFuture<'static, ()>) -> tokio::task::JoinHandle<()> {
+    if bazaar_bus::trace::enabled() {
+        tokio::spawn(bazaar_bus::trace::in_current_trace(batch))
+    } else {
+        tokio::spawn(batch)
+    }
 }

@@ -8,6 +8,7 @@ use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextResolve, ResolveInfo,
 };
 use async_graphql::{MergedObject, Request, Schema, ServerResult, Value};
+use tracing::Instrument;
 
 use crate::accounts::{AccountsMutation, AccountsQuery};
 use crate::catalog::{CatalogMutation, CatalogQuery};
@@ -138,8 +139,9 @@ impl Extension for CostModel {
     }
 }
 
-/// Counts and times each root field (`Query.me`, `Mutation.login`, …). Labels come from the
-/// schema, never from client-chosen operation names, so the series stay bounded.
+/// Counts, times and, when tracing is on, traces each root field (`Query.me`,
+/// `Mutation.placeOrder`, …). Labels and span names come from the schema, never from
+/// client-chosen operation names, so the series stay bounded.
 struct OperationMetrics;
 
 impl ExtensionFactory for OperationMetrics {
@@ -161,7 +163,17 @@ impl Extension for OperationMetrics {
         }
         let operation = format!("{}.{}", info.parent_type, info.name);
         let started = Instant::now();
-        let result = next.run(ctx, info).await;
+        let result = if bazaar_bus::trace::enabled() {
+            let span = tracing::info_span!(
+                "graphql",
+                otel.name = %operation,
+                otel.kind = "internal",
+                graphql.field = info.name,
+            );
+            next.run(ctx, info).instrument(span).await
+        } else {
+            next.run(ctx, info).await
+        };
         let outcome = if result.is_ok() { "ok" } else { "error" };
         metrics::counter!("bazaar_graphql_requests_total", "operation" => operation.clone(), "outcome" => outcome)
             .increment(1);

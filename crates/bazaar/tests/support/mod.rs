@@ -129,6 +129,16 @@ impl Environment {
     /// Starts the real `bazaar serve` binary as a child process on this environment's state
     /// and waits until it is ready. Kill it with [`TestApp::kill9`].
     pub async fn start_process(&self) -> TestApp {
+        self.start_process_with(&[], None).await
+    }
+
+    /// [`Self::start_process`] with more environment variables, and its standard output (the
+    /// log) written to `log` instead of discarded.
+    pub async fn start_process_with(
+        &self,
+        extra_env: &[(&str, String)],
+        log: Option<&std::path::Path>,
+    ) -> TestApp {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -148,7 +158,11 @@ impl Environment {
             .env("BAZAAR_REGISTER_LIMIT_PER_IP", "10000")
             .env("BAZAAR_DATABASE_POOL_SIZE", TEST_POOL_SIZE.to_string())
             .env("BAZAAR_MAX_OPEN_ORDERS_PER_CUSTOMER", "10000")
-            .stdout(std::process::Stdio::null());
+            .stdout(match log {
+                Some(path) => std::fs::File::create(path).expect("log file").into(),
+                None => std::process::Stdio::null(),
+            });
+        command.envs(extra_env.iter().map(|(k, v)| (*k, v.as_str())));
         if let Some(url) = &settings.database_url {
             command
                 .env("BAZAAR_DATABASE_URL", url.expose())
@@ -345,6 +359,20 @@ impl TestApp {
             child.kill().expect("kill -9");
             child.wait().expect("reap");
         }
+    }
+
+    /// Sends the child process SIGTERM (a graceful shutdown) and waits until it exits;
+    /// returns whether it exited successfully.
+    pub async fn terminate(mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            panic!("not a child process");
+        };
+        // SAFETY: kill(2) on the pid of a child we have not reaped yet.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        tokio::task::spawn_blocking(move || child.wait().expect("wait"))
+            .await
+            .expect("waiter")
+            .success()
     }
 
     /// Shuts the app down gracefully and waits for it.

@@ -295,6 +295,15 @@ pub struct Processes {
 impl Cluster {
     /// Migrates once, then starts every process and waits until each is ready.
     pub async fn start(env: &Environment, nats_url: &str) -> Cluster {
+        Self::start_with(env, nats_url, &[]).await
+    }
+
+    /// [`Cluster::start`] with more environment variables for every process.
+    pub async fn start_with(
+        env: &Environment,
+        nats_url: &str,
+        extra_env: &[(&str, String)],
+    ) -> Cluster {
         let settings = env.settings();
         let database_url = settings
             .database_url
@@ -319,6 +328,7 @@ impl Cluster {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .chain(extra_env.iter().map(|(k, v)| (k.to_string(), v.clone())))
         .collect();
         migrate(&base).await;
 
