@@ -293,8 +293,15 @@ pub struct Processes {
 }
 
 impl Cluster {
-    /// Migrates once, then starts every process and waits until each is ready.
-    pub async fn start(env: &Environment, nats_url: &str) -> Cluster {
+    /// [`Cluster::start_on`] this environment's event broker.
+    pub async fn start(env: &Environment) -> Cluster {
+        let (bus_var, bus_url) = env.bus();
+        Cluster::start_on(env, bus_var, &bus_url).await
+    }
+
+    /// Migrates once, then starts every process with its event broker at `bus_url` (given by
+    /// `bus_var`, e.g. `BAZAAR_NATS_URL`) and waits until each is ready.
+    pub async fn start_on(env: &Environment, bus_var: &str, bus_url: &str) -> Cluster {
         let settings = env.settings();
         let database_url = settings
             .database_url
@@ -303,7 +310,7 @@ impl Cluster {
         let jwt_secret = settings.jwt_secret.expose().to_owned();
         let base: Vec<(String, String)> = [
             ("BAZAAR_DATABASE_URL", database_url.expose()),
-            ("BAZAAR_NATS_URL", nats_url),
+            (bus_var, bus_url),
             ("BAZAAR_REDIS_URL", REDIS_URL),
             ("BAZAAR_NAMESPACE", env.namespace.as_str()),
             ("BAZAAR_JWT_SECRET", jwt_secret.as_str()),
