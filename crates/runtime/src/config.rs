@@ -315,7 +315,12 @@ impl Settings {
                 );
             }
         }
-        let nats_url = first([args.nats_url.clone(), file.nats_url.clone()]);
+        // Empty means unset, as for every variable (compose passes `BAZAAR_NATS_URL=` when
+        // RabbitMQ carries the events).
+        let nats_url = first([
+            args.nats_url.clone().filter(|u| !u.is_empty()),
+            file.nats_url.clone(),
+        ]);
         if let Some(url) = &nats_url
             && !(url.starts_with("nats://") || url.starts_with("tls://"))
         {

@@ -67,6 +67,15 @@ impl AmqpTransport {
     /// Connects and declares the exchange, retrying with capped backoff until the broker
     /// answers. Never gives up: wrap it in a timeout or use [`Self::connect_with_timeout`].
     pub async fn connect(config: AmqpConfig, namespace: &str) -> Result<AmqpTransport, BusError> {
+        // A CA file that cannot be read will not become readable by waiting: say so now.
+        if let Some(path) = &config.ca_file {
+            std::fs::metadata(path).map_err(|e| {
+                BusError::Unavailable(format!(
+                    "cannot read the AMQP CA file {}: {e}",
+                    path.display()
+                ))
+            })?;
+        }
         let transport = AmqpTransport {
             inner: Arc::new(Inner {
                 link: Arc::new(Link::new(config)),
