@@ -113,7 +113,12 @@ impl AmqpSubscription {
     }
 
     async fn pause(&mut self, reason: &str) {
-        self.open = None;
+        // A channel still open after a consumer error would keep deliveries it never hands out.
+        if let Some((channel, _)) = self.open.take()
+            && channel.status().connected()
+        {
+            let _ = channel.close(200, "re-opening".into()).await;
+        }
         let delay = BACKOFF_START
             .saturating_mul(2u32.saturating_pow(self.failures.min(16)))
             .min(BACKOFF_CAP);
