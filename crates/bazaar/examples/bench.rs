@@ -25,7 +25,7 @@
 //!
 //! Run (release, loopback only, stops by itself):
 //!
-//!     cargo run --release -p bazaar --example bench -- [--backend embedded|real] [--hot] [--seconds N] [--concurrency C] [--nats-url URL] [--phases all|reads] [--abuse] [--retention SECS]
+//!     cargo run --release -p bazaar --example bench -- [--backend embedded|real] [--hot] [--seconds N] [--concurrency C] [--nats-url URL | --amqp-url URL] [--phases all|reads] [--abuse] [--retention SECS]
 //!
 //! With `OTEL_EXPORTER_OTLP_ENDPOINT` (and the other `OTEL_*` variables) set, the server
 //! exports its traces as `bazaar serve` would, to measure what tracing costs.
@@ -37,7 +37,9 @@
 //! `embedded` (default) uses SQLite, the embedded event log and the in-memory cache in a temp
 //! dir. `real` uses PostgreSQL at 127.0.0.1:5432 (a fresh `bazaar_bench_<uuid>` database,
 //! dropped at the end), NATS JetStream at 127.0.0.1:4222 and Redis at 127.0.0.1:6379 under a
-//! random namespace (cleaned up at the end).
+//! random namespace (cleaned up at the end). With `--amqp-url` (e.g.
+//! `amqp://guest:guest@127.0.0.1:5672/%2f`) RabbitMQ carries the events instead of NATS; its
+//! queues are deleted at the end with `rabbitmqctl` (the exchange stays, empty).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -279,6 +281,9 @@ async fn main() -> anyhow::Result<()> {
     let concurrency: usize = arg("--concurrency", "32").parse()?;
     let hot = flag("--hot");
     let nats_url = arg("--nats-url", NATS_DEFAULT);
+    let amqp_url = std::env::args()
+        .position(|a| a == "--amqp-url")
+        .and_then(|i| std::env::args().nth(i + 1));
     let namespace = format!("bench{}", uuid::Uuid::now_v7().simple());
     let database = format!("bazaar_bench_{}", uuid::Uuid::new_v4().simple());
     let data_dir = tempfile::tempdir()?;
@@ -336,13 +341,17 @@ async fn main() -> anyhow::Result<()> {
         postgres(&format!("CREATE DATABASE {database}")).await?;
         let url = format!("postgres://postgres@127.0.0.1:5432/{database}");
         settings.database_url = Some(Secret::new(url));
-        settings.nats_url = Some(nats_url.clone());
+        match &amqp_url {
+            Some(url) => settings.amqp_url = Some(Secret::new(url.clone())),
+            None => settings.nats_url = Some(nats_url.clone()),
+        }
         settings.redis_url = Some(Secret::new(REDIS));
         settings.jwt_secret = Secret::new(format!("bench-secret-{namespace}-0123456789abcdef"));
     }
-    let backend = match real {
-        true => "real (PostgreSQL+NATS JetStream+Redis)",
-        false => "embedded (SQLite+event log+in-memory cache)",
+    let backend = match (real, amqp_url.is_some()) {
+        (true, false) => "real (PostgreSQL+NATS JetStream+Redis)",
+        (true, true) => "real (PostgreSQL+RabbitMQ+Redis)",
+        (false, _) => "embedded (SQLite+event log+in-memory cache)",
     };
     println!(
         "bazaar bench: backend={backend} seconds={seconds} concurrency={concurrency} hot={hot}"
@@ -400,9 +409,15 @@ async fn main() -> anyhow::Result<()> {
     if real {
         postgres(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).await?;
         let timeout = Duration::from_secs(3);
-        if let Ok(nats) = NatsTransport::connect_with_timeout(&nats_url, &namespace, timeout).await
-        {
-            let _ = nats.delete_stream().await;
+        match &amqp_url {
+            Some(url) => delete_rabbitmq_queues(url, &namespace).await,
+            None => {
+                if let Ok(nats) =
+                    NatsTransport::connect_with_timeout(&nats_url, &namespace, timeout).await
+                {
+                    let _ = nats.delete_stream().await;
+                }
+            }
         }
         if let Ok(redis) = RedisCache::connect(REDIS, &namespace).await {
             let _ = redis.flush_namespace().await;
@@ -412,6 +427,31 @@ async fn main() -> anyhow::Result<()> {
         telemetry.shutdown().await;
     }
     outcome
+}
+
+/// Deletes this run's queues (`<namespace>.*`) from the vhost of `url`, with `rabbitmqctl`:
+/// AMQP cannot list queues.
+async fn delete_rabbitmq_queues(url: &str, namespace: &str) {
+    let vhost = url
+        .rsplit_once('/')
+        .map(|(_, v)| v.replace("%2f", "/").replace("%2F", "/"))
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "/".into());
+    let listed = tokio::process::Command::new("rabbitmqctl")
+        .args(["-q", "list_queues", "-p", &vhost, "name"])
+        .output()
+        .await;
+    let Ok(listed) = listed else {
+        eprintln!("rabbitmqctl not available: queues {namespace}.* left in vhost {vhost}");
+        return;
+    };
+    let prefix = format!("{namespace}.");
+    for queue in String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter(|q| q.starts_with(&prefix))
+    {
+        let _ = bazaar_bus::testing::rabbitmqctl(&["delete_queue", "-p", &vhost, queue]).await;
+    }
 }
 
 async fn postgres(statement: &str) -> anyhow::Result<()> {

@@ -56,12 +56,13 @@ impl App {
         let _ = telemetry::metrics();
         bazaar_runtime::memory::tune_allocator();
         let runs_all = ServiceName::ALL.iter().all(|s| services.contains(s));
-        let shared_infra = settings.nats_url.is_some()
+        let shared_infra = settings.has_shared_bus()
             && (settings.database_url.is_some() || !settings.service_database_urls.is_empty());
         if !runs_all && !services.contains(&ServiceName::Gateway) && !shared_infra {
             anyhow::bail!(
-                "running {} without the gateway needs NATS (BAZAAR_NATS_URL) and PostgreSQL \
-                 (BAZAAR_DATABASE_URL): the embedded event log cannot reach other processes",
+                "running {} without the gateway needs NATS (BAZAAR_NATS_URL) or RabbitMQ \
+                 (BAZAAR_AMQP_URL) and PostgreSQL (BAZAAR_DATABASE_URL): the embedded event log \
+                 cannot reach other processes",
                 names(services)
             );
         }
@@ -80,6 +81,7 @@ impl App {
         let mut internal = Router::new();
         let mut local: HashMap<ServiceName, Router> = HashMap::new();
         let mut dbs = Vec::new();
+        let mut built = Vec::new();
 
         // ServiceName orders dependencies first: catalog is built before orders calls it.
         for &name in services {
@@ -110,14 +112,33 @@ impl App {
             };
             checks.push(Arc::new((name.to_string(), service.db.clone())));
             dbs.push((name.to_string(), service.db.clone()));
-            let (name, db, router, consumers) =
-                service.spawn(&tracker, &stop, &platform.settings.retention);
             let token = platform.service_token.clone();
-            let router = router.merge(bazaar_runtime::dead_letters::routes(
-                name, db, consumers, token,
-            ));
+            let router = service
+                .internal
+                .clone()
+                .merge(bazaar_runtime::dead_letters::routes(
+                    name,
+                    service.db.clone(),
+                    service.consumers.clone(),
+                    token,
+                ));
             internal = internal.merge(router.clone());
             local.insert(name, router);
+            built.push(service);
+        }
+        // Every consumer of this process exists on the broker before any of its relays
+        // publishes: RabbitMQ keeps an event only for the queues that exist when it arrives.
+        for consumer in built.iter().flat_map(|s| &s.consumers) {
+            drop(
+                platform
+                    .transport
+                    .subscribe(&consumer.spec)
+                    .await
+                    .with_context(|| format!("cannot declare consumer {}", consumer.spec.name))?,
+            );
+        }
+        for service in built {
+            let _ = service.spawn(&tracker, &stop, &platform.settings.retention);
         }
 
         let router = if services.contains(&ServiceName::Gateway) {

@@ -1,23 +1,33 @@
-//! Connecting the shared infrastructure chosen by the configuration: the embedded event log or
-//! NATS JetStream, the in-memory cache or Redis.
+//! Connecting the shared infrastructure chosen by the configuration: the embedded event log,
+//! NATS JetStream or RabbitMQ, the in-memory cache or Redis.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use bazaar_auth::TokenKeys;
-use bazaar_bus::{EmbeddedTransport, NatsTransport, Transport, without_credentials};
+use bazaar_bus::{
+    AmqpConfig, AmqpTransport, EmbeddedTransport, NatsTransport, Transport, without_credentials,
+};
 use bazaar_cache::{Cache, CacheError, MemoryCache, RedisCache, RedisOptions};
 use bazaar_runtime::{Platform, Settings};
 
 pub async fn connect(settings: Arc<Settings>) -> anyhow::Result<Platform> {
-    let transport: Arc<dyn Transport> = match &settings.nats_url {
-        Some(url) => {
+    let transport: Arc<dyn Transport> = match (&settings.nats_url, &settings.amqp_url) {
+        (Some(url), _) => {
             let options = settings.connections.nats_options();
             tracing::info!(url = %without_credentials(url), auth = ?options.auth, ca_file = ?options.ca_file, "connecting to NATS JetStream");
             Arc::new(NatsTransport::connect_with(url, &settings.namespace, &options).await?)
         }
-        None => {
+        (None, Some(url)) => {
+            let config = AmqpConfig {
+                url: url.expose().to_owned(),
+                ca_file: settings.amqp_ca_file.clone(),
+            };
+            tracing::info!(?config, "connecting to RabbitMQ");
+            Arc::new(AmqpTransport::connect(config, &settings.namespace).await?)
+        }
+        (None, None) => {
             bazaar_db::private_dir(&settings.data_dir).with_context(|| {
                 format!(
                     "cannot create data directory {}",

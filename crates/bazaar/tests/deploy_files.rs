@@ -848,3 +848,40 @@ fn dockerfile_runs_bazaar_as_non_root_on_8080() {
         assert!(OPS_PATHS.contains(&path.as_str()), "{line}");
     }
 }
+
+/// Either broker carries the events: NATS and RabbitMQ are compose profiles, every bazaar
+/// service waits for whichever one is active, and the example `.env` picks NATS and shows how
+/// to pick RabbitMQ (with the variables the binary reads).
+#[test]
+fn compose_offers_nats_or_rabbitmq() {
+    let compose = compose();
+    for broker in ["nats", "rabbitmq"] {
+        assert_eq!(
+            compose["services"][broker]["profiles"][0].as_str(),
+            Some(broker),
+            "compose {broker}: a profile of its own"
+        );
+    }
+    for (name, service) in compose_services(&compose) {
+        if service["image"].as_str() != Some("bazaar:local") || name == "migrate" {
+            continue;
+        }
+        for broker in ["nats", "rabbitmq"] {
+            let dep = &service["depends_on"][broker];
+            assert_eq!(
+                (dep["condition"].as_str(), dep["required"].as_bool()),
+                (Some("service_healthy"), Some(false)),
+                "compose {name}: waits for {broker} when its profile is active"
+            );
+        }
+    }
+    let env = read("deploy/.env.example");
+    for needle in [
+        "\nCOMPOSE_PROFILES=nats",
+        "# COMPOSE_PROFILES=rabbitmq",
+        "# BAZAAR_NATS_URL=\n",
+        "# BAZAAR_AMQP_URL=amqp://",
+    ] {
+        assert!(env.contains(needle), ".env.example: {needle:?}");
+    }
+}

@@ -246,8 +246,13 @@ async fn across_processes_http_protobuf() {
     };
     let receiver = Receiver::http().await;
     bounded(LIMIT, async {
-        let cluster =
-            Cluster::start_with(&env, NATS_URL, &otel_env(&receiver, "http/protobuf")).await;
+        let cluster = Cluster::start_with(
+            &env,
+            "BAZAAR_NATS_URL",
+            NATS_URL,
+            &otel_env(&receiver, "http/protobuf"),
+        )
+        .await;
         let client = ClientSpan::new();
         place_traced_order(&cluster.gateway, &client).await;
         let saga = received_saga(&receiver, &client).await;

@@ -1,8 +1,9 @@
 //! The event bus: services record events in a transactional outbox, a relay publishes them to
-//! a transport (the embedded SQLite log or NATS JetStream) in batches, and consumers apply
+//! a transport (the embedded SQLite log, NATS JetStream or RabbitMQ) in batches, and consumers apply
 //! each event exactly once through an idempotent inbox, in batches split by aggregate,
 //! dead-lettering what keeps failing.
 
+mod amqp;
 mod consumer;
 mod embedded;
 mod envelope;
@@ -10,9 +11,12 @@ mod nats;
 mod nats_auth;
 mod outbox;
 mod schema;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod trace;
 mod transport;
 
+pub use amqp::{AmqpConfig, AmqpTransport};
 pub use consumer::{
     Consumer, DeadLetter, Handler, HandlerError, RetryPolicy, dead_letters, redrive,
 };

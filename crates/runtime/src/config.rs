@@ -112,6 +112,8 @@ struct FileConfig {
     namespace: Option<String>,
     database_url: Option<Secret>,
     nats_url: Option<String>,
+    amqp_url: Option<Secret>,
+    amqp_ca_file: Option<PathBuf>,
     redis_url: Option<Secret>,
     jwt_secret: Option<Secret>,
     admin_email: Option<String>,
@@ -174,6 +176,10 @@ pub struct Settings {
     pub database_url: Option<Secret>,
     pub service_database_urls: BTreeMap<ServiceName, Secret>,
     pub nats_url: Option<String>,
+    /// RabbitMQ (AMQP 0-9-1) for the event bus instead of NATS; carries credentials.
+    pub amqp_url: Option<Secret>,
+    /// PEM file of the CA that signed the RabbitMQ server's certificate (amqps://).
+    pub amqp_ca_file: Option<PathBuf>,
     pub redis_url: Option<Secret>,
     /// TLS and credentials for PostgreSQL, Redis and NATS beyond what their URLs carry.
     pub connections: crate::connections::Connections,
@@ -342,13 +348,44 @@ impl Settings {
                 );
             }
         }
-        let nats_url = first([args.nats_url.clone(), file.nats_url.clone()]);
+        // Empty means unset, as for every variable (compose passes `BAZAAR_NATS_URL=` when
+        // RabbitMQ carries the events).
+        let nats_url = first([
+            args.nats_url.clone().filter(|u| !u.is_empty()),
+            file.nats_url.clone(),
+        ]);
         if let Some(url) = &nats_url
             && !(url.starts_with("nats://") || url.starts_with("tls://"))
         {
             errors.push(format!(
                 "NATS URL {url:?} must start with nats:// or tls://"
             ));
+        }
+        let amqp_url = first([env_secret("BAZAAR_AMQP_URL"), file.amqp_url.clone()]);
+        let amqp_ca_file = first([
+            env("BAZAAR_AMQP_CA_FILE").map(PathBuf::from),
+            file.amqp_ca_file.clone(),
+        ]);
+        if let Some(url) = &amqp_url {
+            let url = url.expose();
+            if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
+                errors.push("AMQP URL must start with amqp:// or amqps://".into());
+            }
+            if nats_url.is_some() {
+                errors.push(
+                    "set either a NATS URL or an AMQP URL for the event bus, not both".into(),
+                );
+            }
+            if amqp_ca_file.is_some() && !url.starts_with("amqps://") {
+                errors.push("an AMQP CA file needs an amqps:// URL".into());
+            }
+        } else if amqp_ca_file.is_some() {
+            errors.push("an AMQP CA file is set without an AMQP URL".into());
+        }
+        if let Some(path) = &amqp_ca_file
+            && !path.is_file()
+        {
+            errors.push(format!("AMQP CA file {} does not exist", path.display()));
         }
         let redis_url = first([env_secret("BAZAAR_REDIS_URL"), file.redis_url.clone()]);
         if let Some(url) = &redis_url
@@ -589,6 +626,8 @@ impl Settings {
             database_url,
             service_database_urls,
             nats_url,
+            amqp_url,
+            amqp_ca_file,
             redis_url,
             connections,
             jwt_secret,
@@ -651,11 +690,17 @@ impl Settings {
         }
     }
 
+    /// True when events travel through a broker other processes can reach (NATS or RabbitMQ).
+    pub fn has_shared_bus(&self) -> bool {
+        self.nats_url.is_some() || self.amqp_url.is_some()
+    }
+
     /// True when nothing outside this process is configured.
     pub fn is_embedded(&self) -> bool {
         self.database_url.is_none()
             && self.service_database_urls.is_empty()
             && self.nats_url.is_none()
+            && self.amqp_url.is_none()
             && self.redis_url.is_none()
     }
 }
@@ -739,6 +784,48 @@ mod tests {
         ] {
             assert!(err.contains(needle), "{needle} missing from {err}");
         }
+    }
+
+    #[test]
+    fn rabbitmq_is_a_third_bus_and_excludes_nats() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let file = dir.path().join("bazaar.toml");
+        let load = |toml: String, nats: Option<&str>| {
+            std::fs::write(&file, toml).unwrap();
+            Settings::load(&ConfigArgs {
+                config: Some(file.clone()),
+                nats_url: nats.map(Into::into),
+                data_dir: Some(dir.path().into()),
+                ..Default::default()
+            })
+        };
+        let ok = load(
+            format!(
+                "amqp_url = \"amqps://app:pw@mq:5671/shop\"\namqp_ca_file = {:?}\n",
+                ca.display().to_string()
+            ),
+            None,
+        )
+        .unwrap();
+        assert!(ok.has_shared_bus() && !ok.is_embedded());
+        assert_eq!(ok.amqp_ca_file.as_deref(), Some(ca.as_path()));
+        assert_eq!(format!("{:?}", ok.amqp_url.unwrap()), "[redacted]");
+
+        let err = load(
+            "amqp_url = \"amqp://mq\"\namqp_ca_file = \"/nonexistent.pem\"\n".into(),
+            Some("nats://127.0.0.1:4222"),
+        )
+        .unwrap_err()
+        .to_string();
+        for needle in ["not both", "needs an amqps://", "does not exist"] {
+            assert!(err.contains(needle), "{needle} missing from {err}");
+        }
+        let err = load("amqp_url = \"http://mq\"\n".into(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("amqp:// or amqps://"), "{err}");
     }
 
     #[test]

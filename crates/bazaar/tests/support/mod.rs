@@ -1,11 +1,13 @@
-//! Test harness: starts a real bazaar process-in-a-task on port 0 against either backend set,
-//! and talks to it over HTTP like a client.
+//! Test harness: starts a real bazaar process-in-a-task on port 0 against one of three backend
+//! sets, and talks to it over HTTP like a client.
 //!
 //! - `Backend::Embedded`: SQLite files, the embedded event log and the in-memory cache in a
 //!   fresh temporary directory.
 //! - `Backend::Real`: a fresh PostgreSQL database, a random NATS/Redis namespace.
-//!   When PostgreSQL, NATS or Redis cannot be reached the test is skipped with a message, unless
-//!   `BAZAAR_REQUIRE_BACKENDS=1` (CI), where it fails.
+//! - `Backend::Rabbitmq`: the same with RabbitMQ for events, in a virtual host of its own.
+//!
+//! When a backend cannot be reached the test is skipped with a message, unless
+//! `BAZAAR_REQUIRE_BACKENDS=1` (CI), where it fails.
 #![allow(dead_code)]
 
 pub mod processes;
@@ -14,6 +16,7 @@ pub mod shop;
 use std::time::{Duration, Instant};
 
 use bazaar::App;
+use bazaar_bus::testing::TestVhost;
 use bazaar_db::sqlx;
 use bazaar_runtime::{ConfigArgs, Secret, ServiceName, Settings};
 use serde_json::{Value, json};
@@ -29,7 +32,10 @@ pub const TEST_POOL_SIZE: usize = 3;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Embedded,
+    /// PostgreSQL + NATS JetStream + Redis.
     Real,
+    /// PostgreSQL + RabbitMQ + Redis.
+    Rabbitmq,
 }
 
 /// Where a test app keeps its state, so a second app can be started on the same state.
@@ -38,6 +44,8 @@ pub struct Environment {
     pub data_dir: tempfile::TempDir,
     pub database: Option<String>,
     pub namespace: String,
+    /// The RabbitMQ virtual host of a `Backend::Rabbitmq` environment.
+    pub vhost: Option<TestVhost>,
 }
 
 impl Environment {
@@ -45,14 +53,22 @@ impl Environment {
     pub async fn new(backend: Backend) -> Option<Environment> {
         let namespace = format!("t{}", uuid::Uuid::now_v7().simple());
         let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut vhost = None;
         let database = match backend {
             Backend::Embedded => None,
-            Backend::Real => {
-                if let Err(why) = real_backends_reachable().await {
+            Backend::Real | Backend::Rabbitmq => {
+                let reachable = match backend {
+                    Backend::Rabbitmq => match real_backends_reachable(false).await {
+                        Ok(()) => TestVhost::create().await.map(|v| vhost = Some(v)),
+                        Err(why) => Err(why),
+                    },
+                    _ => real_backends_reachable(true).await,
+                };
+                if let Err(why) = reachable {
                     if std::env::var("BAZAAR_REQUIRE_BACKENDS").as_deref() == Ok("1") {
                         panic!("backend suite required but {why}");
                     }
-                    eprintln!("SKIPPED: PostgreSQL+NATS+Redis backend suite: {why}");
+                    eprintln!("SKIPPED: {} backend suite: {why}", backend.label());
                     return None;
                 }
                 sqlx::any::install_default_drivers();
@@ -73,7 +89,16 @@ impl Environment {
             data_dir,
             database,
             namespace,
+            vhost,
         })
+    }
+
+    /// The environment variable and URL of this environment's event broker (shared backends).
+    pub fn bus(&self) -> (&'static str, String) {
+        match &self.vhost {
+            Some(vhost) => ("BAZAAR_AMQP_URL", vhost.url()),
+            None => ("BAZAAR_NATS_URL", NATS_URL.into()),
+        }
     }
 
     /// Settings for an app in this environment.
@@ -97,7 +122,10 @@ impl Environment {
             settings.database_url = Some(Secret::new(format!(
                 "postgres://postgres@127.0.0.1:5432/{db}"
             )));
-            settings.nats_url = Some(NATS_URL.into());
+            match &self.vhost {
+                Some(vhost) => settings.amqp_url = Some(Secret::new(vhost.url())),
+                None => settings.nats_url = Some(NATS_URL.into()),
+            }
             settings.redis_url = Some(Secret::new(REDIS_URL));
             settings.jwt_secret =
                 Secret::new(format!("test-secret-{}-0123456789abcdef", self.namespace));
@@ -164,9 +192,10 @@ impl Environment {
             });
         command.envs(extra_env.iter().map(|(k, v)| (*k, v.as_str())));
         if let Some(url) = &settings.database_url {
+            let (bus_var, bus_url) = self.bus();
             command
                 .env("BAZAAR_DATABASE_URL", url.expose())
-                .env("BAZAAR_NATS_URL", NATS_URL)
+                .env(bus_var, bus_url)
                 .env("BAZAAR_REDIS_URL", REDIS_URL)
                 .env("BAZAAR_JWT_SECRET", settings.jwt_secret.expose());
         }
@@ -198,12 +227,13 @@ impl Environment {
                 .await;
                 admin.close().await;
             }
-            if let Ok(nats) = bazaar_bus::NatsTransport::connect_with_timeout(
-                NATS_URL,
-                &self.namespace,
-                Duration::from_secs(3),
-            )
-            .await
+            if self.vhost.is_none()
+                && let Ok(nats) = bazaar_bus::NatsTransport::connect_with_timeout(
+                    NATS_URL,
+                    &self.namespace,
+                    Duration::from_secs(3),
+                )
+                .await
             {
                 let _ = nats.delete_stream().await;
             }
@@ -211,10 +241,24 @@ impl Environment {
                 let _ = redis.flush_namespace().await;
             }
         }
+        if let Some(vhost) = self.vhost {
+            vhost.delete().await;
+        }
     }
 }
 
-async fn real_backends_reachable() -> Result<(), String> {
+impl Backend {
+    fn label(self) -> &'static str {
+        match self {
+            Backend::Embedded => "embedded",
+            Backend::Real => "PostgreSQL+NATS+Redis",
+            Backend::Rabbitmq => "PostgreSQL+RabbitMQ+Redis",
+        }
+    }
+}
+
+/// PostgreSQL and Redis, and NATS when `nats` (RabbitMQ is checked by making its vhost).
+async fn real_backends_reachable(nats: bool) -> Result<(), String> {
     let reach = |addr: &'static str| async move {
         tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
             .await
@@ -225,9 +269,11 @@ async fn real_backends_reachable() -> Result<(), String> {
     reach("127.0.0.1:5432")
         .await
         .map_err(|e| format!("PostgreSQL {e}"))?;
-    reach("127.0.0.1:4222")
-        .await
-        .map_err(|e| format!("NATS {e}"))?;
+    if nats {
+        reach("127.0.0.1:4222")
+            .await
+            .map_err(|e| format!("NATS {e}"))?;
+    }
     reach("127.0.0.1:6379")
         .await
         .map_err(|e| format!("Redis {e}"))?;
@@ -412,8 +458,8 @@ where
     }
 }
 
-/// Declares one test body run on both backends: `<name>::embedded` and
-/// `<name>::postgres_nats_redis`.
+/// Declares one test body run on every backend set: `<name>::embedded`,
+/// `<name>::postgres_nats_redis` and `<name>::postgres_rabbitmq_redis`.
 #[macro_export]
 macro_rules! on_both_backends {
     ($name:ident) => {
@@ -431,6 +477,14 @@ macro_rules! on_both_backends {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn postgres_nats_redis() {
                 if let Some(env) = Environment::new(Backend::Real).await {
+                    super::$name(&env).await;
+                    env.cleanup().await;
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres_rabbitmq_redis() {
+                if let Some(env) = Environment::new(Backend::Rabbitmq).await {
                     super::$name(&env).await;
                     env.cleanup().await;
                 }

@@ -293,15 +293,23 @@ pub struct Processes {
 }
 
 impl Cluster {
-    /// Migrates once, then starts every process and waits until each is ready.
-    pub async fn start(env: &Environment, nats_url: &str) -> Cluster {
-        Self::start_with(env, nats_url, &[]).await
+    /// [`Cluster::start_on`] this environment's event broker.
+    pub async fn start(env: &Environment) -> Cluster {
+        let (bus_var, bus_url) = env.bus();
+        Cluster::start_on(env, bus_var, &bus_url).await
     }
 
-    /// [`Cluster::start`] with more environment variables for every process.
+    /// Migrates once, then starts every process with its event broker at `bus_url` (given by
+    /// `bus_var`, e.g. `BAZAAR_NATS_URL`) and waits until each is ready.
+    pub async fn start_on(env: &Environment, bus_var: &str, bus_url: &str) -> Cluster {
+        Self::start_with(env, bus_var, bus_url, &[]).await
+    }
+
+    /// [`Cluster::start_on`] with more environment variables for every process.
     pub async fn start_with(
         env: &Environment,
-        nats_url: &str,
+        bus_var: &str,
+        bus_url: &str,
         extra_env: &[(&str, String)],
     ) -> Cluster {
         let settings = env.settings();
@@ -313,7 +321,7 @@ impl Cluster {
         let pool_size = TEST_POOL_SIZE.to_string();
         let base: Vec<(String, String)> = [
             ("BAZAAR_DATABASE_URL", database_url.expose()),
-            ("BAZAAR_NATS_URL", nats_url),
+            (bus_var, bus_url),
             ("BAZAAR_REDIS_URL", REDIS_URL),
             ("BAZAAR_NAMESPACE", env.namespace.as_str()),
             ("BAZAAR_JWT_SECRET", jwt_secret.as_str()),

@@ -1,6 +1,7 @@
 //! Harness for the transport conformance suite: one fresh backend pair per test (embedded log +
-//! SQLite, or NATS JetStream + PostgreSQL), a recording decorator over the real transport, and a
-//! configurable handler whose effects land in the service database.
+//! SQLite, NATS JetStream + PostgreSQL, or RabbitMQ in a vhost of its own + PostgreSQL), a
+//! recording decorator over the real transport, and a configurable handler whose effects land
+//! in the service database.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -11,10 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bazaar_bus::testing::TestVhost;
 use bazaar_bus::{
-    Acker, BusError, Consumer, ConsumerSpec, Delivery, EmbeddedTransport, Envelope, EventTx,
-    Handler, HandlerError, NatsTransport, Outbox, OutboxRelay, RetryPolicy, StreamStats,
-    Subscription, Transport,
+    Acker, AmqpConfig, AmqpTransport, BusError, Consumer, ConsumerSpec, Delivery,
+    EmbeddedTransport, Envelope, EventTx, Handler, HandlerError, NatsTransport, Outbox,
+    OutboxRelay, RetryPolicy, StreamStats, Subscription, Transport,
 };
 use bazaar_db::sqlx::{self, Connection, Executor, postgres::PgConnection};
 use bazaar_db::{Db, DbTarget, Migration};
@@ -51,6 +53,7 @@ const TEST_MIGRATIONS: &[Migration] = &[Migration {
 pub enum Kind {
     Embedded,
     Nats,
+    Rabbitmq,
 }
 
 /// One delivery as the consumer runtime received it.
@@ -88,6 +91,11 @@ enum Cleanup {
         admin: PgConnection,
         database: String,
     },
+    Rabbitmq {
+        vhost: TestVhost,
+        admin: PgConnection,
+        database: String,
+    },
 }
 
 /// Runs `scenario` against a fresh backend of `kind`, bounded in time, and always cleans up.
@@ -99,6 +107,7 @@ where
     let Some((transport, db, cleanup)) = (match kind {
         Kind::Embedded => Some(embedded().await),
         Kind::Nats => nats_and_postgres().await,
+        Kind::Rabbitmq => rabbitmq_and_postgres().await,
     }) else {
         return;
     };
@@ -138,19 +147,25 @@ where
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
     ctx.db.close().await;
-    if let Cleanup::Nats {
-        nats,
-        mut admin,
-        database,
-    } = cleanup
-    {
-        nats.delete_stream().await.expect("delete test stream");
-        admin
-            .execute(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
-            )))
-            .await
-            .expect("drop test database");
+    drop(ctx);
+    match cleanup {
+        Cleanup::Embedded(_) => {}
+        Cleanup::Nats {
+            nats,
+            admin,
+            database,
+        } => {
+            nats.delete_stream().await.expect("delete test stream");
+            drop_database(admin, &database).await;
+        }
+        Cleanup::Rabbitmq {
+            vhost,
+            admin,
+            database,
+        } => {
+            vhost.delete().await;
+            drop_database(admin, &database).await;
+        }
     }
     match outcome {
         Ok(Ok(())) => {}
@@ -170,27 +185,92 @@ async fn embedded() -> (Arc<dyn Transport>, Db, Cleanup) {
     (Arc::new(transport), db, Cleanup::Embedded(dir))
 }
 
-/// The first unreachable backend seen in this test binary: later tests skip without waiting.
-static UNREACHABLE: Mutex<Option<String>> = Mutex::new(None);
+/// Backends found unreachable in this test binary (by kind): later tests skip without waiting.
+static UNREACHABLE: Mutex<Vec<(Kind, String)>> = Mutex::new(Vec::new());
+
+/// Why `kind` was found unreachable earlier, if it was.
+fn known_unreachable(kind: Kind) -> Option<String> {
+    let known = UNREACHABLE.lock().unwrap();
+    known
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, why)| why.clone())
+}
 
 /// Skips (or, with `BAZAAR_REQUIRE_BACKENDS=1`, fails) when a backend is not reachable.
-fn unreachable_backend<T>(what: String) -> Option<T> {
+fn unreachable_backend<T>(kind: Kind, what: String) -> Option<T> {
     if std::env::var("BAZAAR_REQUIRE_BACKENDS").as_deref() == Ok("1") {
         panic!("{what} and BAZAAR_REQUIRE_BACKENDS=1");
     }
     // Straight to stderr, past the test harness's capture, so a skip is never silent.
     let _ = writeln!(std::io::stderr(), "SKIPPED: {what}");
-    UNREACHABLE.lock().unwrap().get_or_insert(what);
+    UNREACHABLE.lock().unwrap().push((kind, what));
     None
 }
 
 async fn nats_and_postgres() -> Option<(Arc<dyn Transport>, Db, Cleanup)> {
-    let known = UNREACHABLE.lock().unwrap().clone();
-    if let Some(what) = known {
-        return unreachable_backend(what);
+    if let Some(what) = known_unreachable(Kind::Nats) {
+        return unreachable_backend(Kind::Nats, what);
     }
-    let pg_url = std::env::var("BAZAAR_TEST_PG_URL").unwrap_or_else(|_| PG_ADMIN_URL.into());
     let nats_url = std::env::var("BAZAAR_TEST_NATS_URL").unwrap_or_else(|_| NATS_URL.into());
+    let (admin, database, db) = postgres(Kind::Nats).await?;
+    let namespace = format!("conf_{}", uuid::Uuid::now_v7().simple());
+    let nats = match NatsTransport::connect_with_timeout(&nats_url, &namespace, REACH_TIMEOUT).await
+    {
+        Ok(nats) => nats,
+        Err(e) => {
+            drop_database(admin, &database).await;
+            return unreachable_backend(
+                Kind::Nats,
+                format!("NATS JetStream backend at {nats_url} unreachable: {e}"),
+            );
+        }
+    };
+    Some((
+        Arc::new(nats.clone()),
+        db,
+        Cleanup::Nats {
+            nats,
+            admin,
+            database,
+        },
+    ))
+}
+
+async fn rabbitmq_and_postgres() -> Option<(Arc<dyn Transport>, Db, Cleanup)> {
+    if let Some(what) = known_unreachable(Kind::Rabbitmq) {
+        return unreachable_backend(Kind::Rabbitmq, what);
+    }
+    let vhost = match TestVhost::create().await {
+        Ok(vhost) => vhost,
+        Err(e) => return unreachable_backend(Kind::Rabbitmq, format!("RabbitMQ backend: {e}")),
+    };
+    let Some((admin, database, db)) = postgres(Kind::Rabbitmq).await else {
+        vhost.delete().await;
+        return None;
+    };
+    let config = AmqpConfig {
+        url: vhost.url(),
+        ca_file: None,
+    };
+    let namespace = format!("conf_{}", uuid::Uuid::now_v7().simple());
+    let transport = AmqpTransport::connect_with_timeout(config, &namespace, REACH_TIMEOUT)
+        .await
+        .expect("RabbitMQ answers on the fresh vhost");
+    Some((
+        Arc::new(transport),
+        db,
+        Cleanup::Rabbitmq {
+            vhost,
+            admin,
+            database,
+        },
+    ))
+}
+
+/// A fresh PostgreSQL database: the admin connection, its name, and a migrated-to-be `Db`.
+async fn postgres(kind: Kind) -> Option<(PgConnection, String, Db)> {
+    let pg_url = std::env::var("BAZAAR_TEST_PG_URL").unwrap_or_else(|_| PG_ADMIN_URL.into());
     let pg = match tokio::time::timeout(REACH_TIMEOUT, PgConnection::connect(&pg_url)).await {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(e)) => Err(e.to_string()),
@@ -199,17 +279,10 @@ async fn nats_and_postgres() -> Option<(Arc<dyn Transport>, Db, Cleanup)> {
     let mut admin = match pg {
         Ok(conn) => conn,
         Err(e) => {
-            return unreachable_backend(format!("PostgreSQL backend at {pg_url} unreachable: {e}"));
-        }
-    };
-    let namespace = format!("conf_{}", uuid::Uuid::now_v7().simple());
-    let nats = match NatsTransport::connect_with_timeout(&nats_url, &namespace, REACH_TIMEOUT).await
-    {
-        Ok(nats) => nats,
-        Err(e) => {
-            return unreachable_backend(format!(
-                "NATS JetStream backend at {nats_url} unreachable: {e}"
-            ));
+            return unreachable_backend(
+                kind,
+                format!("PostgreSQL backend at {pg_url} unreachable: {e}"),
+            );
         }
     };
     let database = format!("bazaar_test_{}", uuid::Uuid::now_v7().simple());
@@ -231,15 +304,16 @@ async fn nats_and_postgres() -> Option<(Arc<dyn Transport>, Db, Cleanup)> {
     })
     .await
     .expect("connect test database");
-    Some((
-        Arc::new(nats.clone()),
-        db,
-        Cleanup::Nats {
-            nats,
-            admin,
-            database,
-        },
-    ))
+    Some((admin, database, db))
+}
+
+async fn drop_database(mut admin: PgConnection, database: &str) {
+    admin
+        .execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+        )))
+        .await
+        .expect("drop test database");
 }
 
 impl Ctx {
