@@ -202,7 +202,7 @@ async fn retention_prunes_what_is_kept_for_a_while(env: &Environment) {
         event_log: Duration::ZERO,
         read_notifications: Duration::ZERO,
     };
-    let embedded = settings.nats_url.is_none();
+    let embedded = settings.is_embedded();
     let app = env.start_with(settings).await;
     let admin = app.admin_token().await;
     let (token, _, _) = app.register("brief@example.com", "Brief").await;

@@ -165,6 +165,16 @@ impl Harness {
         envelope
     }
 
+    /// Publishes `events` together: the consumer receives them in one batch, so it applies
+    /// events of one aggregate in one transaction and no tick sees a state in between.
+    pub async fn publish_together(&self, events: &[Envelope]) {
+        self.platform
+            .transport
+            .publish_batch(events)
+            .await
+            .expect("publish");
+    }
+
     /// Waits until the consumer has applied event `event_id`.
     pub async fn consumed(&self, event_id: &str) {
         eventually(&format!("event {event_id} consumed"), || async {
