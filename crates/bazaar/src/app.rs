@@ -140,6 +140,13 @@ impl App {
         for service in built {
             let _ = service.spawn(&tracker, &stop, &platform.settings.retention);
         }
+        // The gauges read rather than counted (outbox backlog and age, dead letters, consumer
+        // lag); until this was spawned the dashboard's panels for them stayed empty.
+        tracker.spawn(bazaar_runtime::sampler::run(
+            dbs,
+            platform.transport.clone(),
+            stop.clone(),
+        ));
 
         let router = if services.contains(&ServiceName::Gateway) {
             let clients = bazaar_gateway::Clients {

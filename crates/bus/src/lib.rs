@@ -24,7 +24,7 @@ pub use embedded::EmbeddedTransport;
 pub use envelope::Envelope;
 pub use nats::NatsTransport;
 pub use nats_auth::{NatsAuth, NatsOptions, without_credentials};
-pub use outbox::{EventTx, Outbox, OutboxRelay, outbox_backlog};
+pub use outbox::{EventTx, Outbox, OutboxRelay, outbox_backlog, outbox_oldest_unpublished};
 pub use schema::{MIGRATIONS, retention};
 pub use trace::TraceContext;
 pub use transport::{

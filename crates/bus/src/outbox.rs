@@ -146,6 +146,16 @@ pub async fn outbox_backlog(db: &Db) -> Result<i64, BusError> {
     )
 }
 
+/// When the oldest unpublished event was written (ms since the epoch), `None` when the outbox
+/// is drained. One cheap query: the partial index `outbox_unpublished` holds only these rows.
+pub async fn outbox_oldest_unpublished(db: &Db) -> Result<Option<i64>, BusError> {
+    Ok(
+        sqlx::query_scalar("SELECT MIN(created_at) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(db.pool())
+            .await?,
+    )
+}
+
 /// Publishes one service's outbox to the transport.
 #[derive(Clone)]
 pub struct OutboxRelay {

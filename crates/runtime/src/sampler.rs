@@ -1,5 +1,6 @@
-//! Gauges that are read rather than counted: the outbox backlog and dead letters of each
-//! service database in this process, and the broker's per-consumer figures.
+//! Gauges that are read rather than counted: the outbox backlog, the age of its oldest row and
+//! the dead letters of each service database in this process, and the broker's per-consumer
+//! figures (`bazaar_consumer_pending` is the consumer lag).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,13 @@ pub async fn run(dbs: Vec<(String, Db)>, transport: Arc<dyn Transport>, stop: Ca
             if let Ok(n) = bazaar_bus::outbox_backlog(db).await {
                 metrics::gauge!("bazaar_outbox_backlog", "service" => service.clone())
                     .set(n as f64);
+            }
+            // Age rather than count: a relay that is stuck shows as a steadily growing age even
+            // when the backlog is small.
+            if let Ok(oldest) = bazaar_bus::outbox_oldest_unpublished(db).await {
+                let age_ms = oldest.map_or(0, |at| (bazaar_db::now_millis() - at).max(0));
+                metrics::gauge!("bazaar_outbox_oldest_age_seconds", "service" => service.clone())
+                    .set(age_ms as f64 / 1000.0);
             }
             let dead: Result<i64, _> = sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters")
                 .fetch_one(db.pool())
