@@ -9,6 +9,7 @@ pub mod error;
 pub mod http;
 pub mod log_format;
 pub mod memory;
+pub mod metric_help;
 pub mod otel;
 pub mod platform;
 pub mod retention;

@@ -122,6 +122,8 @@ pub fn metrics() -> PrometheusHandle {
             // Fails only when another recorder is installed (tests embedding several apps);
             // the handle still renders this recorder's view in that case.
             let _ = metrics::set_global_recorder(recorder);
+            // HELP lines exist only for described metrics (promtool flags the rest).
+            crate::metric_help::describe_all();
             handle
         })
         .clone()

@@ -102,6 +102,16 @@ async fn settle(
     }
     // We hold the write transaction the status was read in, so the move cannot be stale;
     // if it were, the order moved on and the answer is moot, as above.
-    transitions::apply(tx, &stored.order, to, reason, None).await?;
+    let moved = transitions::apply(tx, &stored.order, to, reason, None).await?;
+    if let Some(order) = moved
+        && to == OrderStatus::Confirmed
+    {
+        // The saga's latency, placed to confirmed. Observed before the batch commits (the bus
+        // has no after-commit hook): a batch whose commit fails is retried and may observe
+        // the same order twice, which skews nothing a quantile would show.
+        let ms = (order.updated_at - order.created_at).max(0);
+        metrics::histogram!("bazaar_order_confirmation_duration_seconds")
+            .record(ms as f64 / 1000.0);
+    }
     Ok(())
 }
