@@ -27,7 +27,7 @@ pub const NATS_URL: &str = "nats://127.0.0.1:4222";
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// PostgreSQL connections per service of a test app (the pipeline keeps 2 more): four tests
 /// at once, some with a process per service, stay well under the server's 100.
-pub const TEST_POOL_SIZE: usize = 3;
+pub const TEST_POOL_SIZE: usize = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
