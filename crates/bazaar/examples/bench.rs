@@ -11,9 +11,10 @@
 //!   `--hot`, every order is for the same one product); then the saga under that load, from
 //!   the orders table's own clocks (`created_at` → `confirmed_at`): orders confirmed per second
 //!   while the load ran, order → CONFIRMED latency, and what was still PENDING 2 s after it;
-//! - settle: once every consumer has caught up, 200 more orders, 8 in flight (a quiet system,
-//!   status polled every 20 ms), order → CONFIRMED from the same clocks; then checks that no
-//!   order is PENDING or REJECTED;
+//! - settle: once every consumer has caught up, 200 more orders one at a time (a quiet system:
+//!   status polled every 5 ms, then 50 ms for the order's mail and other consumers to finish
+//!   before the next), order → CONFIRMED from the same clocks; then checks that no order is
+//!   PENDING or REJECTED;
 //! - memory: peak (VmHWM) and current (VmRSS) RSS of this process — server AND load generator.
 //!
 //! `--abuse` runs crafted requests instead (see `abuse`): the time and extra peak RSS to refuse
@@ -70,7 +71,9 @@ const PRODUCTS: i64 = 20;
 const CATALOGUE: i64 = 200;
 const CUSTOMERS: u64 = 50;
 const SETTLE_SAMPLE: u64 = 200;
-const SETTLE_WORKERS: usize = 8;
+const SETTLE_WORKERS: usize = 1;
+/// Pause after each quiet order confirms, so the next meets idle consumers.
+const SETTLE_PAUSE: Duration = Duration::from_millis(50);
 
 const LIST: &str = "query { products(first: 20) { edges { node { id name priceCents stock } } } }";
 const ONE: &str = "query($id: ID!) { product(id: $id) { id name priceCents stock } }";
@@ -680,7 +683,7 @@ async fn bench(gql: &Gql, orders_db: &OrdersDb, run: Run) -> anyhow::Result<()> 
         ));
     }
 
-    // 5. A quiet system: 8 orders in flight, once the mail of the order phase has gone out too.
+    // 5. A quiet system: one order at a time, once the mail of the order phase has gone out too.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (g, p, t) = (gql.clone(), products.clone(), tokens.clone());
     let quiet_start = now_ms();
@@ -693,14 +696,18 @@ async fn bench(gql: &Gql, orders_db: &OrdersDb, run: Run) -> anyhow::Result<()> 
             loop {
                 let order = &g.run(Some(token), STATUS, json!({"id": id})).await?["order"];
                 match order["status"].as_str() {
-                    Some("CONFIRMED") => return Ok(placed.elapsed()),
+                    Some("CONFIRMED") => {
+                        let elapsed = placed.elapsed();
+                        tokio::time::sleep(SETTLE_PAUSE).await;
+                        return Ok(elapsed);
+                    }
                     Some("PENDING") if placed.elapsed().as_secs() < 30 => {}
                     other => {
                         let (after, why) = (placed.elapsed(), &order["statusReason"]);
                         return Err(format!("order {id} is {other:?} after {after:?}: {why}"));
                     }
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }
     })
