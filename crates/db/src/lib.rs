@@ -4,6 +4,7 @@
 //! `RETURNING`, TEXT ids, BIGINT unix-millisecond times) and run through sqlx's `Any` driver.
 //! The few places where the engines differ go through [`Dialect`].
 
+mod group;
 mod migrate;
 mod private;
 mod prune;
@@ -33,37 +34,56 @@ pub type Row = sqlx::any::AnyRow;
 /// Queued writers instead take turns in order, with no sleeping. Writes on the hot paths
 /// therefore go through `begin()` even when they are one statement: a plain statement on the
 /// pool would bypass the queue, and both it and the writer it collides with could sleep.
+/// Writers queued together also commit together, sharing one fsync ([`group`]).
 pub struct Tx {
-    inner: sqlx::Transaction<'static, sqlx::Any>,
-    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    inner: TxInner,
+}
+
+enum TxInner {
+    Postgres(sqlx::Transaction<'static, sqlx::Any>),
+    /// A turn in the file's group commit (see [`group`]).
+    Sqlite(group::Member),
 }
 
 impl Tx {
+    /// Commits; on SQLite returns once the commit of the writer's group is durable.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.inner.commit().await
+        match self.inner {
+            TxInner::Postgres(tx) => tx.commit().await,
+            TxInner::Sqlite(member) => member.commit().await,
+        }
     }
 
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.inner.rollback().await
+        match self.inner {
+            TxInner::Postgres(tx) => tx.rollback().await,
+            TxInner::Sqlite(member) => member.rollback().await,
+        }
     }
 }
 
 impl std::ops::Deref for Tx {
     type Target = sqlx::AnyConnection;
     fn deref(&self) -> &sqlx::AnyConnection {
-        &self.inner
+        match &self.inner {
+            TxInner::Postgres(tx) => tx,
+            TxInner::Sqlite(member) => member.conn_ref(),
+        }
     }
 }
 
 impl std::ops::DerefMut for Tx {
     fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
-        &mut self.inner
+        match &mut self.inner {
+            TxInner::Postgres(tx) => tx,
+            TxInner::Sqlite(member) => member.conn(),
+        }
     }
 }
 
 /// The writers' queue of one SQLite file, shared by every pool on that file.
-fn writers_of(path: &Path) -> Arc<tokio::sync::Mutex<()>> {
-    static QUEUES: LazyLock<std::sync::Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
+fn writers_of(path: &Path) -> Arc<group::Writers> {
+    static QUEUES: LazyLock<std::sync::Mutex<HashMap<PathBuf, Arc<group::Writers>>>> =
         LazyLock::new(Default::default);
     let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
     let mut queues = QUEUES.lock().unwrap_or_else(|e| e.into_inner());
@@ -139,7 +159,9 @@ pub struct Db {
     pool: AnyPool,
     dialect: Dialect,
     /// SQLite only: the file's queue of writers (see [`Tx`]).
-    writers: Option<Arc<tokio::sync::Mutex<()>>>,
+    writers: Option<Arc<group::Writers>>,
+    /// SQLite only: whether this handle's commits wait for fsync.
+    durable: bool,
     /// PostgreSQL only: connections kept for the event pipeline (see [`Db::pipeline`]).
     pipeline: Option<AnyPool>,
 }
@@ -204,6 +226,7 @@ impl Db {
             pool,
             dialect: Dialect::Sqlite,
             writers: Some(writers_of(path)),
+            durable: matches!(durability, Durability::Full),
             pipeline: None,
         })
     }
@@ -256,6 +279,7 @@ impl Db {
             pool,
             dialect: Dialect::Postgres,
             writers: None,
+            durable: true,
             pipeline: Some(pipeline),
         })
     }
@@ -281,19 +305,16 @@ impl Db {
         self.dialect
     }
 
-    /// Starts a write transaction. On SQLite it takes the write lock up front (`BEGIN
-    /// IMMEDIATE`): a deferred transaction that reads and then writes fails with SQLITE_BUSY
-    /// instead of waiting when another writer got there first.
+    /// Starts a write transaction. On SQLite it is a turn in the file's group commit, whose
+    /// transaction takes the write lock up front (`BEGIN IMMEDIATE`): a deferred transaction
+    /// that reads and then writes fails with SQLITE_BUSY instead of waiting when another
+    /// writer got there first.
     pub async fn begin(&self) -> Result<Tx> {
-        let turn = match &self.writers {
-            Some(writers) => Some(writers.clone().lock_owned().await),
-            None => None,
+        let inner = match &self.writers {
+            Some(writers) => TxInner::Sqlite(writers.begin(&self.pool, self.durable).await?),
+            None => TxInner::Postgres(self.pool.begin().await?),
         };
-        let inner = match self.dialect {
-            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Dialect::Postgres => self.pool.begin().await?,
-        };
-        Ok(Tx { inner, _turn: turn })
+        Ok(Tx { inner })
     }
 
     /// True when a trivial query succeeds (used by /readyz).
