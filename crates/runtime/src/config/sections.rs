@@ -151,7 +151,7 @@ pub(super) fn accounts(l: &mut Loader) -> Accounts {
         per_account,
         per_ip,
         window_secs,
-    ] = [
+    ] = l.numbers([
         ("BAZAAR_ACCESS_TOKEN_TTL_SECS", f.access_token_ttl_secs, 900),
         (
             "BAZAAR_REFRESH_TOKEN_TTL_DAYS",
@@ -169,8 +169,7 @@ pub(super) fn accounts(l: &mut Loader) -> Accounts {
             f.login_limit_window_secs,
             60,
         ),
-    ]
-    .map(|(name, value, default)| l.number(name, value, default));
+    ]);
     Accounts {
         access_ttl_secs,
         refresh_days,
@@ -239,12 +238,25 @@ pub(super) struct QueryLimits {
 
 pub(super) fn query_limits(l: &mut Loader) -> QueryLimits {
     let f = &l.file;
-    let [depth, complexity, body] = [
-        ("BAZAAR_MAX_QUERY_DEPTH", f.max_query_depth, 12),
-        ("BAZAAR_MAX_QUERY_COMPLEXITY", f.max_query_complexity, 1000),
-        ("BAZAAR_MAX_BODY_BYTES", f.max_body_bytes, 1 << 20),
-    ]
-    .map(|(name, value, default)| l.number(name, value.map(|v| v as u64), default) as usize);
+    let [depth, complexity, body] = l
+        .numbers([
+            (
+                "BAZAAR_MAX_QUERY_DEPTH",
+                f.max_query_depth.map(|v| v as u64),
+                12,
+            ),
+            (
+                "BAZAAR_MAX_QUERY_COMPLEXITY",
+                f.max_query_complexity.map(|v| v as u64),
+                1000,
+            ),
+            (
+                "BAZAAR_MAX_BODY_BYTES",
+                f.max_body_bytes.map(|v| v as u64),
+                1 << 20,
+            ),
+        ])
+        .map(|v| v as usize);
     let f = &l.file;
     let [
         tokens,
@@ -253,7 +265,7 @@ pub(super) fn query_limits(l: &mut Loader) -> QueryLimits {
         spreads,
         selections,
         introspection_depth,
-    ] = [
+    ] = l.limits([
         ("BAZAAR_MAX_QUERY_TOKENS", f.max_query_tokens, 2000),
         ("BAZAAR_MAX_QUERY_ALIASES", f.max_query_aliases, 30),
         ("BAZAAR_MAX_QUERY_DIRECTIVES", f.max_query_directives, 50),
@@ -268,8 +280,7 @@ pub(super) fn query_limits(l: &mut Loader) -> QueryLimits {
             f.max_introspection_depth,
             3,
         ),
-    ]
-    .map(|(name, value, default)| l.limit(name, value, default));
+    ]);
     QueryLimits {
         depth,
         complexity,
@@ -305,7 +316,7 @@ pub(super) fn capacity(l: &mut Loader) -> Capacity {
         pool_size,
         ws_connections,
         ws_subscriptions,
-    ] = [
+    ] = l.limits([
         (
             "BAZAAR_PASSWORD_HASH_CONCURRENCY",
             f.password_hash_concurrency,
@@ -319,10 +330,9 @@ pub(super) fn capacity(l: &mut Loader) -> Capacity {
             64,
         ),
         ("BAZAAR_WS_MAX_SUBSCRIPTIONS", f.ws_max_subscriptions, 16),
-    ]
-    .map(|(name, value, default)| l.limit(name, value, default));
+    ]);
     let f = &l.file;
-    let [hash_wait_ms, ws_init_secs, register_per_ip] = [
+    let [hash_wait_ms, ws_init_secs, register_per_ip] = l.numbers([
         (
             "BAZAAR_PASSWORD_HASH_WAIT_MS",
             f.password_hash_wait_ms,
@@ -330,8 +340,7 @@ pub(super) fn capacity(l: &mut Loader) -> Capacity {
         ),
         ("BAZAAR_WS_INIT_TIMEOUT_SECS", f.ws_init_timeout_secs, 10),
         ("BAZAAR_REGISTER_LIMIT_PER_IP", f.register_limit_per_ip, 20),
-    ]
-    .map(|(name, value, default)| l.number(name, value, default));
+    ]);
     Capacity {
         hash_concurrency,
         hash_queue,

@@ -134,6 +134,16 @@ impl<'a> Loader<'a> {
         value as usize
     }
 
+    /// [`Self::number`] for each `(variable, file value, default)` of `table`.
+    pub fn numbers<const N: usize>(&mut self, table: [(&str, Option<u64>, u64); N]) -> [u64; N] {
+        table.map(|(name, value, default)| self.number(name, value, default))
+    }
+
+    /// [`Self::limit`] for each `(variable, file value, default)` of `table`.
+    pub fn limits<const N: usize>(&mut self, table: [(&str, Option<usize>, u64); N]) -> [usize; N] {
+        table.map(|(name, value, default)| self.limit(name, value, default))
+    }
+
     /// A cron schedule from variable `name`, else the file, else `default`.
     pub fn schedule(&mut self, name: &str, file_value: Option<String>, default: &str) -> Schedule {
         let expression = first([env(name), file_value]).unwrap_or_else(|| default.into());
