@@ -2,9 +2,7 @@
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
 
-#[derive(Debug, thiserror::Error)]
-#[error("password hashing failed: {0}")]
-pub struct PasswordError(String);
+use crate::AuthError;
 
 fn hasher() -> Argon2<'static> {
     // The parameters are constants known to be valid.
@@ -14,11 +12,11 @@ fn hasher() -> Argon2<'static> {
 
 /// Hashes `password` into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`).
 /// CPU-heavy: call from a blocking thread.
-pub fn hash_password(password: &str) -> Result<String, PasswordError> {
+pub fn hash_password(password: &str) -> Result<String, AuthError> {
     hasher()
         .hash_password(password.as_bytes())
         .map(|h| h.to_string())
-        .map_err(|e| PasswordError(e.to_string()))
+        .map_err(|e| AuthError::Hash(e.to_string()))
 }
 
 /// True when `password` matches `phc`. The parameters stored in `phc` are used, so raising the

@@ -9,17 +9,9 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-const ISSUER: &str = "bazaar";
+use crate::AuthError;
 
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    #[error("the JWT secret must be at least {} bytes", crate::MIN_SECRET_LEN)]
-    WeakSecret,
-    #[error("invalid or expired token")]
-    Invalid,
-    #[error("cannot sign token: {0}")]
-    Sign(String),
-}
+const ISSUER: &str = "bazaar";
 
 /// What an access token says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,9 +45,9 @@ impl std::fmt::Debug for TokenKeys {
 }
 
 impl TokenKeys {
-    pub fn new(secret: &[u8], ttl: Duration) -> Result<Self, TokenError> {
+    pub fn new(secret: &[u8], ttl: Duration) -> Result<Self, AuthError> {
         if secret.len() < crate::MIN_SECRET_LEN {
-            return Err(TokenError::WeakSecret);
+            return Err(AuthError::WeakSecret);
         }
         // Only HS256 is accepted, whatever the token's header claims.
         let mut validation = Validation::new(Algorithm::HS256);
@@ -75,7 +67,7 @@ impl TokenKeys {
         self.ttl.as_secs() as i64
     }
 
-    pub fn issue(&self, user_id: &str, role: &str) -> Result<String, TokenError> {
+    pub fn issue(&self, user_id: &str, role: &str) -> Result<String, AuthError> {
         let now = chrono::Utc::now().timestamp();
         let claims = AccessClaims {
             sub: user_id.to_owned(),
@@ -86,13 +78,13 @@ impl TokenKeys {
             jti: uuid::Uuid::now_v7().to_string(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| TokenError::Sign(e.to_string()))
+            .map_err(|e| AuthError::Sign(e.to_string()))
     }
 
-    pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, AuthError> {
         jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
-            .map_err(|_| TokenError::Invalid)
+            .map_err(|_| AuthError::Invalid)
     }
 }
 
@@ -141,7 +133,7 @@ mod tests {
     fn rejects_short_secret_other_key_expired_and_alg_none() {
         assert!(matches!(
             TokenKeys::new(b"short", Duration::from_secs(1)),
-            Err(TokenError::WeakSecret)
+            Err(AuthError::WeakSecret)
         ));
         let other = TokenKeys::new(&[8u8; 32], Duration::from_secs(900)).unwrap();
         assert!(keys().verify(&other.issue("u", "ADMIN").unwrap()).is_err());

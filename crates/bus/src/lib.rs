@@ -4,11 +4,12 @@
 //! dead-lettering what keeps failing.
 
 mod amqp;
+mod broker;
 mod consumer;
+mod dead_letter_count;
 mod embedded;
 mod envelope;
 mod nats;
-mod nats_auth;
 mod outbox;
 mod schema;
 #[cfg(feature = "testing")]
@@ -20,10 +21,11 @@ pub use amqp::{AmqpConfig, AmqpTransport};
 pub use consumer::{
     Consumer, DeadLetter, Handler, HandlerError, RetryPolicy, dead_letters, redrive,
 };
+pub use dead_letter_count::dead_letter_count;
 pub use embedded::EmbeddedTransport;
 pub use envelope::Envelope;
 pub use nats::NatsTransport;
-pub use nats_auth::{NatsAuth, NatsOptions, without_credentials};
+pub use nats::auth::{NatsAuth, NatsOptions, without_credentials};
 pub use outbox::{EventTx, Outbox, OutboxRelay, outbox_backlog, outbox_oldest_unpublished};
 pub use schema::{MIGRATIONS, retention};
 pub use trace::TraceContext;
@@ -31,6 +33,11 @@ pub use transport::{
     Acker, ConsumerSpec, ConsumerStats, Delivery, LiveEvents, StreamStats, Subscription, Transport,
 };
 
+/// The bus's one error: the broker or the database could not do what was asked, or an event
+/// is not what it claims to be. A handler's verdict on an event is a separate type,
+/// [`HandlerError`]: it is not a failure of the bus but the handler telling the consumer
+/// runtime what to do next (retry later, or dead-letter now), and a `BusError` met while
+/// handling becomes a retry.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     #[error("event broker unavailable: {0}")]

@@ -82,45 +82,53 @@ impl Extractor for TraceContext {
     }
 }
 
+/// A messaging span (OpenTelemetry's conventions) named `<operation> <event type>` for
+/// `event`, parented on the context the event carries; the two users differ only in the
+/// operation and the one attribute that says who acts. Nothing is created while tracing is off.
+macro_rules! messaging_span {
+    ($name:literal, $kind:literal, $operation:literal, $event:expr, $($who:tt)+) => {{
+        let event: &Envelope = $event;
+        if enabled() {
+            let span = tracing::info_span!(
+                $name,
+                otel.name = %format_args!("{} {}", $name, event.event_type),
+                otel.kind = $kind,
+                otel.status_code = tracing::field::Empty,
+                messaging.system = "bazaar",
+                messaging.operation.type = $operation,
+                messaging.destination.name = %event.event_type,
+                messaging.message.id = %event.id,
+                $($who)+
+            );
+            parent_on(&span, event);
+            span
+        } else {
+            Span::none()
+        }
+    }};
+}
+
 /// The span in which the relay publishes `event`, a child of the span that recorded it. Its
 /// context replaces the event's, so consumers hang under the publish.
 pub(crate) fn publish_span(service: &str, event: &Envelope) -> Span {
-    if !enabled() {
-        return Span::none();
-    }
-    let span = tracing::info_span!(
+    messaging_span!(
         "publish",
-        otel.name = %format_args!("publish {}", event.event_type),
-        otel.kind = "producer",
-        otel.status_code = tracing::field::Empty,
-        messaging.system = "bazaar",
-        messaging.operation.type = "send",
-        messaging.destination.name = %event.event_type,
-        messaging.message.id = %event.id,
-        bazaar.service = service,
-    );
-    parent_on(&span, event);
-    span
+        "producer",
+        "send",
+        event,
+        bazaar.service = service
+    )
 }
 
 /// The span in which `consumer` applies `event`, a child of the span that published it.
 pub(crate) fn process_span(consumer: &str, event: &Envelope) -> Span {
-    if !enabled() {
-        return Span::none();
-    }
-    let span = tracing::info_span!(
+    messaging_span!(
         "process",
-        otel.name = %format_args!("process {}", event.event_type),
-        otel.kind = "consumer",
-        otel.status_code = tracing::field::Empty,
-        messaging.system = "bazaar",
-        messaging.operation.type = "process",
-        messaging.destination.name = %event.event_type,
-        messaging.message.id = %event.id,
-        messaging.consumer.group.name = consumer,
-    );
-    parent_on(&span, event);
-    span
+        "consumer",
+        "process",
+        event,
+        messaging.consumer.group.name = consumer
+    )
 }
 
 /// Parents `span` on the context `event` carries; an event without one starts a new trace.

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::users::Page;
+use crate::page::Page;
 use crate::{ApiError, Principal, ServiceClient};
 
 /// A product as the catalogue holds it now. Money is integer minor units (cents).

@@ -1,6 +1,6 @@
 //! The contracts between bazaar's services: event payloads, internal API types, the error
-//! shape every service answers with, and typed clients that call a service in process or
-//! over HTTP.
+//! shape every service answers with, typed clients that call a service in process or over
+//! HTTP, and the server side that admits those calls.
 
 pub mod call_trace;
 pub mod catalog;
@@ -9,13 +9,14 @@ pub mod error;
 pub mod events;
 pub mod notifications;
 pub mod orders;
+pub mod page;
 pub mod principal;
 pub mod recommendations;
+pub mod server;
 pub mod users;
 pub mod validate;
 
-pub use client::{
-    Caller, INTERNAL_TOKEN_HEADER, Input, PRINCIPAL_HEADER, ServiceClient, require_service_token,
-};
+pub use client::{INTERNAL_TOKEN_HEADER, PRINCIPAL_HEADER, ServiceClient};
 pub use error::{ApiError, ErrorCode};
 pub use principal::{Principal, Role};
+pub use server::{Caller, Input, require_service_token};

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::users::Page;
+use crate::page::Page;
 use crate::{ApiError, Principal, ServiceClient};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::users::{Address, Page};
+use crate::page::Page;
+use crate::users::Address;
 use crate::{ApiError, Principal, ServiceClient};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

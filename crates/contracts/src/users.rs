@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::page::{Page, PageRequest};
 use crate::{ApiError, Principal, Role, ServiceClient};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,21 +84,6 @@ pub struct UserIdsRequest {
 pub struct SetRoleRequest {
     pub id: String,
     pub role: Role,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PageRequest {
-    pub first: i64,
-    pub after: Option<String>,
-}
-
-/// One page of a keyset-paginated list.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub has_next_page: bool,
-    pub total_count: i64,
 }
 
 /// Typed calls to the users service.

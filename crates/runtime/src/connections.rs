@@ -11,6 +11,7 @@ use bazaar_cache::RedisOptions;
 use serde::Deserialize;
 
 use crate::Secret;
+use crate::config::sources::{env, env_secret};
 
 /// The `[database]` table.
 #[derive(Debug, Default, Deserialize)]
@@ -95,14 +96,6 @@ impl Connections {
             ca_file: self.nats_ca_file.clone(),
         }
     }
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-fn env_secret(name: &str) -> Option<Secret> {
-    env(name).map(Secret::new)
 }
 
 fn env_path(name: &str) -> Option<PathBuf> {

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::config::sources::env;
+
 /// The `[graphql]` table as written in the file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,10 +52,6 @@ impl Default for EdgeSettings {
             response_cache_ttl: Duration::from_secs(60),
         }
     }
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 fn env_bool(name: &str, errors: &mut Vec<String>) -> Option<bool> {

@@ -17,7 +17,8 @@ pub mod sampler;
 pub mod schedule;
 pub mod telemetry;
 
-pub use config::{ConfigArgs, Secret, ServiceName, Settings};
+pub use config::settings::{Secret, ServiceName, Settings};
+pub use config::sources::ConfigArgs;
 pub use connections::Connections;
 pub use edge::EdgeSettings;
 pub use error::{ServiceError, ServiceResult};

@@ -10,6 +10,7 @@ use bazaar_bus::Transport;
 use bazaar_db::{Db, Prune};
 use serde::Deserialize;
 
+use crate::config::sources::env;
 use crate::edge::env_secs;
 use crate::schedule::{self, Schedule};
 use crate::{ServiceName, Task};
@@ -65,9 +66,7 @@ impl Default for Retention {
 /// Merges the environment over the file, recording every problem in `errors`.
 pub(crate) fn load(file: &FileRetention, errors: &mut Vec<String>) -> Retention {
     let defaults = Retention::default();
-    let schedule = std::env::var("BAZAAR_RETENTION_SCHEDULE")
-        .ok()
-        .filter(|v| !v.is_empty())
+    let schedule = env("BAZAAR_RETENTION_SCHEDULE")
         .or_else(|| file.schedule.clone())
         .map_or(defaults.schedule.clone(), |expression| {
             Schedule::parse(&expression).unwrap_or_else(|e| {

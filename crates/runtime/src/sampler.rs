@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bazaar_bus::Transport;
-use bazaar_db::{Db, sqlx};
+use bazaar_db::Db;
 use tokio_util::sync::CancellationToken;
 
 const EVERY: Duration = Duration::from_secs(5);
@@ -26,10 +26,7 @@ pub async fn run(dbs: Vec<(String, Db)>, transport: Arc<dyn Transport>, stop: Ca
                 metrics::gauge!("bazaar_outbox_oldest_age_seconds", "service" => service.clone())
                     .set(age_ms as f64 / 1000.0);
             }
-            let dead: Result<i64, _> = sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters")
-                .fetch_one(db.pool())
-                .await;
-            if let Ok(n) = dead {
+            if let Ok(n) = bazaar_bus::dead_letter_count(db).await {
                 metrics::gauge!("bazaar_dead_letters", "service" => service.clone()).set(n as f64);
             }
         }

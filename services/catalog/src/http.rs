@@ -8,7 +8,7 @@ use bazaar_contracts::catalog::{
     ListProductsRequest, ListPromotionsRequest, ListReviewsRequest, Product, ProductIdRequest,
     ProductsByIdRequest, Promotion, Review, UpdateProductRequest,
 };
-use bazaar_contracts::users::Page;
+use bazaar_contracts::page::Page;
 use bazaar_contracts::{Caller, Input};
 use bazaar_runtime::ServiceResult;
 

@@ -9,7 +9,7 @@ use bazaar_contracts::catalog::{
 use bazaar_contracts::events::{
     Event, ProductCreated, ProductDeleted, ProductUpdated, StockChanged,
 };
-use bazaar_contracts::users::Page;
+use bazaar_contracts::page::Page;
 use bazaar_contracts::{ApiError, Principal};
 use bazaar_db::{Db, new_id};
 use bazaar_runtime::ServiceResult;

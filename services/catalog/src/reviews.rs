@@ -3,7 +3,7 @@
 //! transaction as the review, and a `ProductUpdated` tells caches about the new average.
 
 use bazaar_contracts::catalog::{AddReviewRequest, ListReviewsRequest, Review};
-use bazaar_contracts::users::Page;
+use bazaar_contracts::page::Page;
 use bazaar_contracts::{ApiError, Principal};
 use bazaar_db::{new_id, now_millis};
 use bazaar_runtime::{ServiceError, ServiceResult};

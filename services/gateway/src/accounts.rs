@@ -1,9 +1,9 @@
 //! The accounts slice of the schema: sign-up, sign-in, tokens, profiles and roles.
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
+use bazaar_contracts::page::PageRequest;
 use bazaar_contracts::users::{
-    self, LoginRequest, PageRequest, RefreshTokenRequest, RegisterRequest, SetRoleRequest,
-    UpdateProfileRequest,
+    self, LoginRequest, RefreshTokenRequest, RegisterRequest, SetRoleRequest, UpdateProfileRequest,
 };
 use chrono::{DateTime, Utc};
 

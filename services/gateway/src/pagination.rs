@@ -72,7 +72,7 @@ macro_rules! connection {
 
         impl $conn {
             pub fn from_page<T>(
-                page: bazaar_contracts::users::Page<T>,
+                page: bazaar_contracts::page::Page<T>,
                 id: impl Fn(&T) -> &str,
                 node: impl Fn(T) -> $node,
             ) -> Self {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bazaar_cache::{Cache, get_json, set_json};
 use bazaar_contracts::catalog::{CatalogClient, ListProductsRequest, Product};
-use bazaar_contracts::users::Page;
+use bazaar_contracts::page::Page;
 use bazaar_contracts::{ApiError, Principal};
 
 const GENERATION: &str = "catalog:generation";

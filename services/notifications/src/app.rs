@@ -4,7 +4,7 @@
 use bazaar_contracts::notifications::{
     ListNotificationsRequest, Notification, Preferences, UpdatePreferencesRequest,
 };
-use bazaar_contracts::users::Page;
+use bazaar_contracts::page::Page;
 use bazaar_contracts::{ApiError, Principal};
 use bazaar_db::{Db, now_millis};
 use bazaar_runtime::ServiceResult;

@@ -7,7 +7,7 @@ use bazaar_contracts::notifications::{
     ListNotificationsRequest, Notification, NotificationIdRequest, Preferences, PreferencesRequest,
     UpdatePreferencesRequest,
 };
-use bazaar_contracts::users::Page;
+use bazaar_contracts::page::Page;
 use bazaar_contracts::{Caller, Input};
 use bazaar_runtime::ServiceResult;
 

@@ -3,9 +3,10 @@
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
+use bazaar_contracts::page::{Page, PageRequest};
 use bazaar_contracts::users::{
-    AuthResult, LoginRequest, Page, PageRequest, RefreshTokenRequest, RegisterRequest,
-    SetRoleRequest, UpdateProfileRequest, User, UserIdRequest, UserIdsRequest,
+    AuthResult, LoginRequest, RefreshTokenRequest, RegisterRequest, SetRoleRequest,
+    UpdateProfileRequest, User, UserIdRequest, UserIdsRequest,
 };
 use bazaar_contracts::{ApiError, Caller, Input};
 use bazaar_runtime::ServiceResult;

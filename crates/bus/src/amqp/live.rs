@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::link::{Link, unavailable};
-use super::topology::{self, Names, sanitize};
+use super::topology::{self, Names};
+use crate::broker::sanitize;
 use crate::{BusError, Envelope, LiveEvents};
 
 /// Events buffered for a slow listener before newer ones are dropped.

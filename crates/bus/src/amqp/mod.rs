@@ -37,6 +37,7 @@ use recent::RecentIds;
 use subscription::{AmqpSubscription, ConsumerState};
 use topology::Names;
 
+use crate::broker::{backoff, sanitize};
 use crate::{
     BusError, ConsumerSpec, ConsumerStats, Envelope, LiveEvents, StreamStats, Subscription,
     Transport,
@@ -45,8 +46,6 @@ use crate::{
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 const STATS_TIMEOUT: Duration = Duration::from_secs(10);
-const BACKOFF_START: Duration = Duration::from_millis(200);
-const BACKOFF_CAP: Duration = Duration::from_secs(10);
 
 /// Publishes to and consumes from RabbitMQ under one namespace (a name prefix; give each
 /// deployment its own vhost for stronger isolation).
@@ -251,7 +250,8 @@ impl Transport for AmqpTransport {
                 }
                 let held = state.held.load(Ordering::Relaxed);
                 figures.push(ConsumerStats {
-                    name: sanitize_name(&name),
+                    // Consumer names as the broker knows them (the queue's last word), like NATS durable names.
+                    name: sanitize(&name),
                     delivered: state.delivered.load(Ordering::Relaxed),
                     pending: waiting + held,
                     ack_pending: held,
@@ -278,17 +278,6 @@ impl Transport for AmqpTransport {
     async fn live(&self, source: &str) -> Result<LiveEvents, BusError> {
         live::live(self.inner.link.clone(), self.inner.names.clone(), source).await
     }
-}
-
-/// Consumer names as the broker knows them (the queue's last word), like NATS durable names.
-fn sanitize_name(name: &str) -> String {
-    topology::sanitize(name)
-}
-
-fn backoff(attempt: u32) -> Duration {
-    BACKOFF_START
-        .saturating_mul(2u32.saturating_pow(attempt.min(16)))
-        .min(BACKOFF_CAP)
 }
 
 #[cfg(test)]

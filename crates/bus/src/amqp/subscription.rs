@@ -25,6 +25,7 @@ use tracing::{error, warn};
 
 use super::link::{Link, unavailable};
 use super::topology::{self, Names, delay_tier};
+use crate::broker::backoff;
 use crate::{Acker, BusError, ConsumerSpec, Delivery, Envelope, Subscription};
 
 /// Deliveries the broker may have handed a subscriber before it acknowledges any: one batch of
@@ -32,8 +33,6 @@ use crate::{Acker, BusError, ConsumerSpec, Delivery, Envelope, Subscription};
 const PREFETCH: u16 = 256;
 /// Bound on a nak's publish to the delay queue.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
-const BACKOFF_START: Duration = Duration::from_millis(200);
-const BACKOFF_CAP: Duration = Duration::from_secs(10);
 /// Our attempt counter, carried by a nak'd delivery through its delay queue (which starts its
 /// own `x-delivery-count` from zero).
 const ATTEMPT_HEADER: &str = "x-bazaar-attempt";
@@ -119,9 +118,7 @@ impl AmqpSubscription {
         {
             let _ = channel.close(200, "re-opening".into()).await;
         }
-        let delay = BACKOFF_START
-            .saturating_mul(2u32.saturating_pow(self.failures.min(16)))
-            .min(BACKOFF_CAP);
+        let delay = backoff(self.failures);
         warn!(consumer = %self.spec.name, %reason, ?delay, "RabbitMQ subscription interrupted, retrying");
         self.failures = self.failures.saturating_add(1);
         tokio::time::sleep(delay).await;

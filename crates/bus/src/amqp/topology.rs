@@ -10,6 +10,7 @@ use lapin::{Channel, ExchangeKind};
 
 use super::link::unavailable;
 use crate::BusError;
+use crate::broker::sanitize;
 
 /// Shortest and longest retry delays. A nak is parked in the delay queue of the smallest power
 /// of two milliseconds not below the requested delay (so never earlier than asked, at most
@@ -168,19 +169,4 @@ fn quorum(mut args: FieldTable) -> FieldTable {
 
 fn text(s: &str) -> AMQPValue {
     AMQPValue::LongString(s.into())
-}
-
-/// Names and routing-key words allow only these characters (a dot would split a word).
-pub fn sanitize(s: &str) -> String {
-    let out: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.is_empty() { "_".into() } else { out }
 }
