@@ -59,13 +59,7 @@ fn refused(command: Command, setting: &str) {
 #[test]
 fn postgres_ca_file_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(pki) = Pki::generate(dir.path(), "pg", "DNS:localhost") else {
-        return;
-    };
-    let Some(other) = Pki::generate(dir.path(), "stranger", "DNS:localhost") else {
-        return;
-    };
-    let Some(cluster) = TlsCluster::start(&pki) else {
+    let Some((cluster, pki, other)) = TlsCluster::for_localhost(dir.path()) else {
         return;
     };
     // No sslmode in the URL: the CA file alone makes it verify-full.
@@ -110,9 +104,8 @@ async fn redis_and_nats_over_tls_with_credentials_from_the_environment() {
         return;
     };
     let nats_config = format!(
-        "authorization {{ token: nats-token }}\ntls {{ cert_file: {:?}, key_file: {:?} }}",
-        pki.cert.display().to_string(),
-        pki.key.display().to_string()
+        "authorization {{ token: nats-token }}\n{}",
+        bazaar_testkit::nats::tls_block(&pki)
     );
     let Some(nats) = bazaar_testkit::nats::start(&nats_config) else {
         return;

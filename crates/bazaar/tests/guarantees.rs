@@ -81,13 +81,8 @@ async fn stock_is_conserved(env: &Environment) {
         products.push(id);
     }
     // A fixed pseudo-random mix (LCG) so a failure reproduces.
-    let mut seed: u64 = 0x5eed;
-    let mut next = |n: u64| {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (seed >> 33) % n
-    };
+    let mut rng = bazaar_testkit::Lcg::new(0x5eed);
+    let mut next = |n: u64| rng.below(n);
     let mut order_ids = Vec::new();
     for step in 0..40 {
         match next(10) {

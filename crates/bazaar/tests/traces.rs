@@ -14,7 +14,7 @@ mod saga;
 mod support;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use otlp::{INTERNAL, Receiver, SERVER, Span};
 use saga::{ClientSpan, one, received_saga};
@@ -79,38 +79,26 @@ async fn loader_calls_join_the_request(
     let client = ClientSpan::new();
     let body = json!({"query": ORDER, "variables": {"id": order}});
     traced(app, token, &client, &body).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let spans: Vec<Span> = receiver
-            .spans()
-            .into_iter()
-            .filter(|s| s.trace_id == client.trace_id)
-            .collect();
-        let found = (|| -> Result<(), String> {
-            let edge = one(&spans, SERVER, "POST /graphql", &client.span_id, None)?;
-            let field = one(&spans, INTERNAL, "Query.order", &edge.span_id, None)?;
-            let batch = spans
+    let found = receiver.trace_until(&client.trace_id, |spans| {
+        let edge = one(spans, SERVER, "POST /graphql", &client.span_id, None)?;
+        let field = one(spans, INTERNAL, "Query.order", &edge.span_id, None)?;
+        let batch = spans
+            .iter()
+            .find(|s| s.name == "catalog products-by-id")
+            .ok_or("no catalog products-by-id call")?;
+        // The loader's call hangs somewhere under the root field.
+        let mut parent = batch.parent_span_id.clone();
+        while parent != field.span_id {
+            parent = spans
                 .iter()
-                .find(|s| s.name == "catalog products-by-id")
-                .ok_or("no catalog products-by-id call")?;
-            // The loader's call hangs somewhere under the root field.
-            let mut parent = batch.parent_span_id.clone();
-            while parent != field.span_id {
-                parent = spans
-                    .iter()
-                    .find(|s| s.span_id == parent)
-                    .map(|s| s.parent_span_id.clone())
-                    .ok_or_else(|| {
-                        format!("the batch call's ancestor {parent} is not in the trace")
-                    })?;
-            }
-            Ok(())
-        })();
-        match found {
-            Ok(()) => return,
-            Err(why) if Instant::now() > deadline => panic!("loader trace: {why}: {spans:#?}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                .find(|s| s.span_id == parent)
+                .map(|s| s.parent_span_id.clone())
+                .ok_or_else(|| format!("the batch call's ancestor {parent} is not in the trace"))?;
         }
+        Ok(())
+    });
+    if let Err((why, spans)) = found.await {
+        panic!("loader trace: {why}: {spans:#?}");
     }
 }
 

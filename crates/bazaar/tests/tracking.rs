@@ -15,17 +15,23 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Opens a graphql-transport-ws session signed in with `token` and starts `query`.
-async fn subscribe(app: &TestApp, token: &str, query: &str, variables: Value) -> Socket {
+/// Opens a WebSocket to the app's GraphQL endpoint speaking graphql-transport-ws.
+async fn connect(app: &TestApp) -> Socket {
     let url = format!("{}/graphql", app.base.replace("http://", "ws://"));
     let mut request = url.into_client_request().expect("request");
     request.headers_mut().insert(
         "sec-websocket-protocol",
         "graphql-transport-ws".parse().expect("header"),
     );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+    let (socket, _) = tokio_tungstenite::connect_async(request)
         .await
         .expect("websocket");
+    socket
+}
+
+/// Opens a graphql-transport-ws session signed in with `token` and starts `query`.
+async fn subscribe(app: &TestApp, token: &str, query: &str, variables: Value) -> Socket {
+    let mut socket = connect(app).await;
     let init =
         json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}});
     socket
@@ -120,15 +126,7 @@ on_both_backends!(order_updates_arrive_in_order);
 /// Subscriptions need a signed-in user.
 async fn anonymous_subscriptions_are_refused(env: &Environment) {
     let app = env.start().await;
-    let url = format!("{}/graphql", app.base.replace("http://", "ws://"));
-    let mut request = url.into_client_request().expect("request");
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().expect("header"),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("websocket");
+    let mut socket = connect(&app).await;
     socket
         .send(Message::text(
             json!({"type": "connection_init", "payload": {}}).to_string(),

@@ -91,18 +91,11 @@ async fn nats_user_password_nkey_and_token() {
 #[tokio::test]
 async fn nats_tls_trusts_the_ca_file() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(pki) = Pki::generate(dir.path(), "nats", "DNS:localhost,IP:127.0.0.1") else {
+    let Some((pki, other)) = Pki::with_stranger(dir.path(), "nats", "DNS:localhost,IP:127.0.0.1")
+    else {
         return;
     };
-    let Some(other) = Pki::generate(dir.path(), "stranger", "DNS:localhost,IP:127.0.0.1") else {
-        return;
-    };
-    let config = format!(
-        "tls {{ cert_file: {:?}, key_file: {:?} }}",
-        pki.cert.display().to_string(),
-        pki.key.display().to_string()
-    );
-    let Some(server) = bazaar_testkit::nats::start(&config) else {
+    let Some(server) = bazaar_testkit::nats::start(&bazaar_testkit::nats::tls_block(&pki)) else {
         return;
     };
     let trusting = |ca: &std::path::Path| NatsOptions {

@@ -32,10 +32,8 @@ fn config_error(result: Result<RedisCache, CacheError>) -> String {
 #[tokio::test]
 async fn redis_tls_trusts_the_ca_file_or_insecure_only() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(pki) = Pki::generate(dir.path(), "redis", "DNS:localhost,IP:127.0.0.1") else {
-        return;
-    };
-    let Some(other) = Pki::generate(dir.path(), "stranger", "DNS:localhost") else {
+    let Some((pki, other)) = Pki::with_stranger(dir.path(), "redis", "DNS:localhost,IP:127.0.0.1")
+    else {
         return;
     };
     let Some(server) = bazaar_testkit::redis::start_tls(&pki, &[]) else {

@@ -3,7 +3,6 @@
 //! this test generates; a wrong CA fails with an error naming the setting.
 
 use bazaar_db::{Db, DbError, DbTarget, sqlx};
-use bazaar_testkit::Pki;
 use bazaar_testkit::postgres::TlsCluster;
 
 const SHARED: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -64,13 +63,7 @@ async fn postgres_require_encrypts_and_disable_does_not() {
 async fn postgres_verify_full_checks_the_ca_and_the_host_name() {
     let dir = tempfile::tempdir().unwrap();
     // The certificate names localhost only, so 127.0.0.1 passes verify-ca but not verify-full.
-    let Some(pki) = Pki::generate(dir.path(), "pg", "DNS:localhost") else {
-        return;
-    };
-    let Some(other) = Pki::generate(dir.path(), "stranger", "DNS:localhost") else {
-        return;
-    };
-    let Some(cluster) = TlsCluster::start(&pki) else {
+    let Some((cluster, pki, other)) = TlsCluster::for_localhost(dir.path()) else {
         return;
     };
     let url = |host: &str, mode: &str, ca: &std::path::Path| {

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::Daemon;
+use crate::{Daemon, Pki};
 
 /// Debian's nats-server, or the one `BAZAAR_TEST_NATS_SERVER_BIN` names.
 fn binary() -> Option<std::path::PathBuf> {
@@ -31,4 +31,13 @@ pub fn start(config: &str) -> Option<Daemon> {
     let mut command = Command::new(binary);
     command.arg("-c").arg(&file);
     Some(Daemon::start(command, port, dir))
+}
+
+/// The configuration block that makes the server speak TLS only, with `pki`'s certificate.
+pub fn tls_block(pki: &Pki) -> String {
+    format!(
+        "tls {{ cert_file: {:?}, key_file: {:?} }}",
+        pki.cert.display().to_string(),
+        pki.key.display().to_string()
+    )
 }

@@ -83,4 +83,12 @@ impl Pki {
         );
         Some(Pki { ca, cert, key })
     }
+
+    /// [`Pki::generate`] for `name`, and a stranger CA beside it that signed nothing the
+    /// server shows: the CA a client must refuse. `None` after a skip.
+    pub fn with_stranger(dir: &Path, name: &str, alt_names: &str) -> Option<(Pki, Pki)> {
+        let pki = Pki::generate(dir, name, alt_names)?;
+        let stranger = Pki::generate(dir, "stranger", alt_names)?;
+        Some((pki, stranger))
+    }
 }

@@ -113,6 +113,15 @@ impl TlsCluster {
         Some(cluster)
     }
 
+    /// A cluster whose certificate names `localhost` only (so 127.0.0.1 passes verify-ca but
+    /// not verify-full), generated into `dir` with its CA, and a stranger CA that did not sign
+    /// it: what a test of certificate checks needs. `None` after a skip.
+    pub fn for_localhost(dir: &Path) -> Option<(TlsCluster, Pki, Pki)> {
+        let (pki, stranger) = Pki::with_stranger(dir, "pg", "DNS:localhost")?;
+        let cluster = TlsCluster::start(&pki)?;
+        Some((cluster, pki, stranger))
+    }
+
     fn dir(&self) -> &Path {
         self.data.parent().expect("data dir has a parent")
     }

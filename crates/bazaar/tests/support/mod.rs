@@ -13,16 +13,15 @@
 pub mod processes;
 pub mod shop;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bazaar::App;
 use bazaar_bus::testing::TestVhost;
-use bazaar_db::sqlx;
 use bazaar_runtime::{ConfigArgs, Secret, ServiceName, Settings};
+use bazaar_testkit::TestDatabase;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 pub const NATS_URL: &str = "nats://127.0.0.1:4222";
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// PostgreSQL connections per service of a test app (the pipeline keeps 2 more): four tests
@@ -42,7 +41,7 @@ pub enum Backend {
 pub struct Environment {
     pub backend: Backend,
     pub data_dir: tempfile::TempDir,
-    pub database: Option<String>,
+    pub database: Option<TestDatabase>,
     pub namespace: String,
     /// The RabbitMQ virtual host of a `Backend::Rabbitmq` environment.
     pub vhost: Option<TestVhost>,
@@ -65,23 +64,15 @@ impl Environment {
                     _ => real_backends_reachable(true).await,
                 };
                 if let Err(why) = reachable {
-                    if std::env::var("BAZAAR_REQUIRE_BACKENDS").as_deref() == Ok("1") {
-                        panic!("backend suite required but {why}");
-                    }
-                    eprintln!("SKIPPED: {} backend suite: {why}", backend.label());
-                    return None;
+                    return bazaar_testkit::skip(format!(
+                        "{} backend suite: {why}",
+                        backend.label()
+                    ));
                 }
-                sqlx::any::install_default_drivers();
-                let name = format!("bazaar_test_{namespace}");
-                let admin = sqlx::AnyPool::connect(PG_ADMIN_URL)
+                let database = TestDatabase::create_named(format!("bazaar_test_{namespace}"))
                     .await
                     .expect("postgres");
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&admin)
-                    .await
-                    .expect("create test database");
-                admin.close().await;
-                Some(name)
+                Some(database)
             }
         };
         Some(Environment {
@@ -119,9 +110,7 @@ impl Environment {
         settings.database_pool_size = TEST_POOL_SIZE;
         settings.max_open_orders_per_customer = 10_000;
         if let Some(db) = &self.database {
-            settings.database_url = Some(Secret::new(format!(
-                "postgres://postgres@127.0.0.1:5432/{db}"
-            )));
+            settings.database_url = Some(Secret::new(db.url.clone()));
             match &self.vhost {
                 Some(vhost) => settings.amqp_url = Some(Secret::new(vhost.url())),
                 None => settings.nats_url = Some(NATS_URL.into()),
@@ -167,10 +156,7 @@ impl Environment {
         extra_env: &[(&str, String)],
         log: Option<&std::path::Path>,
     ) -> TestApp {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = bazaar_testkit::free_port();
         let settings = self.settings();
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_bazaar"));
         command
@@ -217,16 +203,8 @@ impl Environment {
 
     /// Removes what the environment created outside the temp directory.
     pub async fn cleanup(self) {
-        if let Some(db) = &self.database {
-            sqlx::any::install_default_drivers();
-            if let Ok(admin) = sqlx::AnyPool::connect(PG_ADMIN_URL).await {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
-                )))
-                .execute(&admin)
-                .await;
-                admin.close().await;
-            }
+        if let Some(db) = self.database {
+            let _ = db.drop().await;
             if self.vhost.is_none()
                 && let Ok(nats) = bazaar_bus::NatsTransport::connect_with_timeout(
                     NATS_URL,
@@ -440,22 +418,12 @@ pub fn str(v: &Value) -> String {
 }
 
 /// Polls `check` until it returns `Some`, failing after `timeout`.
-pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(timeout: Duration, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "condition not reached within {timeout:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    bazaar_testkit::until(timeout, check).await
 }
 
 /// Declares one test body run on every backend set: `<name>::embedded`,

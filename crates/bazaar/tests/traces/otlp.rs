@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::{StatusCode, header};
@@ -129,6 +130,29 @@ impl Receiver {
     /// Every span received so far.
     pub fn spans(&self) -> Vec<Span> {
         self.received.lock().unwrap().clone()
+    }
+
+    /// Polls the spans of `trace_id` (every 100 ms, for up to 30 s: export is batched) until
+    /// `check` accepts them; gives what it made of them and the spans, or, after the
+    /// deadline, why it did not and the spans it last saw.
+    pub async fn trace_until<T>(
+        &self,
+        trace_id: &str,
+        mut check: impl FnMut(&[Span]) -> Result<T, String>,
+    ) -> Result<(T, Vec<Span>), (String, Vec<Span>)> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let spans: Vec<Span> = self
+                .spans()
+                .into_iter()
+                .filter(|s| s.trace_id == trace_id)
+                .collect();
+            match check(&spans) {
+                Ok(found) => return Ok((found, spans)),
+                Err(why) if Instant::now() > deadline => return Err((why, spans)),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
     }
 
     /// Export requests received so far.

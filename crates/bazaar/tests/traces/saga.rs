@@ -2,8 +2,6 @@
 //! (gateway → orders → outbox publish → catalogue reservation → orders confirmation →
 //! notification), found in what the OTLP receiver holds.
 
-use std::time::{Duration, Instant};
-
 use rand::Rng;
 
 use super::otlp::{CLIENT, CONSUMER, INTERNAL, PRODUCER, Receiver, SERVER, Span};
@@ -156,38 +154,36 @@ fn saga(spans: &[Span], client: &ClientSpan) -> Result<Saga, String> {
 
 /// Waits until `receiver` holds the whole saga of the client's trace.
 pub async fn received_saga(receiver: &Receiver, client: &ClientSpan) -> Saga {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let spans: Vec<Span> = receiver
-            .spans()
-            .into_iter()
-            .filter(|s| s.trace_id == client.trace_id)
-            .collect();
-        let names = || -> Vec<String> {
-            spans
-                .iter()
-                .map(|s| {
-                    format!(
-                        "{} [{}] {} <- {}",
-                        s.name, s.service, s.span_id, s.parent_span_id
-                    )
-                })
-                .collect()
-        };
-        match saga(&spans, client) {
-            Ok(saga) => {
-                eprintln!("the trace ({} spans):\n{}", spans.len(), names().join("\n"));
-                return saga;
-            }
-            Err(why) if Instant::now() > deadline => {
-                panic!(
-                    "the trace is not the saga: {why}\n{} export requests, {} spans in the trace:\n{}",
-                    receiver.requests(),
-                    spans.len(),
-                    names().join("\n")
-                );
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+    let names = |spans: &[Span]| -> Vec<String> {
+        spans
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} [{}] {} <- {}",
+                    s.name, s.service, s.span_id, s.parent_span_id
+                )
+            })
+            .collect()
+    };
+    match receiver
+        .trace_until(&client.trace_id, |spans| saga(spans, client))
+        .await
+    {
+        Ok((saga, spans)) => {
+            eprintln!(
+                "the trace ({} spans):\n{}",
+                spans.len(),
+                names(&spans).join("\n")
+            );
+            saga
+        }
+        Err((why, spans)) => {
+            panic!(
+                "the trace is not the saga: {why}\n{} export requests, {} spans in the trace:\n{}",
+                receiver.requests(),
+                spans.len(),
+                names(&spans).join("\n")
+            );
         }
     }
 }

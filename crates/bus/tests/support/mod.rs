@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::io::Write;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,16 +17,15 @@ use bazaar_bus::{
     EmbeddedTransport, Envelope, EventTx, Handler, HandlerError, NatsTransport, Outbox,
     OutboxRelay, RetryPolicy, StreamStats, Subscription, Transport,
 };
-use bazaar_db::sqlx::{self, Connection, Executor, postgres::PgConnection};
-use bazaar_db::{Db, DbTarget, Migration};
+use bazaar_db::{Db, DbTarget, Migration, sqlx};
+use bazaar_testkit::TestDatabase;
 use futures::FutureExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Defaults; `BAZAAR_TEST_NATS_URL` and `BAZAAR_TEST_PG_URL` (a database to run CREATE DATABASE
-/// from) override them.
+/// The default; `BAZAAR_TEST_NATS_URL` overrides it (and `BAZAAR_TEST_PG_URL` the PostgreSQL
+/// server, see `bazaar_testkit::database`).
 const NATS_URL: &str = "nats://127.0.0.1:4222";
-const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const REACH_TIMEOUT: Duration = Duration::from_secs(3);
 /// Whole-scenario bound, so a hang fails fast instead of stalling the run.
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(20);
@@ -88,13 +86,11 @@ enum Cleanup {
     Embedded(#[allow(dead_code)] tempfile::TempDir),
     Nats {
         nats: NatsTransport,
-        admin: PgConnection,
-        database: String,
+        database: TestDatabase,
     },
     Rabbitmq {
         vhost: TestVhost,
-        admin: PgConnection,
-        database: String,
+        database: TestDatabase,
     },
 }
 
@@ -150,21 +146,13 @@ where
     drop(ctx);
     match cleanup {
         Cleanup::Embedded(_) => {}
-        Cleanup::Nats {
-            nats,
-            admin,
-            database,
-        } => {
+        Cleanup::Nats { nats, database } => {
             nats.delete_stream().await.expect("delete test stream");
-            drop_database(admin, &database).await;
+            database.drop().await.expect("drop test database");
         }
-        Cleanup::Rabbitmq {
-            vhost,
-            admin,
-            database,
-        } => {
+        Cleanup::Rabbitmq { vhost, database } => {
             vhost.delete().await;
-            drop_database(admin, &database).await;
+            database.drop().await.expect("drop test database");
         }
     }
     match outcome {
@@ -197,15 +185,11 @@ fn known_unreachable(kind: Kind) -> Option<String> {
         .map(|(_, why)| why.clone())
 }
 
-/// Skips (or, with `BAZAAR_REQUIRE_BACKENDS=1`, fails) when a backend is not reachable.
+/// Skips (or, with `BAZAAR_REQUIRE_BACKENDS=1`, fails) when a backend is not reachable, and
+/// remembers it so that later tests of this binary skip without waiting.
 fn unreachable_backend<T>(kind: Kind, what: String) -> Option<T> {
-    if std::env::var("BAZAAR_REQUIRE_BACKENDS").as_deref() == Ok("1") {
-        panic!("{what} and BAZAAR_REQUIRE_BACKENDS=1");
-    }
-    // Straight to stderr, past the test harness's capture, so a skip is never silent.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {what}");
-    UNREACHABLE.lock().unwrap().push((kind, what));
-    None
+    UNREACHABLE.lock().unwrap().push((kind, what.clone()));
+    bazaar_testkit::skip(what)
 }
 
 async fn nats_and_postgres() -> Option<(Arc<dyn Transport>, Db, Cleanup)> {
@@ -213,28 +197,20 @@ async fn nats_and_postgres() -> Option<(Arc<dyn Transport>, Db, Cleanup)> {
         return unreachable_backend(Kind::Nats, what);
     }
     let nats_url = std::env::var("BAZAAR_TEST_NATS_URL").unwrap_or_else(|_| NATS_URL.into());
-    let (admin, database, db) = postgres(Kind::Nats).await?;
+    let (database, db) = postgres(Kind::Nats).await?;
     let namespace = format!("conf_{}", uuid::Uuid::now_v7().simple());
     let nats = match NatsTransport::connect_with_timeout(&nats_url, &namespace, REACH_TIMEOUT).await
     {
         Ok(nats) => nats,
         Err(e) => {
-            drop_database(admin, &database).await;
+            database.drop().await.expect("drop test database");
             return unreachable_backend(
                 Kind::Nats,
                 format!("NATS JetStream backend at {nats_url} unreachable: {e}"),
             );
         }
     };
-    Some((
-        Arc::new(nats.clone()),
-        db,
-        Cleanup::Nats {
-            nats,
-            admin,
-            database,
-        },
-    ))
+    Some((Arc::new(nats.clone()), db, Cleanup::Nats { nats, database }))
 }
 
 async fn rabbitmq_and_postgres() -> Option<(Arc<dyn Transport>, Db, Cleanup)> {
@@ -245,7 +221,7 @@ async fn rabbitmq_and_postgres() -> Option<(Arc<dyn Transport>, Db, Cleanup)> {
         Ok(vhost) => vhost,
         Err(e) => return unreachable_backend(Kind::Rabbitmq, format!("RabbitMQ backend: {e}")),
     };
-    let Some((admin, database, db)) = postgres(Kind::Rabbitmq).await else {
+    let Some((database, db)) = postgres(Kind::Rabbitmq).await else {
         vhost.delete().await;
         return None;
     };
@@ -260,60 +236,24 @@ async fn rabbitmq_and_postgres() -> Option<(Arc<dyn Transport>, Db, Cleanup)> {
     Some((
         Arc::new(transport),
         db,
-        Cleanup::Rabbitmq {
-            vhost,
-            admin,
-            database,
-        },
+        Cleanup::Rabbitmq { vhost, database },
     ))
 }
 
-/// A fresh PostgreSQL database: the admin connection, its name, and a migrated-to-be `Db`.
-async fn postgres(kind: Kind) -> Option<(PgConnection, String, Db)> {
-    let pg_url = std::env::var("BAZAAR_TEST_PG_URL").unwrap_or_else(|_| PG_ADMIN_URL.into());
-    let pg = match tokio::time::timeout(REACH_TIMEOUT, PgConnection::connect(&pg_url)).await {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {REACH_TIMEOUT:?}")),
+/// A fresh PostgreSQL database and a migrated-to-be `Db` on it.
+async fn postgres(kind: Kind) -> Option<(TestDatabase, Db)> {
+    let database = match TestDatabase::create("bazaar_test").await {
+        Ok(database) => database,
+        Err(why) => return unreachable_backend(kind, why),
     };
-    let mut admin = match pg {
-        Ok(conn) => conn,
-        Err(e) => {
-            return unreachable_backend(
-                kind,
-                format!("PostgreSQL backend at {pg_url} unreachable: {e}"),
-            );
-        }
-    };
-    let database = format!("bazaar_test_{}", uuid::Uuid::now_v7().simple());
-    admin
-        .execute(sqlx::AssertSqlSafe(format!(
-            "CREATE DATABASE \"{database}\""
-        )))
-        .await
-        .expect("create test database");
-    // Same server and credentials, the new database (query parameters are not expected here).
-    let url = format!(
-        "{}/{database}",
-        pg_url.rsplit_once('/').expect("database URL with a path").0
-    );
     let db = Db::connect(&DbTarget::Postgres {
-        url,
+        url: database.url.clone(),
         schema: "svc".into(),
         pool_size: 4,
     })
     .await
     .expect("connect test database");
-    Some((admin, database, db))
-}
-
-async fn drop_database(mut admin: PgConnection, database: &str) {
-    admin
-        .execute(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
-        )))
-        .await
-        .expect("drop test database");
+    Some((database, db))
 }
 
 impl Ctx {
@@ -401,20 +341,14 @@ impl Ctx {
     }
 }
 
-/// Polls `check` until it holds; panics naming `what` after a deadline.
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
+/// Polls `check` until it holds, failing after [`WAIT`] (inside the scenario's bound, so
+/// the failure names what it waited for).
+pub async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {WAIT:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    bazaar_testkit::eventually_within(WAIT, what, check).await;
 }
 
 /// A test event; `payload` carries the handler's instructions (seq, fail_times, poison, ...).

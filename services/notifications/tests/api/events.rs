@@ -5,9 +5,10 @@ use bazaar_contracts::events::{OrderStatusChanged, RecommendationDigest, UserPro
 use bazaar_contracts::notifications::UpdatePreferencesRequest;
 use bazaar_contracts::orders::{OrderItem, OrderStatus};
 use bazaar_db::{new_id, now_millis, sqlx};
+use bazaar_testkit::eventually;
 
 use crate::smtp;
-use crate::support::{Harness, eventually, registered, user_id};
+use crate::support::{Harness, registered, user_id};
 
 crate::scenarios!(
     welcome_is_stored_once_and_mailed: Smtp,
@@ -269,7 +270,13 @@ async fn newer_profile_wins_and_mail_waits_for_an_address(t: &Harness) {
     .fetch_one(t.db.pool())
     .await
     .unwrap();
-    let eml = std::fs::read_to_string(t.dir.path().join("mail").join(format!("{last}.eml")))
-        .expect("the .eml file");
+    let eml = std::fs::read_to_string(
+        t.platform
+            .dir
+            .path()
+            .join("mail")
+            .join(format!("{last}.eml")),
+    )
+    .expect("the .eml file");
     assert_eq!(smtp::parse(&eml).header("to"), "eve@new.example.com");
 }

@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use bazaar_notifications::{FileMailer, Mail, Mailer};
+use bazaar_testkit::eventually;
 
 use crate::smtp;
-use crate::support::{Harness, eventually, user_id};
+use crate::support::{Harness, user_id};
 
 crate::scenarios!(
     mail_waits_for_the_smtp_server_then_arrives_once: SmtpDown,
@@ -76,7 +77,7 @@ async fn embedded_default_writes_eml_files(t: &Harness) {
             .fetch_one(t.db.pool())
             .await
             .unwrap();
-    let path = t.dir.path().join("mail").join(format!("{id}.eml"));
+    let path = t.platform.dir.path().join("mail").join(format!("{id}.eml"));
     let eml = std::fs::read_to_string(&path).expect("the .eml file");
     let m = smtp::parse(&eml);
     assert_eq!(m.header("message-id"), format!("<{id}@bazaar>"));

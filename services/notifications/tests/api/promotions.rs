@@ -8,8 +8,9 @@ use bazaar_contracts::catalog::Promotion;
 use bazaar_contracts::events::{Event, PromotionCreated, PromotionEnded};
 use bazaar_contracts::notifications::UpdatePreferencesRequest;
 use bazaar_db::{new_id, now_millis, sqlx};
+use bazaar_testkit::eventually;
 
-use crate::support::{Harness, eventually, user_id};
+use crate::support::{Harness, user_id};
 
 crate::scenarios!(promotions_are_announced_once_per_opted_in_user: Smtp);
 

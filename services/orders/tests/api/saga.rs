@@ -110,7 +110,7 @@ async fn profile_changes_move_only_profile_addressed_open_orders() {
     };
     let now = now_millis();
     h.publish(&update("3 New Ave", now + 1000)).await;
-    crate::support::eventually("address moved", || async {
+    bazaar_testkit::eventually("address moved", || async {
         h.order(&from_profile.id).await.shipping_address == Some(address("3 New Ave"))
     })
     .await;

@@ -1,5 +1,6 @@
-//! Test harness: the real orders service on an embedded platform (SQLite, embedded event log,
-//! memory cache) in a temp dir, a fake catalogue, and a payment provider that counts refunds.
+//! Test harness: the real orders service on the test kit's platform (embedded event log,
+//! memory cache, SQLite, or a fresh PostgreSQL database when `BAZAAR_TEST_PG_URL` names the
+//! server), a fake catalogue, and a payment provider that counts refunds.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -8,21 +9,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::routing::post;
 use axum::{Json, Router};
-use bazaar_auth::TokenKeys;
-use bazaar_bus::{Acker, BusError, Consumer, Delivery, EmbeddedTransport, Envelope};
-use bazaar_cache::MemoryCache;
+use bazaar_bus::{Consumer, Envelope};
 use bazaar_contracts::catalog::{CatalogClient, Product, ProductsByIdRequest};
 use bazaar_contracts::events::{Event, StockRejected, StockReserved, UserRegistered};
 use bazaar_contracts::orders::{
     Order, OrderLineRequest, OrderStatus, OrdersClient, PlaceOrderRequest,
 };
 use bazaar_contracts::users::{Address, UsersClient};
-use bazaar_contracts::{ApiError, Input, Principal, Role, ServiceClient};
+use bazaar_contracts::{ApiError, Input, Principal, Role};
 use bazaar_db::{Db, new_id, now_millis, sqlx};
 use bazaar_orders::{Charge, PaymentError, PaymentProvider, SimulatedPayments};
-use bazaar_runtime::{ConfigArgs, Platform, Secret, Settings};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use bazaar_testkit::{Backend, TestPlatform, events, eventually, fakes};
 
 pub const TEAPOT: &str = "p-teapot";
 pub const CUP: &str = "p-cup";
@@ -72,22 +69,12 @@ impl PaymentProvider for CountingPayments {
 }
 
 pub struct Harness {
-    _dir: tempfile::TempDir,
-    pub platform: Platform,
+    pub platform: TestPlatform,
     pub client: OrdersClient,
     pub db: Db,
     pub consumers: Vec<Consumer>,
     pub products: Arc<Mutex<Vec<Product>>>,
     pub payments: Arc<CountingPayments>,
-    stop: CancellationToken,
-    tracker: TaskTracker,
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        self.stop.cancel();
-        self.tracker.close();
-    }
 }
 
 impl Harness {
@@ -97,68 +84,41 @@ impl Harness {
 
     /// A harness whose unpaid-order timeout is `timeout`.
     pub async fn with_timeout(timeout: Duration) -> Harness {
-        let dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings::load(&ConfigArgs {
-            data_dir: Some(dir.path().into()),
-            ..Default::default()
-        })
-        .unwrap();
-        settings.unpaid_order_timeout = timeout;
-        if let Ok(admin_url) = std::env::var("BAZAAR_TEST_PG_URL") {
-            // Test suites run side by side on one PostgreSQL server (100 connections).
-            settings.database_pool_size = 3;
-            settings.database_url = Some(Secret::new(fresh_pg_database(&admin_url).await));
-        }
-        let secret = settings.jwt_secret.expose().as_bytes().to_vec();
-        let transport = EmbeddedTransport::open(&dir.path().join("bus.db"))
-            .await
-            .unwrap();
-        let platform = Platform {
-            settings: Arc::new(settings),
-            transport: Arc::new(transport),
-            cache: Arc::new(MemoryCache::new(1000)),
-            tokens: TokenKeys::new(&secret, Duration::from_secs(900)).unwrap(),
-            service_token: bazaar_auth::service_token(&secret).into(),
+        // These tests run on SQLite unless `BAZAAR_TEST_PG_URL` asks for PostgreSQL.
+        let backend = match std::env::var("BAZAAR_TEST_PG_URL") {
+            Ok(_) => Backend::Postgres,
+            Err(_) => Backend::Sqlite,
         };
+        let platform = TestPlatform::start(backend, "orders", |settings| {
+            settings.unpaid_order_timeout = timeout;
+        })
+        .await
+        .expect("the PostgreSQL server BAZAAR_TEST_PG_URL names");
         let products = Arc::new(Mutex::new(vec![
             product(TEAPOT, "Teapot", 2500, false),
             product(CUP, "Cup", 800, false),
             product(GONE, "Withdrawn", 100, true),
             product(GOLD, "Gold bar", 1_000_000_000, false),
         ]));
-        let catalog = CatalogClient(ServiceClient::local(
-            "catalog",
-            fake_catalog(products.clone()),
-            &platform.service_token,
-        ));
+        let catalog = CatalogClient(platform.client("catalog", fake_catalog(products.clone())));
         // A users service that knows nobody: the replica these tests fill stands in for it.
-        let users = UsersClient(ServiceClient::local(
+        let users = UsersClient(platform.client(
             "users",
-            Router::new().route("/internal/user", post(|| async { Json(None::<()>) })),
-            &platform.service_token,
+            fakes::answering("/internal/user", serde_json::Value::Null),
         ));
         let payments = Arc::new(CountingPayments::default());
         let service = bazaar_orders::build(&platform, catalog, users, payments.clone())
             .await
             .unwrap();
-        let (stop, tracker) = (CancellationToken::new(), TaskTracker::new());
-        let (_, db, router, consumers) =
-            service.spawn(&tracker, &stop, &platform.settings.retention);
-        let client = OrdersClient(ServiceClient::local(
-            "orders",
-            router,
-            &platform.service_token,
-        ));
+        let (db, router, consumers) = platform.spawn(service);
+        let client = OrdersClient(platform.client("orders", router));
         Harness {
-            _dir: dir,
             platform,
             client,
             db,
             consumers,
             products,
             payments,
-            stop,
-            tracker,
         }
     }
 
@@ -184,24 +144,12 @@ impl Harness {
 
     /// Waits until the orders consumer has applied event `event_id`.
     pub async fn consumed(&self, event_id: &str) {
-        eventually(&format!("event {event_id} consumed"), || async {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM inbox WHERE consumer = 'orders' AND event_id = $1",
-            )
-            .bind(event_id)
-            .fetch_one(self.db.pool())
-            .await
-            .unwrap();
-            n == 1
-        })
-        .await;
+        events::consumed(&self.db, "orders", event_id).await;
     }
 
     /// Applies `event` through the orders consumer directly (no broker), as a delivery would.
     pub async fn deliver(&self, event: &Envelope) {
-        self.consumers[0]
-            .process(Delivery::new(event.clone(), 1, Box::new(NoopAcker)))
-            .await;
+        self.consumers[0].process(fakes::delivery(event, 1)).await;
     }
 
     /// A signed-in customer known to the replica, with `address` on their profile.
@@ -314,24 +262,6 @@ pub fn address(line1: &str) -> Address {
     }
 }
 
-/// A new, empty PostgreSQL database next to `admin_url`'s (set `BAZAAR_TEST_PG_URL` to run
-/// the suite on PostgreSQL instead of SQLite).
-async fn fresh_pg_database(admin_url: &str) -> String {
-    sqlx::any::install_default_drivers();
-    let name = format!("orders_test_{}", new_id().replace('-', ""));
-    let admin = sqlx::AnyPool::connect(admin_url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let base = admin_url
-        .rsplit_once('/')
-        .map(|(base, _)| base)
-        .unwrap_or(admin_url);
-    format!("{base}/{name}")
-}
-
 /// `POST /internal/products-by-id` over the shared product list, like the real catalogue.
 fn fake_catalog(products: Arc<Mutex<Vec<Product>>>) -> Router {
     let handler = move |Input(req): Input<ProductsByIdRequest>| {
@@ -348,32 +278,4 @@ fn fake_catalog(products: Arc<Mutex<Vec<Product>>>) -> Router {
         }
     };
     Router::new().route("/internal/products-by-id", post(handler))
-}
-
-struct NoopAcker;
-
-#[async_trait]
-impl Acker for NoopAcker {
-    async fn ack(&self) -> Result<(), BusError> {
-        Ok(())
-    }
-    async fn nak(&self, _delay: Duration) -> Result<(), BusError> {
-        Ok(())
-    }
-}
-
-/// Waits up to 15 s for `check` to hold.
-pub async fn eventually<F, Fut>(what: &str, check: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

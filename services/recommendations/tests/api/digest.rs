@@ -2,18 +2,17 @@
 //! exactly one digest per buyer per tick, with product names, skipping buyers with nothing
 //! left to recommend.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use bazaar_bus::Envelope;
 use bazaar_contracts::events::RecommendationDigest;
 use bazaar_db::sqlx;
 use bazaar_runtime::schedule::Schedule;
-use support::{Backend, TestRecommendations, eventually};
+use bazaar_testkit::{Backend, events, eventually};
 
-on_every_backend!(start = crate::two_replicas_every_second; one_digest_per_user_per_tick);
+use crate::support::TestRecommendations;
+
+bazaar_testkit::on_every_backend!(start = crate::digest::two_replicas_every_second; one_digest_per_user_per_tick);
 
 async fn two_replicas_every_second(backend: Backend) -> Option<TestRecommendations> {
     let every_second = Schedule::parse("* * * * * *").expect("cron");
@@ -22,16 +21,10 @@ async fn two_replicas_every_second(backend: Backend) -> Option<TestRecommendatio
 
 /// Every `RecommendationDigest` in the outbox.
 async fn digests(t: &TestRecommendations) -> Vec<RecommendationDigest> {
-    let bodies: Vec<String> = sqlx::query_scalar(
-        "SELECT body FROM outbox WHERE event_type = 'RecommendationDigest' ORDER BY seq",
-    )
-    .fetch_all(t.db.pool())
-    .await
-    .expect("read outbox");
-    bodies
+    events::emitted(&t.db, "RecommendationDigest")
+        .await
         .iter()
-        .map(|b| {
-            let envelope: Envelope = serde_json::from_str(b).expect("envelope");
+        .map(|envelope| {
             assert_eq!(envelope.source, "recommendations");
             envelope.decode().expect("payload")
         })

@@ -2,23 +2,25 @@
 //! events on the bus: only customers who received the product may review it, under their
 //! display name; a second review replaces the first; the product's rating follows.
 
-mod support;
-
-use std::time::Duration;
-
-use async_trait::async_trait;
-use bazaar_bus::{Acker, BusError, Delivery};
 use bazaar_contracts::catalog::{AddReviewRequest, ListReviewsRequest, Review};
 use bazaar_contracts::events::ProductUpdated;
 use bazaar_contracts::orders::OrderStatus;
 use bazaar_contracts::{ErrorCode, Principal, Role};
 use bazaar_db::sqlx;
-use support::{TestCatalog, customer, order_moved, registered, renamed};
 
-on_every_backend!(
+use crate::support::{TestCatalog, customer, order_moved, registered, renamed};
+
+bazaar_testkit::on_every_backend!(
+    start = crate::support::TestCatalog::start;
     only_customers_who_received_the_product_may_review,
     second_review_replaces_the_first,
     redelivered_delivery_is_harmless,
+);
+
+/// What a customer who has not received the product hears.
+const REFUSED: (ErrorCode, &str) = (
+    ErrorCode::Forbidden,
+    "only customers who received this product can review it",
 );
 
 fn review(product_id: &str, rating: i64, title: &str) -> AddReviewRequest {
@@ -64,16 +66,12 @@ async fn only_customers_who_received_the_product_may_review(t: &TestCatalog) {
     let p = t.create("Teapot", "kitchen", 5).await;
     t.publish(&registered("customer-1", "Ada Lovelace", "ada@example.com"))
         .await;
-    let refused = "only customers who received this product can review it";
 
     let err = c
         .add_review(&customer(), &review(&p.id, 5, "Lovely"))
         .await
         .unwrap_err();
-    assert_eq!(
-        (err.code, err.message.as_str()),
-        (ErrorCode::Forbidden, refused)
-    );
+    assert_eq!((err.code, err.message.as_str()), REFUSED);
 
     // Shipped is not received.
     t.publish(&order_moved(
@@ -88,10 +86,7 @@ async fn only_customers_who_received_the_product_may_review(t: &TestCatalog) {
         .add_review(&customer(), &review(&p.id, 5, "Lovely"))
         .await
         .unwrap_err();
-    assert_eq!(
-        (err.code, err.message.as_str()),
-        (ErrorCode::Forbidden, refused)
-    );
+    assert_eq!((err.code, err.message.as_str()), REFUSED);
 
     t.publish(&order_moved(
         "o1",
@@ -174,7 +169,11 @@ async fn only_customers_who_received_the_product_may_review(t: &TestCatalog) {
     );
 
     // A deleted product takes no new reviews.
-    assert!(c.delete_product(&support::admin(), &p.id).await.unwrap());
+    assert!(
+        c.delete_product(&crate::support::admin(), &p.id)
+            .await
+            .unwrap()
+    );
     let late = c.add_review(&customer(), &review(&p.id, 4, "Late")).await;
     assert_eq!(late.unwrap_err().code, ErrorCode::NotFound);
 }
@@ -266,33 +265,15 @@ async fn second_review_replaces_the_first(t: &TestCatalog) {
     assert_eq!(authors, ["Grace", "Ada L."]);
 }
 
-/// Settles nothing: the test drives `Consumer::process` itself.
-struct NoAck;
-
-#[async_trait]
-impl Acker for NoAck {
-    async fn ack(&self) -> Result<(), BusError> {
-        Ok(())
-    }
-    async fn nak(&self, _: Duration) -> Result<(), BusError> {
-        Ok(())
-    }
-}
-
 async fn redelivered_delivery_is_harmless(t: &TestCatalog) {
     let p = t.create("Teapot", "kitchen", 5).await;
-    let consumer = &t.consumers[0];
     let delivered = order_moved("o1", "customer-1", &[&p.id, &p.id], OrderStatus::Delivered);
     for attempt in 1..=2 {
-        consumer
-            .process(Delivery::new(delivered.clone(), attempt, Box::new(NoAck)))
-            .await;
+        t.deliver(&delivered, attempt).await;
     }
     // The same fact in a new event (new id) is harmless too.
     let again = order_moved("o1", "customer-1", &[&p.id], OrderStatus::Delivered);
-    consumer
-        .process(Delivery::new(again, 1, Box::new(NoAck)))
-        .await;
+    t.deliver(&again, 1).await;
     let purchases: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM purchases")
         .fetch_one(t.db.pool())
         .await

@@ -2,21 +2,19 @@
 //! nothing reservations, rejections that take nothing, releases on cancellation, no oversell
 //! under concurrency, and exactly-once effects under redelivery.
 
-mod support;
-
 use std::collections::HashMap;
-use std::time::Duration;
 
-use async_trait::async_trait;
-use bazaar_bus::{Acker, BusError, Delivery, Envelope};
+use bazaar_bus::Envelope;
 use bazaar_contracts::events::{
     StockChanged, StockLine, StockRejected, StockReleased, StockReserved,
 };
 use bazaar_contracts::orders::OrderStatus;
 use bazaar_db::sqlx;
-use support::{TestCatalog, placed, status_changed};
 
-on_every_backend!(
+use crate::support::{TestCatalog, placed, status_changed};
+
+bazaar_testkit::on_every_backend!(
+    start = crate::support::TestCatalog::start;
     reserves_every_line_of_an_order,
     too_large_order_is_rejected_untouched,
     failing_second_line_takes_nothing,
@@ -111,7 +109,7 @@ async fn failing_second_line_takes_nothing(t: &TestCatalog) {
     // A deleted product, or one that never existed, is no longer sold.
     assert!(
         t.client
-            .delete_product(&support::admin(), &second.id)
+            .delete_product(&crate::support::admin(), &second.id)
             .await
             .unwrap()
     );
@@ -189,9 +187,7 @@ async fn cancellation_before_placement_wins(t: &TestCatalog) {
 async fn no_oversell_under_concurrent_orders(t: &TestCatalog) {
     let a = t.create("Teapot", "kitchen", 10).await;
     // More workers on the same durable consumer: handlers really run side by side.
-    for _ in 0..3 {
-        t.tracker.spawn(t.consumers[0].clone().run(t.stop.clone()));
-    }
+    t.more_workers(3);
     let orders: Vec<Envelope> = (0..40)
         .map(|i| placed(&format!("o{i}"), &[(&a.id, 1)]))
         .collect();
@@ -208,27 +204,9 @@ async fn no_oversell_under_concurrent_orders(t: &TestCatalog) {
     assert_eq!(t.emitted::<StockRejected>().await.len(), 30);
 }
 
-/// Settles nothing: the test drives `Consumer::process` itself.
-struct NoAck;
-
-#[async_trait]
-impl Acker for NoAck {
-    async fn ack(&self) -> Result<(), BusError> {
-        Ok(())
-    }
-    async fn nak(&self, _: Duration) -> Result<(), BusError> {
-        Ok(())
-    }
-}
-
 async fn redelivery_applies_once(t: &TestCatalog) {
     let a = t.create("Teapot", "kitchen", 5).await;
-    let consumer = &t.consumers[0];
-    let deliver = async |event: &Envelope, attempt| {
-        consumer
-            .process(Delivery::new(event.clone(), attempt, Box::new(NoAck)))
-            .await
-    };
+    let deliver = async |event: &Envelope, attempt| t.deliver(event, attempt).await;
     let place = placed("o1", &[(&a.id, 2)]);
     deliver(&place, 1).await;
     deliver(&place, 2).await;
@@ -253,16 +231,9 @@ async fn stock_is_conserved_under_mixed_traffic(t: &TestCatalog) {
     for name in ["Teapot", "Cup", "Saucer"] {
         products.push(t.create(name, "kitchen", 20).await.id);
     }
-    for _ in 0..3 {
-        t.tracker.spawn(t.consumers[0].clone().run(t.stop.clone()));
-    }
-    let mut seed = 0x2545_f491_u64;
-    let mut next = |n: u64| {
-        seed = seed
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (seed >> 33) % n
-    };
+    t.more_workers(3);
+    let mut rng = bazaar_testkit::Lcg::new(0x2545_f491);
+    let mut next = |n: u64| rng.below(n);
     let mut events = Vec::new();
     for i in 0..30 {
         let order = format!("o{i}");
@@ -313,7 +284,7 @@ async fn malformed_events_are_dead_lettered(t: &TestCatalog) {
         serde_json::json!({ "orderId": 7 }),
     );
     t.publish(&bad).await;
-    support::eventually("dead letter stored", || async {
+    bazaar_testkit::eventually("dead letter stored", || async {
         bazaar_bus::dead_letters(&t.db, 10)
             .await
             .unwrap()

@@ -1,8 +1,6 @@
 //! The catalog's product API through its internal router: validation, authorization,
 //! keyset pagination, filters, stock adjustments and soft deletion.
 
-mod support;
-
 use std::collections::HashSet;
 
 use bazaar_contracts::catalog::{
@@ -10,10 +8,12 @@ use bazaar_contracts::catalog::{
     UpdateProductRequest,
 };
 use bazaar_contracts::events::{ProductCreated, ProductDeleted, ProductUpdated, StockChanged};
-use bazaar_contracts::{ApiError, ErrorCode, Principal};
-use support::{TestCatalog, admin, customer};
+use bazaar_contracts::{ErrorCode, Principal};
 
-on_every_backend!(
+use crate::support::{TestCatalog, admin, assert_bad_input, customer};
+
+bazaar_testkit::on_every_backend!(
+    start = crate::support::TestCatalog::start;
     validation_errors_name_the_field,
     mutations_are_admin_only,
     pagination_is_keyset_and_stable,
@@ -44,17 +44,6 @@ fn list(
         category: category.map(Into::into),
         search: search.map(Into::into),
     }
-}
-
-#[track_caller]
-fn assert_bad_input(result: Result<impl std::fmt::Debug, ApiError>, field: &str) {
-    let err = result.expect_err("expected BAD_USER_INPUT");
-    assert_eq!(err.code, ErrorCode::BadUserInput, "{err:?}");
-    assert_eq!(err.field.as_deref(), Some(field), "{err:?}");
-    assert!(
-        err.message.contains(field),
-        "message names the field: {err:?}"
-    );
 }
 
 async fn validation_errors_name_the_field(t: &TestCatalog) {

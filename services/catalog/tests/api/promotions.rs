@@ -2,18 +2,18 @@
 //! every product read reports (best active promotion wins, upcoming ones wait, ending one
 //! restores the price), and listing.
 
-mod support;
-
 use bazaar_contracts::catalog::{
     ActivePromotion, CreatePromotionRequest, ListProductsRequest, ListPromotionsRequest, Product,
     ProductsByIdRequest, Promotion,
 };
 use bazaar_contracts::events::{ProductUpdated, PromotionCreated, PromotionEnded};
-use bazaar_contracts::{ApiError, ErrorCode, Principal};
+use bazaar_contracts::{ErrorCode, Principal};
 use bazaar_db::now_millis;
-use support::{TestCatalog, admin, customer};
 
-on_every_backend!(
+use crate::support::{TestCatalog, admin, assert_bad_input, customer};
+
+bazaar_testkit::on_every_backend!(
+    start = crate::support::TestCatalog::start;
     promotion_validation_names_the_field,
     promotions_are_admin_only,
     product_reads_apply_the_best_active_promotion,
@@ -35,17 +35,6 @@ fn promotion(
         starts_at,
         ends_at: now_millis() + 2 * HOUR,
     }
-}
-
-#[track_caller]
-fn assert_bad_input(result: Result<impl std::fmt::Debug, ApiError>, field: &str) {
-    let err = result.expect_err("expected BAD_USER_INPUT");
-    assert_eq!(err.code, ErrorCode::BadUserInput, "{err:?}");
-    assert_eq!(err.field.as_deref(), Some(field), "{err:?}");
-    assert!(
-        err.message.contains(field),
-        "message names the field: {err:?}"
-    );
 }
 
 async fn all_promotions(t: &TestCatalog, active_only: bool) -> Vec<Promotion> {

@@ -2,13 +2,13 @@
 //! ranked by weight, exclusions (bought, withdrawn, out of stock, unknown), best sellers for
 //! anonymous callers and newcomers and as the top-up, and exactly-once model updates.
 
-mod support;
-
 use bazaar_contracts::Principal;
 use bazaar_contracts::orders::OrderStatus;
-use support::{TestRecommendations, customer, status};
 
-on_every_backend!(
+use crate::support::{TestRecommendations, customer, status};
+
+bazaar_testkit::on_every_backend!(
+    start = crate::support::TestRecommendations::start;
     co_purchases_rank_first_and_never_what_was_bought,
     unavailable_products_never_appear,
     anonymous_callers_get_best_sellers,
