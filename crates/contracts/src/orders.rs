@@ -6,6 +6,7 @@ use crate::page::Page;
 use crate::users::Address;
 use crate::{ApiError, Principal, ServiceClient};
 
+#[cfg_attr(feature = "graphql", derive(async_graphql::Enum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {

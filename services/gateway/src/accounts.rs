@@ -1,40 +1,27 @@
-//! The accounts slice of the schema: sign-up, sign-in, tokens, profiles and roles.
+//! The accounts slice of the schema: sign-up, sign-in, tokens, profiles and roles, and the
+//! batch loader that resolves a user wherever another slice shows one.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
+use std::collections::HashMap;
+
+use async_graphql::dataloader::Loader;
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use bazaar_contracts::page::PageRequest;
 use bazaar_contracts::users::{
-    self, LoginRequest, RefreshTokenRequest, RegisterRequest, SetRoleRequest, UpdateProfileRequest,
+    self, LoginRequest, RefreshTokenRequest, RegisterRequest, SetRoleRequest,
+    UpdateProfileRequest, UsersClient,
 };
+use bazaar_contracts::{ApiError, Principal, Role};
 use chrono::{DateTime, Utc};
 
 use crate::context::{clients, principal};
 use crate::error::{GqlResult, OrGql};
+use crate::loaders::{self, Batched};
+use crate::notifications::Preferences;
 use crate::pagination::{connection, decode_cursor, page_size};
 
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-pub enum Role {
-    Customer,
-    Admin,
-}
-
-impl From<bazaar_contracts::Role> for Role {
-    fn from(r: bazaar_contracts::Role) -> Self {
-        match r {
-            bazaar_contracts::Role::Customer => Role::Customer,
-            bazaar_contracts::Role::Admin => Role::Admin,
-        }
-    }
-}
-
-impl From<Role> for bazaar_contracts::Role {
-    fn from(r: Role) -> Self {
-        match r {
-            Role::Customer => bazaar_contracts::Role::Customer,
-            Role::Admin => bazaar_contracts::Role::Admin,
-        }
-    }
-}
-
+// `Address` and `AddressInput` mirror `users::Address`. The contract could derive both behind
+// its `graphql` feature (`input_name = "AddressInput"`), but `users.rs` is being reorganised
+// (`Page` moves out of it) on another branch: that waits until it lands.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct Address {
     pub line1: String,
@@ -92,7 +79,7 @@ impl User {
         &self.0.name
     }
     async fn role(&self) -> Role {
-        self.0.role.into()
+        self.0.role
     }
     async fn phone(&self) -> Option<&str> {
         self.0.phone.as_deref()
@@ -107,7 +94,7 @@ impl User {
         bazaar_db::from_millis(self.0.updated_at)
     }
     /// What this user hears about (visible to the user themself and admins).
-    async fn preferences(&self, ctx: &Context<'_>) -> GqlResult<crate::engagement::Preferences> {
+    async fn preferences(&self, ctx: &Context<'_>) -> GqlResult<Preferences> {
         Ok(clients(ctx)
             .notifications
             .preferences(principal(ctx), &self.0.id)
@@ -138,6 +125,35 @@ impl From<users::AuthResult> for AuthPayload {
 }
 
 connection!(UserConnection, UserEdge, User);
+
+/// Loads users by id for one request's caller.
+pub struct UserLoader {
+    users: UsersClient,
+    principal: Principal,
+}
+
+impl UserLoader {
+    pub fn for_request(users: &UsersClient, principal: &Principal) -> Batched<Self> {
+        loaders::for_request(UserLoader {
+            users: users.clone(),
+            principal: principal.clone(),
+        })
+    }
+}
+
+impl Loader<String> for UserLoader {
+    type Value = users::User;
+    type Error = ApiError;
+
+    /// The users service leaves out anyone the caller may not see.
+    async fn load(&self, ids: &[String]) -> Result<HashMap<String, users::User>, ApiError> {
+        let users = self
+            .users
+            .users_by_id(&self.principal, ids.to_vec())
+            .await?;
+        Ok(users.into_iter().map(|u| (u.id.clone(), u)).collect())
+    }
+}
 
 #[derive(InputObject)]
 pub struct RegisterInput {
@@ -281,10 +297,7 @@ impl AccountsMutation {
     async fn set_user_role(&self, ctx: &Context<'_>, id: ID, role: Role) -> GqlResult<User> {
         let p = principal(ctx);
         p.require_admin().gql()?;
-        let req = SetRoleRequest {
-            id: id.0,
-            role: role.into(),
-        };
+        let req = SetRoleRequest { id: id.0, role };
         Ok(User(clients(ctx).users.set_role(p, &req).await.gql()?))
     }
 }

@@ -1,15 +1,22 @@
-//! The catalogue slice of the schema: browsing products, and admin product management.
+//! The catalogue slice of the schema: browsing products, admin product management, and the
+//! batch loader every slice that shows a product reads it through.
 
+use std::collections::HashMap;
+
+use async_graphql::dataloader::Loader;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use bazaar_contracts::catalog::{
-    self, AdjustStockRequest, CreateProductRequest, ListProductsRequest, UpdateProductRequest,
+    self, AdjustStockRequest, CatalogClient, CreateProductRequest, ListProductsRequest,
+    ProductsByIdRequest, UpdateProductRequest,
 };
+use bazaar_contracts::{ApiError, Principal};
 use chrono::{DateTime, Utc};
 
 use crate::context::{principal, products};
-use crate::engagement::{Rating, ReviewConnection, product_reviews};
-use crate::error::{GqlResult, OrGql};
+use crate::error::{GqlResult, OrGql, gql};
+use crate::loaders::{self, Batched};
 use crate::pagination::{connection, decode_cursor, page_size};
+use crate::reviews::{Rating, ReviewConnection, product_reviews};
 
 pub struct Product(pub catalog::Product);
 
@@ -79,6 +86,49 @@ pub struct ActivePromotion {
 }
 
 connection!(ProductConnection, ProductEdge, Product);
+
+/// Loads products by id for one request's caller; deleted ones are left out.
+pub struct ProductLoader {
+    catalog: CatalogClient,
+    principal: Principal,
+}
+
+impl ProductLoader {
+    pub fn for_request(catalog: &CatalogClient, principal: &Principal) -> Batched<Self> {
+        loaders::for_request(ProductLoader {
+            catalog: catalog.clone(),
+            principal: principal.clone(),
+        })
+    }
+}
+
+impl Loader<String> for ProductLoader {
+    type Value = catalog::Product;
+    type Error = ApiError;
+
+    async fn load(&self, ids: &[String]) -> Result<HashMap<String, catalog::Product>, ApiError> {
+        let req = ProductsByIdRequest {
+            ids: ids.to_vec(),
+            include_deleted: false,
+        };
+        let products = self.catalog.products_by_id(&self.principal, &req).await?;
+        Ok(products.into_iter().map(|p| (p.id.clone(), p)).collect())
+    }
+}
+
+/// The products with these ids, in their order, batched across the response; ids of deleted
+/// products are skipped.
+pub async fn products_in_order(ctx: &Context<'_>, ids: &[String]) -> GqlResult<Vec<Product>> {
+    let found = loaders::of::<ProductLoader>(ctx)
+        .load_many(ids.iter().cloned())
+        .await
+        .map_err(gql)?;
+    Ok(ids
+        .iter()
+        .filter_map(|id| found.get(id).cloned())
+        .map(Product)
+        .collect())
+}
 
 #[derive(InputObject)]
 pub struct CreateProductInput {

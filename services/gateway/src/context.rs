@@ -1,5 +1,5 @@
-//! Per-request data the resolvers read: who is calling, the service clients, the product
-//! cache and the batch loaders.
+//! What every slice's resolvers read from the context: who is calling, the service clients
+//! and the product cache. (Each slice's batch loader is reached through `loaders::of`.)
 
 use async_graphql::Context;
 use bazaar_contracts::Principal;
@@ -9,7 +9,6 @@ use bazaar_contracts::orders::OrdersClient;
 use bazaar_contracts::recommendations::RecommendationsClient;
 use bazaar_contracts::users::UsersClient;
 
-use crate::loaders::{Products, Users};
 use crate::product_cache::ProductCache;
 
 /// Typed clients of every service the gateway talks to.
@@ -39,8 +38,4 @@ pub fn clients<'a>(ctx: &Context<'a>) -> &'a Clients {
 
 pub fn products<'a>(ctx: &Context<'a>) -> &'a ProductCache {
     ctx.data_unchecked::<ProductCache>()
-}
-
-pub fn loaders<'a>(ctx: &Context<'a>) -> &'a (Products, Users) {
-    ctx.data_unchecked::<(Products, Users)>()
 }

@@ -1,22 +1,52 @@
 //! The gateway: bazaar's one public API. It authenticates bearer tokens, applies limits,
 //! and resolves GraphQL through the services' internal APIs.
+//!
+//! One module per service slice holds that slice's GraphQL objects, queries, mutations and
+//! batch loader; the shared pieces sit below the slices, the HTTP edge above the schema.
+//! A module uses only modules on lower lines, so the graph has no cycles:
+//!
+//! ```text
+//! lib              routes, WebSocket sessions, wiring    -> edge, schema, websocket, ...
+//! edge/            GraphQL over HTTP                     -> schema, auth, context, error,
+//!                                                           product_cache
+//! websocket        WebSocket session limits              -> body
+//! invalidation     product cache upkeep from events      -> product_cache
+//! schema           the slices merged, checks in front    -> every slice, cost/, depth, text
+//! subscriptions    order tracking (orderUpdated)         -> orders
+//! orders                                                 -> accounts, catalog
+//! promotions                                             -> catalog
+//! recommendations                                        -> catalog
+//! catalog                                                -> reviews
+//! accounts         users, sign-in, roles                 -> notifications
+//! reviews
+//! notifications
+//! monitoring       operators: event streams, dead letters
+//! context          caller, service clients, cache        -> product_cache
+//! loaders, pagination, error, product_cache, auth, body, graphiql, cost/, depth, text
+//! ```
+//!
+//! The slices use the shared pieces below them (context, loaders, pagination, error).
 
 mod accounts;
+mod auth;
 mod body;
 mod catalog;
 mod context;
 pub mod cost;
 mod depth;
 mod edge;
-mod engagement;
 mod error;
 mod graphiql;
 mod invalidation;
 mod loaders;
 mod monitoring;
+mod notifications;
 mod orders;
 mod pagination;
 mod product_cache;
+mod promotions;
+mod recommendations;
+mod reviews;
 pub mod schema;
 mod subscriptions;
 mod text;
@@ -33,28 +63,22 @@ use axum::extract::{
     ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Query, Request, State,
     WebSocketUpgrade,
 };
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use axum::routing::get;
-use bazaar_auth::TokenKeys;
+use bazaar_contracts::Principal;
 use bazaar_contracts::client::DeadLetterClient;
-use bazaar_contracts::{ApiError, Principal, Role};
 use bazaar_runtime::{Platform, Task};
 
 pub use context::Clients;
-use context::RequestPrincipal;
+use edge::Edge;
 use product_cache::ProductCache;
-use schema::{BazaarSchema, Limits};
+use schema::Limits;
 
 #[derive(Clone)]
 struct Gateway {
-    schema: BazaarSchema,
-    tokens: TokenKeys,
-    clients: Clients,
-    persisted: Arc<edge::Persisted>,
-    /// The whole-response cache for anonymous catalogue reads (`None` when turned off).
-    responses: Option<edge::ResponseCache>,
+    edge: Arc<Edge>,
     max_body_bytes: usize,
     ws: websocket::WsLimits,
 }
@@ -82,7 +106,6 @@ pub fn build(
         },
         max_complexity: settings.max_query_complexity,
         introspection: settings.graphql.introspection,
-        trusted_only: persisted.trusted_only(),
     };
     let products = ProductCache::new(platform.cache.clone(), clients.catalog.clone());
     let (feed, feed_task) = subscriptions::OrderFeed::start(platform.transport.clone());
@@ -101,12 +124,20 @@ pub fn build(
         products.clone(),
         settings.graphql.response_cache_ttl,
     );
-    let gateway = Gateway {
-        schema: schema::build(Some(resources), &limits),
+    let mut builder = schema::builder(Some(resources), &limits);
+    // Trusted documents hold on every transport, the subscription WebSocket included.
+    if let Some(trusted_only) = persisted.trusted_only() {
+        builder = builder.extension(trusted_only);
+    }
+    let edge = Edge {
+        schema: builder.finish(),
         tokens: platform.tokens.clone(),
         clients,
-        persisted: Arc::new(persisted),
+        persisted,
         responses,
+    };
+    let gateway = Gateway {
+        edge: Arc::new(edge),
         max_body_bytes: settings.max_body_bytes,
         ws: websocket::WsLimits::new(settings),
     };
@@ -131,7 +162,7 @@ async fn post_graphql(
 ) -> Response {
     let headers = request.headers().clone();
     match body::read_bytes(request, gateway.max_body_bytes).await {
-        Ok(body) => edge::post(&gateway, client_ip, &headers, body).await,
+        Ok(body) => edge::post(&gateway.edge, client_ip, &headers, body).await,
         Err(refusal) => refusal,
     }
 }
@@ -146,7 +177,7 @@ async fn get_graphql(
 ) -> Response {
     if !request.headers().contains_key(header::UPGRADE) {
         if edge::is_graphql_get(&params) {
-            return edge::get(&gateway, client_ip, request.headers(), params).await;
+            return edge::get(&gateway.edge, client_ip, request.headers(), params).await;
         }
         return graphiql::page();
     }
@@ -179,7 +210,7 @@ async fn get_graphql(
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| async move {
             let _admitted = admitted;
-            let schema = gateway.schema.clone();
+            let schema = gateway.edge.schema.clone();
             let initialised = Arc::new(tokio::sync::Notify::new());
             let signal = initialised.clone();
             let session = GraphQLWebSocket::new(socket, schema, protocol)
@@ -216,48 +247,14 @@ async fn connection_init(
     });
     let mut principal = match header {
         None => Principal::anonymous(),
-        Some(value) => verify_bearer(&gateway.tokens, value).map_err(error::gql)?,
+        Some(value) => auth::verify_bearer(&gateway.edge.tokens, value).map_err(error::gql)?,
     };
     principal.client_ip = client_ip;
-    let mut data = Data::default();
-    data.insert(loaders::for_request(
-        &gateway.clients.catalog,
-        &gateway.clients.users,
-        &principal,
-    ));
-    data.insert(RequestPrincipal(principal));
+    let mut data = schema::request_data(&gateway.edge.clients, principal);
     data.insert(subscriptions::SubscriptionSlots::new(
         gateway.ws.max_subscriptions,
     ));
     Ok(data)
-}
-
-/// No Authorization header: anonymous. A bearer token that does not verify (expired,
-/// tampered, wrong algorithm): UNAUTHENTICATED, so the client knows to refresh.
-pub(crate) fn authenticate(tokens: &TokenKeys, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(Principal::anonymous());
-    };
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::unauthenticated("Authorization must be 'Bearer <accessToken>'"))?;
-    verify_bearer(tokens, value)
-}
-
-/// Checks a `Bearer <accessToken>` value.
-fn verify_bearer(tokens: &TokenKeys, value: &str) -> Result<Principal, ApiError> {
-    let token = Some(value)
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .ok_or_else(|| ApiError::unauthenticated("Authorization must be 'Bearer <accessToken>'"))?;
-    let claims = tokens
-        .verify(token.trim())
-        .map_err(|_| ApiError::unauthenticated("invalid or expired access token"))?;
-    let role = Role::parse(&claims.role)
-        .ok_or_else(|| ApiError::unauthenticated("invalid access token"))?;
-    Ok(Principal::user(claims.sub, role))
 }
 
 /// The client's address as seen by this listener (used for rate limits).

@@ -1,58 +1,18 @@
 //! The orders slice of the schema: placing, paying, tracking, cancelling and shipping orders.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object};
+use async_graphql::{Context, ID, InputObject, Object};
 use bazaar_contracts::orders::{
-    self, ListOrdersRequest, OrderLineRequest, PayOrderRequest, PlaceOrderRequest,
+    self, ListOrdersRequest, OrderLineRequest, OrderStatus, PayOrderRequest, PlaceOrderRequest,
     SetOrderStatusRequest,
 };
 use chrono::{DateTime, Utc};
 
-use crate::accounts::{Address, AddressInput, User};
-use crate::catalog::Product;
-use crate::context::{clients, loaders, principal};
+use crate::accounts::{Address, AddressInput, User, UserLoader};
+use crate::catalog::{Product, ProductLoader};
+use crate::context::{clients, principal};
 use crate::error::{GqlResult, OrGql, gql};
+use crate::loaders;
 use crate::pagination::{connection, decode_cursor, page_size};
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-pub enum OrderStatus {
-    Pending,
-    Confirmed,
-    Rejected,
-    Paid,
-    Shipped,
-    Delivered,
-    Cancelled,
-}
-
-impl From<orders::OrderStatus> for OrderStatus {
-    fn from(s: orders::OrderStatus) -> Self {
-        use orders::OrderStatus as S;
-        match s {
-            S::Pending => OrderStatus::Pending,
-            S::Confirmed => OrderStatus::Confirmed,
-            S::Rejected => OrderStatus::Rejected,
-            S::Paid => OrderStatus::Paid,
-            S::Shipped => OrderStatus::Shipped,
-            S::Delivered => OrderStatus::Delivered,
-            S::Cancelled => OrderStatus::Cancelled,
-        }
-    }
-}
-
-impl From<OrderStatus> for orders::OrderStatus {
-    fn from(s: OrderStatus) -> Self {
-        use orders::OrderStatus as S;
-        match s {
-            OrderStatus::Pending => S::Pending,
-            OrderStatus::Confirmed => S::Confirmed,
-            OrderStatus::Rejected => S::Rejected,
-            OrderStatus::Paid => S::Paid,
-            OrderStatus::Shipped => S::Shipped,
-            OrderStatus::Delivered => S::Delivered,
-            OrderStatus::Cancelled => S::Cancelled,
-        }
-    }
-}
 
 pub struct Order(pub orders::Order);
 
@@ -91,15 +51,14 @@ impl Order {
     }
     /// The buyer (batched across the response).
     async fn user(&self, ctx: &Context<'_>) -> GqlResult<Option<User>> {
-        Ok(loaders(ctx)
-            .1
+        Ok(loaders::of::<UserLoader>(ctx)
             .load_one(self.0.user_id.clone())
             .await
             .map_err(gql)?
             .map(User))
     }
     async fn status(&self) -> OrderStatus {
-        self.0.status.into()
+        self.0.status
     }
     /// Why the order is in its status (a rejection, a declined card, a cancellation).
     async fn status_reason(&self) -> Option<&str> {
@@ -133,8 +92,7 @@ impl OrderItem {
     }
     /// The product as it is now; null once deleted.
     async fn product(&self, ctx: &Context<'_>) -> GqlResult<Option<Product>> {
-        Ok(loaders(ctx)
-            .0
+        Ok(loaders::of::<ProductLoader>(ctx)
             .load_one(self.0.product_id.clone())
             .await
             .map_err(gql)?
@@ -204,7 +162,7 @@ impl OrdersQuery {
         let req = ListOrdersRequest {
             first: page_size(first.unwrap_or(20)).gql()?,
             after: decode_cursor(after.as_deref()).gql()?,
-            status: status.map(Into::into),
+            status,
         };
         let page = clients(ctx).orders.list(p, &req).await.gql()?;
         prime(
@@ -225,10 +183,10 @@ async fn prime(
     node: async_graphql::Lookahead<'_>,
     orders: &[orders::Order],
 ) -> GqlResult<()> {
-    let (products, users) = loaders(ctx);
     if node.field("user").exists() {
         let ids: std::collections::HashSet<String> =
             orders.iter().map(|o| o.user_id.clone()).collect();
+        let users = loaders::of::<UserLoader>(ctx);
         users.load_many(ids).await.map_err(gql)?;
     }
     if node.field("items").field("product").exists() {
@@ -236,6 +194,7 @@ async fn prime(
             .iter()
             .flat_map(|o| o.items.iter().map(|i| i.product_id.clone()))
             .collect();
+        let products = loaders::of::<ProductLoader>(ctx);
         products.load_many(ids).await.map_err(gql)?;
     }
     Ok(())
@@ -306,10 +265,7 @@ impl OrdersMutation {
     ) -> GqlResult<Order> {
         let p = principal(ctx);
         p.require_admin().gql()?;
-        let req = SetOrderStatusRequest {
-            id: id.0,
-            status: status.into(),
-        };
+        let req = SetOrderStatusRequest { id: id.0, status };
         Ok(Order(
             clients(ctx).orders.set_order_status(p, &req).await.gql()?,
         ))

@@ -7,23 +7,31 @@ use std::time::Instant;
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextResolve, ResolveInfo,
 };
-use async_graphql::{MergedObject, Request, Schema, ServerResult, Value};
+use async_graphql::{Data, MergedObject, Request, Schema, SchemaBuilder, ServerResult, Value};
+use bazaar_contracts::Principal;
 use tracing::Instrument;
 
-use crate::accounts::{AccountsMutation, AccountsQuery};
-use crate::catalog::{CatalogMutation, CatalogQuery};
+use crate::accounts::{AccountsMutation, AccountsQuery, UserLoader};
+use crate::catalog::{CatalogMutation, CatalogQuery, ProductLoader};
+use crate::context::{Clients, RequestPrincipal};
 use crate::cost::CostLimits;
-use crate::engagement::{EngagementMutation, EngagementQuery};
 use crate::monitoring::{MonitoringMutation, MonitoringQuery};
+use crate::notifications::{NotificationsMutation, NotificationsQuery};
 use crate::orders::{OrdersMutation, OrdersQuery};
+use crate::promotions::{PromotionsMutation, PromotionsQuery};
+use crate::recommendations::RecommendationsQuery;
+use crate::reviews::ReviewsMutation;
 use crate::subscriptions::Subscriptions;
 
+// The order of the slices is the order of the root fields in the published schema.
 #[derive(MergedObject, Default)]
 pub struct Query(
     AccountsQuery,
     CatalogQuery,
     OrdersQuery,
-    EngagementQuery,
+    NotificationsQuery,
+    RecommendationsQuery,
+    PromotionsQuery,
     MonitoringQuery,
 );
 
@@ -32,7 +40,9 @@ pub struct Mutation(
     AccountsMutation,
     CatalogMutation,
     OrdersMutation,
-    EngagementMutation,
+    NotificationsMutation,
+    PromotionsMutation,
+    ReviewsMutation,
     MonitoringMutation,
 );
 
@@ -41,7 +51,7 @@ pub type BazaarSchema = Schema<Query, Mutation, Subscriptions>;
 /// What resolvers read from the schema's data: service clients, the product cache, the order
 /// feed and the monitoring handles.
 pub struct Resources {
-    pub clients: crate::context::Clients,
+    pub clients: Clients,
     pub products: crate::product_cache::ProductCache,
     pub feed: crate::subscriptions::OrderFeed,
     pub monitoring: crate::monitoring::Monitoring,
@@ -53,14 +63,16 @@ pub struct Limits {
     pub max_complexity: usize,
     /// Whether `__schema` / `__type` answer (production deployments may turn it off).
     pub introspection: bool,
-    /// Trusted documents mode: only the manifest's operations run, on every transport.
-    pub trusted_only: Option<crate::edge::persisted::TrustedOnly>,
 }
 
 /// The depth limit is the cost model's (which knows introspection from data), not the
 /// engine's; the engine's complexity and recursion limits stay as a second line, and only
-/// ever see documents the cost model has already bounded.
-pub fn build(resources: Option<Resources>, limits: &Limits) -> BazaarSchema {
+/// ever see documents the cost model has already bounded. The caller adds what the edge
+/// brings (trusted documents) and finishes it.
+pub fn builder(
+    resources: Option<Resources>,
+    limits: &Limits,
+) -> SchemaBuilder<Query, Mutation, Subscriptions> {
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscriptions)
         .extension(CostModel(Arc::new(limits.cost.clone())))
         .limit_complexity(limits.max_complexity)
@@ -75,9 +87,6 @@ pub fn build(resources: Option<Resources>, limits: &Limits) -> BazaarSchema {
     if !limits.introspection {
         builder = builder.disable_introspection();
     }
-    if let Some(trusted_only) = limits.trusted_only.clone() {
-        builder = builder.extension(trusted_only);
-    }
     if let Some(r) = resources {
         builder = builder
             .data(r.clients)
@@ -85,21 +94,31 @@ pub fn build(resources: Option<Resources>, limits: &Limits) -> BazaarSchema {
             .data(r.feed)
             .data(r.monitoring);
     }
-    builder.finish()
+    builder
 }
 
 /// The schema in SDL, for the snapshot test and for clients.
 pub fn sdl() -> String {
-    build(
+    builder(
         None,
         &Limits {
             cost: CostLimits::default(),
             max_complexity: 1000,
             introspection: true,
-            trusted_only: None,
         },
     )
+    .finish()
     .sdl()
+}
+
+/// One request's own data: its caller, and each slice's batch loader acting as that caller
+/// (they cache for this request only). HTTP requests and WebSocket sessions start with it.
+pub fn request_data(clients: &Clients, principal: Principal) -> Data {
+    let mut data = Data::default();
+    data.insert(ProductLoader::for_request(&clients.catalog, &principal));
+    data.insert(UserLoader::for_request(&clients.users, &principal));
+    data.insert(RequestPrincipal(principal));
+    data
 }
 
 /// Runs the cost model on every request (HTTP and WebSocket alike) before the engine parses,

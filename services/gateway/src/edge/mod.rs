@@ -6,47 +6,43 @@
 //! this path, before the schema.
 
 pub mod cors;
+mod incoming;
 mod media;
 mod normalize;
-pub mod persisted;
+mod persisted;
 mod response_cache;
 
 use std::collections::HashMap;
 
-use async_graphql::Positioned;
-use async_graphql::parser::parse_query;
-use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, OperationDefinition, OperationType,
-};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
+use bazaar_auth::TokenKeys;
 use bazaar_contracts::Principal;
-use serde::Deserialize;
 use serde_json::Value;
 
-pub use media::{Media, RequestError};
 pub use persisted::Persisted;
 pub use response_cache::ResponseCache;
 
-use crate::Gateway;
-use crate::context::RequestPrincipal;
+use crate::context::Clients;
+use crate::schema::{self, BazaarSchema};
+use incoming::{Incoming, is_query};
+use media::{Media, RequestError};
 
-/// One GraphQL request as it arrives, before its document is resolved.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Incoming {
-    pub query: Option<String>,
-    pub operation_name: Option<String>,
-    pub variables: Option<Value>,
-    pub extensions: Option<serde_json::Map<String, Value>>,
-    /// GraphQL over HTTP's persisted documents: the document's hash instead of its text.
-    pub document_id: Option<String>,
+/// What the edge needs to answer a request: the schema, the keys that verify bearer tokens,
+/// the service clients the request's loaders call, and the documents and responses it keeps.
+pub struct Edge {
+    pub schema: BazaarSchema,
+    pub tokens: TokenKeys,
+    pub clients: Clients,
+    pub persisted: Persisted,
+    /// The whole-response cache for anonymous catalogue reads (`None` when turned off).
+    pub responses: Option<ResponseCache>,
 }
 
 /// `POST /graphql`.
 pub async fn post(
-    gateway: &Gateway,
+    edge: &Edge,
     client_ip: Option<String>,
     headers: &HeaderMap,
     body: Bytes,
@@ -67,12 +63,12 @@ pub async fn post(
             );
         }
     };
-    run(gateway, client_ip, headers, incoming, &Method::POST, media).await
+    run(edge, client_ip, headers, incoming, &Method::POST, media).await
 }
 
 /// `GET /graphql?query=...`: `variables` and `extensions` are JSON in their parameters.
 pub async fn get(
-    gateway: &Gateway,
+    edge: &Edge,
     client_ip: Option<String>,
     headers: &HeaderMap,
     mut params: HashMap<String, String>,
@@ -102,7 +98,7 @@ pub async fn get(
         extensions,
         document_id: params.remove("documentId"),
     };
-    run(gateway, client_ip, headers, incoming, &Method::GET, media).await
+    run(edge, client_ip, headers, incoming, &Method::GET, media).await
 }
 
 /// Whether a `GET` carries a GraphQL request (otherwise it asks for GraphiQL).
@@ -113,14 +109,14 @@ pub fn is_graphql_get(params: &HashMap<String, String>) -> bool {
 }
 
 async fn run(
-    gateway: &Gateway,
+    edge: &Edge,
     client_ip: Option<String>,
     headers: &HeaderMap,
     incoming: Incoming,
     method: &Method,
     media: Media,
 ) -> Response {
-    let principal = match crate::authenticate(&gateway.tokens, headers) {
+    let principal = match crate::auth::authenticate(&edge.tokens, headers) {
         Ok(mut principal) => {
             principal.client_ip = client_ip;
             principal.request_id = headers
@@ -131,7 +127,7 @@ async fn run(
         }
         Err(e) => return media.request_error(&RequestError::from_api(e)),
     };
-    let query = match gateway.persisted.resolve(&incoming).await {
+    let query = match edge.persisted.resolve(&incoming).await {
         Ok(query) => query,
         Err(e) => return media.request_error(&e),
     };
@@ -149,10 +145,7 @@ async fn run(
     }
 
     // Anonymous callers only: a signed-in caller's reads may depend on who they are.
-    let cache = gateway
-        .responses
-        .as_ref()
-        .filter(|_| principal.user.is_none());
+    let cache = edge.responses.as_ref().filter(|_| principal.user.is_none());
     let slot = match cache {
         Some(cache) => {
             let normalised = normalize::normalize(&query);
@@ -169,7 +162,7 @@ async fn run(
         return media.cached(headers, &hit.etag, hit.body.clone());
     }
 
-    let response = execute(gateway, principal, &query, &incoming).await;
+    let response = execute(edge, principal, &query, &incoming).await;
     let (status, body) = media.encode(&response);
     if let (Some(cache), Some(slot)) = (cache, &slot)
         && status == StatusCode::OK
@@ -184,23 +177,20 @@ async fn run(
 }
 
 async fn execute(
-    gateway: &Gateway,
+    edge: &Edge,
     principal: Principal,
     query: &str,
     incoming: &Incoming,
 ) -> async_graphql::Response {
-    let loaders =
-        crate::loaders::for_request(&gateway.clients.catalog, &gateway.clients.users, &principal);
-    let mut request = async_graphql::Request::new(query)
-        .data(loaders)
-        .data(RequestPrincipal(principal));
+    let mut request = async_graphql::Request::new(query);
+    request.data = schema::request_data(&edge.clients, principal);
     if let Some(name) = &incoming.operation_name {
         request = request.operation_name(name);
     }
     if let Some(variables) = incoming.variables.clone().filter(|v| !v.is_null()) {
         request = request.variables(async_graphql::Variables::from_json(variables));
     }
-    crate::error::ensure_codes(gateway.schema.execute(request).await)
+    crate::error::ensure_codes(edge.schema.execute(request).await)
 }
 
 /// `application/json`, with or without parameters (`; charset=utf-8`).
@@ -210,27 +200,4 @@ fn is_json(headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
-}
-
-/// Whether the operation that would run is a query. A document that does not parse, or names
-/// no operation it has, counts as a query here: execution then reports the real error.
-fn is_query(document: &str, operation: Option<&str>) -> bool {
-    let Ok(document) = parse_query(document) else {
-        return true;
-    };
-    chosen_operation(&document, operation).is_none_or(|op| op.node.ty == OperationType::Query)
-}
-
-/// The operation of `document` that runs for the requested `name` (the only one when no name
-/// is given), as execution will choose it.
-fn chosen_operation<'a>(
-    document: &'a ExecutableDocument,
-    name: Option<&str>,
-) -> Option<&'a Positioned<OperationDefinition>> {
-    match (&document.operations, name) {
-        (DocumentOperations::Single(op), _) => Some(op),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
-        (DocumentOperations::Multiple(_), None) => None,
-    }
 }

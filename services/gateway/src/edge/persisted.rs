@@ -20,8 +20,9 @@ use bazaar_cache::Cache;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::incoming::Incoming;
+use super::media::RequestError;
 use super::normalize::normalize;
-use super::{Incoming, RequestError};
 
 /// Resolves the document of each request.
 pub struct Persisted {

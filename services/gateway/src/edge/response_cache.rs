@@ -150,7 +150,7 @@ fn is_public_read(document: &str, operation: Option<&str>) -> bool {
     let Ok(document) = parse_query(document) else {
         return false;
     };
-    let chosen = super::chosen_operation(&document, operation);
+    let chosen = super::incoming::chosen_operation(&document, operation);
     let Some(op) = chosen else { return false };
     op.node.ty == OperationType::Query
         && op.node.directives.is_empty()
