@@ -125,11 +125,19 @@ impl Writers {
 
 impl Member {
     pub(crate) fn conn(&mut self) -> &mut sqlx::AnyConnection {
-        &mut self.turn.as_mut().expect("a member holds its turn until it finishes").conn
+        &mut self
+            .turn
+            .as_mut()
+            .expect("a member holds its turn until it finishes")
+            .conn
     }
 
     pub(crate) fn conn_ref(&self) -> &sqlx::AnyConnection {
-        &self.turn.as_ref().expect("a member holds its turn until it finishes").conn
+        &self
+            .turn
+            .as_ref()
+            .expect("a member holds its turn until it finishes")
+            .conn
     }
 
     /// Keeps this member's writes and returns once they are durable with its group's.
@@ -156,7 +164,10 @@ impl Drop for Member {
             }
             // No runtime left to finish on: closing the connection rolls the whole group back.
             Err(_) => {
-                let _ = turn.group.outcome.set(Err("the process is shutting down".into()));
+                let _ = turn
+                    .group
+                    .outcome
+                    .set(Err("the process is shutting down".into()));
                 drop(turn.conn.detach());
             }
         }

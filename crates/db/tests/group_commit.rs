@@ -68,7 +68,9 @@ async fn write(db: &Db, i: i64) -> bool {
         }
         "conflict" => {
             assert!(inserted.is_err(), "row 0 exists: the insert must fail");
-            tx.rollback().await.expect("rollback after a failed statement");
+            tx.rollback()
+                .await
+                .expect("rollback after a failed statement");
             false
         }
         "rollback" => {
@@ -126,7 +128,11 @@ async fn relaxed_and_durable_writers_on_one_file_share_its_queue() {
             .expect("relaxed"),
     );
     let writers = (1..=100).map(|i| {
-        let db = if i % 2 == 0 { durable.clone() } else { relaxed.clone() };
+        let db = if i % 2 == 0 {
+            durable.clone()
+        } else {
+            relaxed.clone()
+        };
         tokio::spawn(async move {
             let mut tx = db.begin().await.expect("begin");
             sqlx::query("INSERT INTO rows (id, writer) VALUES ($1, $1)")

@@ -7,8 +7,8 @@ use async_graphql::dataloader::Loader;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use bazaar_contracts::page::PageRequest;
 use bazaar_contracts::users::{
-    self, LoginRequest, RefreshTokenRequest, RegisterRequest, SetRoleRequest,
-    UpdateProfileRequest, UsersClient,
+    self, LoginRequest, RefreshTokenRequest, RegisterRequest, SetRoleRequest, UpdateProfileRequest,
+    UsersClient,
 };
 use bazaar_contracts::{ApiError, Principal, Role};
 use chrono::{DateTime, Utc};
