@@ -438,14 +438,20 @@ fn kustomization_lists_every_manifest() {
     );
 }
 
-/// The `BAZAAR_*` names the binary reads: string literals in the runtime and the binary's
-/// sources, plus the per-service patterns built with `ServiceName::env_prefix`.
+/// The `BAZAAR_*` names the binary reads: string literals in the runtime's and the binary's
+/// sources (every module, folders included), plus the per-service patterns built with `ServiceName::env_prefix`.
 fn known_variables() -> BTreeSet<String> {
     let mut known = BTreeSet::new();
-    for dir in ["crates/runtime/src", "crates/bazaar/src"] {
-        for entry in std::fs::read_dir(repo().join(dir)).expect("source dir") {
+    let mut dirs = vec![
+        repo().join("crates/runtime/src"),
+        repo().join("crates/bazaar/src"),
+    ];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("source dir") {
             let path = entry.expect("entry").path();
-            if path.extension().is_some_and(|e| e == "rs") {
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
                 let source = std::fs::read_to_string(&path).expect("source");
                 known.extend(variables_in(&source, Some('"')));
             }
