@@ -6,7 +6,7 @@
 //! Every hand-out and settlement is a SQLite transaction, so a crash at any point leaves the
 //! event either still pending or acknowledged, never lost.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,10 +69,9 @@ pub struct EmbeddedTransport {
 }
 
 struct Inner {
-    /// The log with an fsync per commit: set-up and subscriptions.
+    /// Publishes commit with fsync: a stored event must survive power loss.
     db: Db,
-    /// Publishes, claims, acks and naks skip SQLite's fsync per commit: a lost claim or ack only
-    /// causes a redelivery, and publishes are synced on their own (see [`write_publishes`]).
+    /// Claims, acks and naks skip the fsync: losing the last ones only causes redeliveries.
     bookkeeping: Db,
     /// Subscriptions waiting for new events.
     waiters: Arc<Waiters>,
@@ -137,15 +136,9 @@ const MAX_GROUP: usize = 64;
 
 /// Stores publishes by group commit: the batches of every relay that publish at about the same
 /// time go into one transaction, so they share one fsync instead of queueing for one each.
-///
-/// Consumers are woken as soon as a group is written, before its fsync, which then runs while
-/// they work: an event may be applied before it is durable in the log, and that is safe,
-/// because its relay is answered (and marks the outbox row sent) only once it is. An event the
-/// log loses to a power cut is still unsent in its outbox, published again, and the consumers
-/// that applied it already skip it by their inbox.
+/// Each is answered only once its group is durable.
 async fn write_publishes(
-    log: Db,
-    wal: PathBuf,
+    db: Db,
     mut requests: mpsc::UnboundedReceiver<PublishRequest>,
     waiters: Arc<Waiters>,
     live: tokio::sync::broadcast::Sender<Envelope>,
@@ -159,7 +152,7 @@ async fn write_publishes(
             }
         }
         let events = group.iter().flat_map(|r| &r.events);
-        let answer = match store_events(&log, events).await {
+        let answer = match store_events(&db, events).await {
             Ok(stored) => {
                 let mut types: Vec<&str> = stored.iter().map(|e| e.event_type.as_str()).collect();
                 types.sort_unstable();
@@ -169,9 +162,7 @@ async fn write_publishes(
                 for event in stored {
                     let _ = live.send(event.clone());
                 }
-                sync_file(&wal)
-                    .await
-                    .map_err(|e| format!("fsync of {}: {e}", wal.display()))
+                Ok(())
             }
             Err(e) => Err(e.to_string()),
         };
@@ -179,19 +170,6 @@ async fn write_publishes(
             let _ = request.done.send(answer.clone());
         }
     }
-}
-
-/// Makes the log's latest commits durable by syncing its write-ahead log, which holds every
-/// commit since the last checkpoint (SQLite syncs checkpoints itself). No WAL file means
-/// everything was checkpointed.
-async fn sync_file(wal: &Path) -> std::io::Result<()> {
-    let wal = wal.to_owned();
-    let synced = tokio::task::spawn_blocking(move || match std::fs::File::open(&wal) {
-        Ok(file) => file.sync_data(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    });
-    synced.await.map_err(std::io::Error::other)?
 }
 
 /// Inserts `events` in one transaction; returns those that were new (not duplicates).
@@ -242,11 +220,8 @@ impl EmbeddedTransport {
         let waiters = Arc::new(Waiters::default());
         let (publishes, requests) = mpsc::unbounded_channel();
         // Ends when the transport is dropped (the last sender goes with it).
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
         tokio::spawn(write_publishes(
-            bookkeeping.clone(),
-            PathBuf::from(wal),
+            db.clone(),
             requests,
             waiters.clone(),
             live.clone(),
