@@ -40,12 +40,15 @@ pub fn task(db: Db, schedule: Schedule, wake: Arc<Notify>) -> Task {
     })
 }
 
-/// Announces the promotions running at `tick` (unix ms); returns how many notifications it
-/// created.
+/// Announces the promotions running at `tick` (unix ms) and still running now; returns how
+/// many notifications it created.
 pub async fn announce(db: &Db, tick: i64) -> Result<u64, DbError> {
+    // A tick that runs late (a busy machine, a replica catching up) must not tell anyone about
+    // a promotion that has ended since the tick was due: look at the later of the two times.
+    let at = tick.max(now_millis());
     let promotions = {
         let mut conn = db.pool().acquire().await?;
-        store::active_promotions(&mut conn, tick).await?
+        store::active_promotions(&mut conn, at).await?
     };
     let mut created = 0;
     for promotion in &promotions {
