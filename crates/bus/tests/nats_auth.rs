@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bazaar_bus::{BusError, NatsAuth, NatsOptions, NatsTransport};
-use bazaar_testkit::Pki;
+use bazaar_testkit::LocalPki;
 use nkeys::KeyPair;
 
 /// Long enough for a slow machine, short against the transport's retries forever: a refusal
@@ -90,12 +90,11 @@ async fn nats_user_password_nkey_and_token() {
 
 #[tokio::test]
 async fn nats_tls_trusts_the_ca_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some((pki, other)) = Pki::with_stranger(dir.path(), "nats", "DNS:localhost,IP:127.0.0.1")
-    else {
+    let Some(certs) = LocalPki::new("nats") else {
         return;
     };
-    let Some(server) = bazaar_testkit::nats::start(&bazaar_testkit::nats::tls_block(&pki)) else {
+    let Some(server) = bazaar_testkit::nats::start(&bazaar_testkit::nats::tls_block(&certs.server))
+    else {
         return;
     };
     let trusting = |ca: &std::path::Path| NatsOptions {
@@ -103,16 +102,16 @@ async fn nats_tls_trusts_the_ca_file() {
         ca_file: Some(ca.to_owned()),
     };
     let url = format!("tls://127.0.0.1:{}", server.port);
-    let transport = connect(&url, trusting(&pki.ca))
+    let transport = connect(&url, trusting(&certs.server.ca))
         .await
         .unwrap_or_else(|e| panic!("TLS with our CA: {e}\n{}", server.log()));
     transport.delete_stream().await.unwrap();
     // The CA file alone turns TLS on, whatever the URL's scheme.
     let plain_scheme = format!("nats://127.0.0.1:{}", server.port);
-    connect(&plain_scheme, trusting(&pki.ca))
+    connect(&plain_scheme, trusting(&certs.server.ca))
         .await
         .expect("nats:// with a CA file upgrades to TLS");
-    refused(&url, trusting(&other.ca), "BAZAAR_NATS_CA_FILE").await;
+    refused(&url, trusting(&certs.stranger.ca), "BAZAAR_NATS_CA_FILE").await;
 }
 
 /// A NATS JWT signed by `issuer`, as nsc writes them (the server checks the signature and

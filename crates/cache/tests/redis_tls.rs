@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bazaar_cache::{Cache, CacheError, RedisCache, RedisOptions};
-use bazaar_testkit::Pki;
+use bazaar_testkit::LocalPki;
 
 /// Writes, reads and counts through `cache`: the connection really works.
 async fn round_trip(cache: &RedisCache) {
@@ -31,12 +31,10 @@ fn config_error(result: Result<RedisCache, CacheError>) -> String {
 
 #[tokio::test]
 async fn redis_tls_trusts_the_ca_file_or_insecure_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some((pki, other)) = Pki::with_stranger(dir.path(), "redis", "DNS:localhost,IP:127.0.0.1")
-    else {
+    let Some(certs) = LocalPki::new("redis") else {
         return;
     };
-    let Some(server) = bazaar_testkit::redis::start_tls(&pki, &[]) else {
+    let Some(server) = bazaar_testkit::redis::start_tls(&certs.server, &[]) else {
         return;
     };
     let url = format!("rediss://127.0.0.1:{}", server.port);
@@ -45,7 +43,7 @@ async fn redis_tls_trusts_the_ca_file_or_insecure_only() {
         ..Default::default()
     };
 
-    let cache = RedisCache::connect_with(&url, "tls", &with_ca(&pki.ca))
+    let cache = RedisCache::connect_with(&url, "tls", &with_ca(&certs.server.ca))
         .await
         .unwrap_or_else(|e| panic!("TLS with our CA: {e}\n{}", server.log()));
     round_trip(&cache).await;
@@ -61,11 +59,13 @@ async fn redis_tls_trusts_the_ca_file_or_insecure_only() {
         public_roots.contains("BAZAAR_REDIS_CA_FILE"),
         "{public_roots}"
     );
-    let stranger = config_error(RedisCache::connect_with(&url, "x", &with_ca(&other.ca)).await);
+    let stranger =
+        config_error(RedisCache::connect_with(&url, "x", &with_ca(&certs.stranger.ca)).await);
     assert!(stranger.contains("BAZAAR_REDIS_CA_FILE"), "{stranger}");
 
     let plain = format!("redis://127.0.0.1:{}", server.port);
-    let mismatch = config_error(RedisCache::connect_with(&plain, "x", &with_ca(&pki.ca)).await);
+    let mismatch =
+        config_error(RedisCache::connect_with(&plain, "x", &with_ca(&certs.server.ca)).await);
     assert!(mismatch.contains("rediss://"), "{mismatch}");
 }
 

@@ -6,6 +6,11 @@ use crate::page::{Page, PageRequest};
 use crate::{ApiError, Principal, Role, ServiceClient};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "graphql",
+    derive(async_graphql::SimpleObject, async_graphql::InputObject),
+    graphql(input_name = "AddressInput")
+)]
 #[serde(rename_all = "camelCase")]
 pub struct Address {
     pub line1: String,
@@ -30,6 +35,11 @@ pub struct User {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "graphql",
+    derive(async_graphql::InputObject),
+    graphql(name = "RegisterInput")
+)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterRequest {
     pub email: String,

@@ -183,22 +183,8 @@ async fn finished(
 
 impl Turn {
     async fn commit(self) -> Result<(), sqlx::Error> {
-        let Turn {
-            mut conn,
-            queue,
-            group,
-            durable,
-            writers,
-        } = self;
-        if let Err(e) = conn.execute("RELEASE SAVEPOINT member").await {
-            fail(conn, &group, &e).await;
-            return Err(e);
-        }
-        let open = OpenGroup {
-            conn,
-            group: group.clone(),
-            durable,
-        };
+        let (open, queue, writers) = self.end_savepoint("RELEASE SAVEPOINT member").await?;
+        let group = open.group.clone();
         let full = group.members.load(Ordering::SeqCst) >= MAX_MEMBERS;
         pass_on(open, queue, &writers, full).await;
         outcome(&group)
@@ -207,6 +193,27 @@ impl Turn {
     /// Rolls back this member's savepoint, then passes the group on (or commits it for the
     /// members waiting on it, or rolls back an empty one).
     async fn roll_back(self) -> Result<(), sqlx::Error> {
+        let (mut open, queue, writers) = self
+            .end_savepoint("ROLLBACK TO SAVEPOINT member; RELEASE SAVEPOINT member")
+            .await?;
+        if open.group.members.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // Nobody else wrote in this transaction: nothing to keep.
+            let _ = open.conn.execute("ROLLBACK").await;
+            return Ok(());
+        }
+        // Waits for the group like a commit: what this member saw of the others' writes (a
+        // unique key taken, a count) is durable before its caller acts on it.
+        pass_on(open, queue, &writers, false).await;
+        Ok(())
+    }
+
+    /// Ends this member's savepoint with `statement` (release, or roll back and release) and
+    /// hands back the group still open, with the queue to pass it on through. When the
+    /// statement fails, the whole group fails with it.
+    async fn end_savepoint(
+        self,
+        statement: &'static str,
+    ) -> Result<(OpenGroup, OwnedMutexGuard<Option<OpenGroup>>, Arc<Writers>), sqlx::Error> {
         let Turn {
             mut conn,
             queue,
@@ -214,27 +221,16 @@ impl Turn {
             durable,
             writers,
         } = self;
-        let undone = conn
-            .execute("ROLLBACK TO SAVEPOINT member; RELEASE SAVEPOINT member")
-            .await;
-        if let Err(e) = undone {
+        if let Err(e) = conn.execute(statement).await {
             fail(conn, &group, &e).await;
             return Err(e);
-        }
-        if group.members.fetch_sub(1, Ordering::SeqCst) == 1 {
-            // Nobody else wrote in this transaction: nothing to keep.
-            let _ = conn.execute("ROLLBACK").await;
-            return Ok(());
         }
         let open = OpenGroup {
             conn,
             group,
             durable,
         };
-        // Waits for the group like a commit: what this member saw of the others' writes (a
-        // unique key taken, a count) is durable before its caller acts on it.
-        pass_on(open, queue, &writers, false).await;
-        Ok(())
+        Ok((open, queue, writers))
     }
 }
 

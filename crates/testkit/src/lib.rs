@@ -27,7 +27,7 @@ pub(crate) use daemon::run;
 pub use daemon::{Daemon, free_port, wait_for_port};
 pub use database::TestDatabase;
 pub use lcg::Lcg;
-pub use pki::Pki;
+pub use pki::{LocalPki, Pki};
 pub use skip::{backends_required, binary, skip};
 pub use wait::{eventually, eventually_within, until};
 

@@ -92,3 +92,27 @@ impl Pki {
         Some((pki, stranger))
     }
 }
+
+/// Certificates for a server on this machine (`localhost`, `127.0.0.1`) and a stranger CA, in
+/// a temporary directory that lives as long as this value does.
+pub struct LocalPki {
+    /// The CA and certificate the server uses.
+    pub server: Pki,
+    /// A CA that signed nothing the server shows: the one a client must refuse.
+    pub stranger: Pki,
+    _dir: tempfile::TempDir,
+}
+
+impl LocalPki {
+    /// Generates them with CA name `name`; `None` after a skip (see [`Pki::generate`]).
+    pub fn new(name: &str) -> Option<LocalPki> {
+        let dir = tempfile::tempdir().expect("a temporary directory for certificates");
+        let (server, stranger) =
+            Pki::with_stranger(dir.path(), name, "DNS:localhost,IP:127.0.0.1")?;
+        Some(LocalPki {
+            server,
+            stranger,
+            _dir: dir,
+        })
+    }
+}

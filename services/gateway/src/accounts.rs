@@ -7,62 +7,17 @@ use async_graphql::dataloader::Loader;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use bazaar_contracts::page::PageRequest;
 use bazaar_contracts::users::{
-    self, LoginRequest, RefreshTokenRequest, RegisterRequest, SetRoleRequest, UpdateProfileRequest,
-    UsersClient,
+    self, Address, LoginRequest, RefreshTokenRequest, RegisterRequest, SetRoleRequest,
+    UpdateProfileRequest, UsersClient,
 };
 use bazaar_contracts::{ApiError, Principal, Role};
 use chrono::{DateTime, Utc};
 
-use crate::context::{clients, principal};
+use crate::context::{admin, clients, principal, signed_in};
 use crate::error::{GqlResult, OrGql};
 use crate::loaders::{self, Batched};
 use crate::notifications::Preferences;
 use crate::pagination::{connection, decode_cursor, page_size};
-
-// `Address` and `AddressInput` mirror `users::Address`. The contract could derive both behind
-// its `graphql` feature (`input_name = "AddressInput"`), but `users.rs` is being reorganised
-// (`Page` moves out of it) on another branch: that waits until it lands.
-#[derive(SimpleObject, Clone, Debug)]
-pub struct Address {
-    pub line1: String,
-    pub line2: Option<String>,
-    pub city: String,
-    pub postal_code: String,
-    pub country: String,
-}
-
-impl From<users::Address> for Address {
-    fn from(a: users::Address) -> Self {
-        Address {
-            line1: a.line1,
-            line2: a.line2,
-            city: a.city,
-            postal_code: a.postal_code,
-            country: a.country,
-        }
-    }
-}
-
-#[derive(InputObject, Clone, Debug)]
-pub struct AddressInput {
-    pub line1: String,
-    pub line2: Option<String>,
-    pub city: String,
-    pub postal_code: String,
-    pub country: String,
-}
-
-impl From<AddressInput> for users::Address {
-    fn from(a: AddressInput) -> Self {
-        users::Address {
-            line1: a.line1,
-            line2: a.line2,
-            city: a.city,
-            postal_code: a.postal_code,
-            country: a.country,
-        }
-    }
-}
 
 /// An account. Never exposes a password or its hash: the service does not send them.
 pub struct User(pub users::User);
@@ -84,8 +39,8 @@ impl User {
     async fn phone(&self) -> Option<&str> {
         self.0.phone.as_deref()
     }
-    async fn address(&self) -> Option<Address> {
-        self.0.address.clone().map(Into::into)
+    async fn address(&self) -> Option<&Address> {
+        self.0.address.as_ref()
     }
     async fn created_at(&self) -> DateTime<Utc> {
         bazaar_db::from_millis(self.0.created_at)
@@ -156,18 +111,11 @@ impl Loader<String> for UserLoader {
 }
 
 #[derive(InputObject)]
-pub struct RegisterInput {
-    pub email: String,
-    pub password: String,
-    pub name: String,
-}
-
-#[derive(InputObject)]
 pub struct UpdateProfileInput {
     pub name: Option<String>,
     /// An empty string removes the phone number.
     pub phone: Option<String>,
-    pub address: Option<AddressInput>,
+    pub address: Option<Address>,
 }
 
 #[derive(Default)]
@@ -205,8 +153,7 @@ impl AccountsQuery {
         #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
     ) -> GqlResult<UserConnection> {
-        let p = principal(ctx);
-        p.require_admin().gql()?;
+        let p = admin(ctx)?;
         let req = PageRequest {
             first: page_size(first.unwrap_or(20)).gql()?,
             after: decode_cursor(after.as_deref()).gql()?,
@@ -222,15 +169,10 @@ pub struct AccountsMutation;
 #[Object]
 impl AccountsMutation {
     /// Creates a customer account and signs it in.
-    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> GqlResult<AuthPayload> {
-        let req = RegisterRequest {
-            email: input.email,
-            password: input.password,
-            name: input.name,
-        };
+    async fn register(&self, ctx: &Context<'_>, input: RegisterRequest) -> GqlResult<AuthPayload> {
         Ok(clients(ctx)
             .users
-            .register(principal(ctx), &req)
+            .register(principal(ctx), &input)
             .await
             .gql()?
             .into())
@@ -281,12 +223,11 @@ impl AccountsMutation {
         ctx: &Context<'_>,
         input: UpdateProfileInput,
     ) -> GqlResult<User> {
-        let p = principal(ctx);
-        p.require_user().gql()?;
+        let p = signed_in(ctx)?;
         let req = UpdateProfileRequest {
             name: input.name,
             phone: input.phone,
-            address: input.address.map(Into::into),
+            address: input.address,
         };
         Ok(User(
             clients(ctx).users.update_profile(p, &req).await.gql()?,
@@ -295,8 +236,7 @@ impl AccountsMutation {
 
     /// Grants or removes the admin role (admins only).
     async fn set_user_role(&self, ctx: &Context<'_>, id: ID, role: Role) -> GqlResult<User> {
-        let p = principal(ctx);
-        p.require_admin().gql()?;
+        let p = admin(ctx)?;
         let req = SetRoleRequest { id: id.0, role };
         Ok(User(clients(ctx).users.set_role(p, &req).await.gql()?))
     }

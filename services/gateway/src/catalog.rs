@@ -12,7 +12,7 @@ use bazaar_contracts::catalog::{
 use bazaar_contracts::{ApiError, Principal};
 use chrono::{DateTime, Utc};
 
-use crate::context::{principal, products};
+use crate::context::{admin, principal, products};
 use crate::error::{GqlResult, OrGql, gql};
 use crate::loaders::{self, Batched};
 use crate::pagination::{connection, decode_cursor, page_size};
@@ -193,8 +193,7 @@ impl CatalogMutation {
         ctx: &Context<'_>,
         input: CreateProductInput,
     ) -> GqlResult<Product> {
-        let p = principal(ctx);
-        p.require_admin().gql()?;
+        let p = admin(ctx)?;
         let req = CreateProductRequest {
             name: input.name,
             description: input.description,
@@ -215,8 +214,7 @@ impl CatalogMutation {
         id: ID,
         input: UpdateProductInput,
     ) -> GqlResult<Product> {
-        let p = principal(ctx);
-        p.require_admin().gql()?;
+        let p = admin(ctx)?;
         let req = UpdateProductRequest {
             id: id.0,
             name: input.name,
@@ -232,8 +230,7 @@ impl CatalogMutation {
 
     /// Withdraws a product from sale (admins only).
     async fn delete_product(&self, ctx: &Context<'_>, id: ID) -> GqlResult<bool> {
-        let p = principal(ctx);
-        p.require_admin().gql()?;
+        let p = admin(ctx)?;
         let cache = products(ctx);
         let deleted = cache.catalog().delete_product(p, &id).await.gql()?;
         cache.invalidate().await;
@@ -242,8 +239,7 @@ impl CatalogMutation {
 
     /// Adds or removes stock (admins only); stock never goes below zero.
     async fn adjust_stock(&self, ctx: &Context<'_>, id: ID, delta: i32) -> GqlResult<Product> {
-        let p = principal(ctx);
-        p.require_admin().gql()?;
+        let p = admin(ctx)?;
         let cache = products(ctx);
         let product = cache
             .catalog()

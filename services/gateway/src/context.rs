@@ -9,6 +9,7 @@ use bazaar_contracts::orders::OrdersClient;
 use bazaar_contracts::recommendations::RecommendationsClient;
 use bazaar_contracts::users::UsersClient;
 
+use crate::error::{GqlResult, OrGql};
 use crate::product_cache::ProductCache;
 
 /// Typed clients of every service the gateway talks to.
@@ -30,6 +31,20 @@ pub fn principal<'a>(ctx: &Context<'a>) -> &'a Principal {
     ctx.data_opt::<RequestPrincipal>()
         .map(|p| &p.0)
         .unwrap_or(&ANONYMOUS)
+}
+
+/// The caller, who must be signed in (`UNAUTHENTICATED` otherwise).
+pub fn signed_in<'a>(ctx: &Context<'a>) -> GqlResult<&'a Principal> {
+    let p = principal(ctx);
+    p.require_user().gql()?;
+    Ok(p)
+}
+
+/// The caller, who must be an admin (`UNAUTHENTICATED` or `FORBIDDEN` otherwise).
+pub fn admin<'a>(ctx: &Context<'a>) -> GqlResult<&'a Principal> {
+    let p = principal(ctx);
+    p.require_admin().gql()?;
+    Ok(p)
 }
 
 pub fn clients<'a>(ctx: &Context<'a>) -> &'a Clients {

@@ -9,7 +9,7 @@ use bazaar_bus::{DeadLetter, Transport};
 use bazaar_contracts::client::DeadLetterClient;
 use chrono::{DateTime, Utc};
 
-use crate::context::principal;
+use crate::context::{admin, principal};
 use crate::error::{GqlResult, OrGql, gql};
 
 /// What monitoring reads: the broker, and each service's dead letters.
@@ -83,7 +83,7 @@ pub struct MonitoringQuery;
 impl MonitoringQuery {
     /// The event stream and its durable consumers (admins only).
     async fn event_streams(&self, ctx: &Context<'_>) -> GqlResult<Vec<EventStream>> {
-        principal(ctx).require_admin().gql()?;
+        admin(ctx)?;
         let monitoring = ctx.data_unchecked::<Monitoring>();
         let stats = monitoring
             .transport
@@ -116,7 +116,7 @@ impl MonitoringQuery {
 
     /// Events consumers gave up on, newest first (admins only).
     async fn dead_letters(&self, ctx: &Context<'_>) -> GqlResult<Vec<DeadLetterEntry>> {
-        principal(ctx).require_admin().gql()?;
+        admin(ctx)?;
         all_dead_letters(ctx).await
     }
 }
@@ -129,8 +129,7 @@ impl MonitoringMutation {
     /// Applies a dead-lettered event again through the consumer that gave up on it; true when
     /// it succeeded and left the dead letters (admins only).
     async fn redrive_dead_letter(&self, ctx: &Context<'_>, id: ID) -> GqlResult<bool> {
-        let p = principal(ctx);
-        p.require_admin().gql()?;
+        let p = admin(ctx)?;
         for client in &ctx.data_unchecked::<Monitoring>().services {
             if client.redrive(p, &id).await.gql()? {
                 return Ok(true);

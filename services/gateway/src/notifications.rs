@@ -7,7 +7,7 @@ use bazaar_contracts::notifications::{
 };
 use chrono::{DateTime, Utc};
 
-use crate::context::{clients, principal};
+use crate::context::{clients, signed_in};
 use crate::error::{GqlResult, OrGql};
 use crate::pagination::{connection, decode_cursor, page_size};
 
@@ -76,8 +76,7 @@ impl NotificationsQuery {
         #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
     ) -> GqlResult<NotificationConnection> {
-        let p = principal(ctx);
-        p.require_user().gql()?;
+        let p = signed_in(ctx)?;
         let req = ListNotificationsRequest {
             first: page_size(first.unwrap_or(20)).gql()?,
             after: decode_cursor(after.as_deref()).gql()?,
@@ -99,8 +98,7 @@ pub struct NotificationsMutation;
 impl NotificationsMutation {
     /// Marks one of the signed-in user's notifications read.
     async fn mark_notification_read(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Notification> {
-        let p = principal(ctx);
-        p.require_user().gql()?;
+        let p = signed_in(ctx)?;
         Ok(Notification(
             clients(ctx).notifications.mark_read(p, &id).await.gql()?,
         ))
@@ -108,8 +106,7 @@ impl NotificationsMutation {
 
     /// Marks all the signed-in user's notifications read; returns how many changed.
     async fn mark_all_notifications_read(&self, ctx: &Context<'_>) -> GqlResult<i32> {
-        let p = principal(ctx);
-        p.require_user().gql()?;
+        let p = signed_in(ctx)?;
         Ok(clients(ctx).notifications.mark_all_read(p).await.gql()? as i32)
     }
 
@@ -119,8 +116,7 @@ impl NotificationsMutation {
         ctx: &Context<'_>,
         input: PreferencesInput,
     ) -> GqlResult<Preferences> {
-        let p = principal(ctx);
-        p.require_user().gql()?;
+        let p = signed_in(ctx)?;
         let req = UpdatePreferencesRequest {
             order_updates: input.order_updates,
             promotions: input.promotions,

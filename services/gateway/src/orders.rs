@@ -5,11 +5,12 @@ use bazaar_contracts::orders::{
     self, ListOrdersRequest, OrderLineRequest, OrderStatus, PayOrderRequest, PlaceOrderRequest,
     SetOrderStatusRequest,
 };
+use bazaar_contracts::users::Address;
 use chrono::{DateTime, Utc};
 
-use crate::accounts::{Address, AddressInput, User, UserLoader};
+use crate::accounts::{User, UserLoader};
 use crate::catalog::{Product, ProductLoader};
-use crate::context::{clients, principal};
+use crate::context::{admin, clients, principal, signed_in};
 use crate::error::{GqlResult, OrGql, gql};
 use crate::loaders;
 use crate::pagination::{connection, decode_cursor, page_size};
@@ -71,8 +72,8 @@ impl Order {
     async fn total_cents(&self) -> i32 {
         self.0.total_cents as i32
     }
-    async fn shipping_address(&self) -> Option<Address> {
-        self.0.shipping_address.clone().map(Into::into)
+    async fn shipping_address(&self) -> Option<&Address> {
+        self.0.shipping_address.as_ref()
     }
     async fn created_at(&self) -> DateTime<Utc> {
         bazaar_db::from_millis(self.0.created_at)
@@ -121,7 +122,7 @@ pub struct OrderItemInput {
 pub struct PlaceOrderInput {
     pub items: Vec<OrderItemInput>,
     /// Defaults to the address on the buyer's profile.
-    pub shipping_address: Option<AddressInput>,
+    pub shipping_address: Option<Address>,
     /// Retrying with the same key returns the same order instead of a second one.
     pub idempotency_key: Option<String>,
 }
@@ -143,8 +144,7 @@ impl OrdersQuery {
     /// Refunds owed that the payment provider has not confirmed yet, oldest first (admins
     /// only). Each is retried with backoff until it succeeds.
     async fn pending_refunds(&self, ctx: &Context<'_>) -> GqlResult<Vec<PendingRefund>> {
-        let p = principal(ctx);
-        p.require_admin().gql()?;
+        let p = admin(ctx)?;
         let pending = clients(ctx).orders.pending_refunds(p).await.gql()?;
         Ok(pending.into_iter().map(PendingRefund).collect())
     }
@@ -157,8 +157,7 @@ impl OrdersQuery {
         after: Option<String>,
         status: Option<OrderStatus>,
     ) -> GqlResult<OrderConnection> {
-        let p = principal(ctx);
-        p.require_user().gql()?;
+        let p = signed_in(ctx)?;
         let req = ListOrdersRequest {
             first: page_size(first.unwrap_or(20)).gql()?,
             after: decode_cursor(after.as_deref()).gql()?,
@@ -208,8 +207,7 @@ impl OrdersMutation {
     /// Places an order for the signed-in user. Prices come from the catalogue; the order starts
     /// PENDING and becomes CONFIRMED or REJECTED once stock is reserved.
     async fn place_order(&self, ctx: &Context<'_>, input: PlaceOrderInput) -> GqlResult<Order> {
-        let p = principal(ctx);
-        p.require_user().gql()?;
+        let p = signed_in(ctx)?;
         let req = PlaceOrderRequest {
             items: input
                 .items
@@ -219,7 +217,7 @@ impl OrdersMutation {
                     quantity: i.quantity.into(),
                 })
                 .collect(),
-            shipping_address: input.shipping_address.map(Into::into),
+            shipping_address: input.shipping_address,
             idempotency_key: input.idempotency_key,
         };
         Ok(Order(clients(ctx).orders.place_order(p, &req).await.gql()?))
@@ -227,8 +225,7 @@ impl OrdersMutation {
 
     /// Cancels an order before it ships (its owner or an admin); reserved stock is released.
     async fn cancel_order(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Order> {
-        let p = principal(ctx);
-        p.require_user().gql()?;
+        let p = signed_in(ctx)?;
         Ok(Order(clients(ctx).orders.cancel_order(p, &id).await.gql()?))
     }
 
@@ -239,8 +236,7 @@ impl OrdersMutation {
         id: ID,
         payment_token: String,
     ) -> GqlResult<Order> {
-        let p = principal(ctx);
-        p.require_user().gql()?;
+        let p = signed_in(ctx)?;
         Ok(Order(
             clients(ctx)
                 .orders
@@ -263,8 +259,7 @@ impl OrdersMutation {
         id: ID,
         status: OrderStatus,
     ) -> GqlResult<Order> {
-        let p = principal(ctx);
-        p.require_admin().gql()?;
+        let p = admin(ctx)?;
         let req = SetOrderStatusRequest { id: id.0, status };
         Ok(Order(
             clients(ctx).orders.set_order_status(p, &req).await.gql()?,

@@ -13,6 +13,8 @@ use bazaar_cache::{Cache, get_json, set_json};
 use bazaar_contracts::catalog::{CatalogClient, ListProductsRequest, Product};
 use bazaar_contracts::page::Page;
 use bazaar_contracts::{ApiError, Principal};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 const GENERATION: &str = "catalog:generation";
 const TTL: Duration = Duration::from_secs(60);
@@ -46,16 +48,8 @@ impl ProductCache {
     }
 
     pub async fn product(&self, p: &Principal, id: &str) -> Result<Option<Product>, ApiError> {
-        let Some(generation) = self.generation().await else {
-            return self.catalog.product(p, id).await;
-        };
-        let key = format!("catalog:{generation}:product:{id}");
-        if let Ok(Some(hit)) = get_json::<Option<Product>>(self.cache.as_ref(), &key).await {
-            return Ok(hit);
-        }
-        let product = self.catalog.product(p, id).await?;
-        let _ = set_json(self.cache.as_ref(), &key, &product, TTL).await;
-        Ok(product)
+        let fetch = self.catalog.product(p, id);
+        self.read_through(&format!("product:{id}"), fetch).await
     }
 
     pub async fn list(
@@ -63,16 +57,30 @@ impl ProductCache {
         p: &Principal,
         req: &ListProductsRequest,
     ) -> Result<Page<Product>, ApiError> {
-        let Some(generation) = self.generation().await else {
-            return self.catalog.list(p, req).await;
-        };
         let shape = serde_json::to_string(&req).map_err(ApiError::internal)?;
-        let key = format!("catalog:{generation}:list:{shape}");
-        if let Ok(Some(hit)) = get_json::<Page<Product>>(self.cache.as_ref(), &key).await {
+        let fetch = self.catalog.list(p, req);
+        self.read_through(&format!("list:{shape}"), fetch).await
+    }
+
+    /// The entry `key` of the current generation, or what `fetch` answers (then kept for the
+    /// next reader); straight from `fetch` when the cache is down.
+    async fn read_through<T>(
+        &self,
+        key: &str,
+        fetch: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError>
+    where
+        T: Serialize + DeserializeOwned,
+    {
+        let Some(generation) = self.generation().await else {
+            return fetch.await;
+        };
+        let key = format!("catalog:{generation}:{key}");
+        if let Ok(Some(hit)) = get_json::<T>(self.cache.as_ref(), &key).await {
             return Ok(hit);
         }
-        let page = self.catalog.list(p, req).await?;
-        let _ = set_json(self.cache.as_ref(), &key, &page, TTL).await;
-        Ok(page)
+        let value = fetch.await?;
+        let _ = set_json(self.cache.as_ref(), &key, &value, TTL).await;
+        Ok(value)
     }
 }

@@ -6,7 +6,7 @@ use bazaar_contracts::catalog::{self, CreatePromotionRequest, ListPromotionsRequ
 use chrono::{DateTime, Utc};
 
 use crate::catalog::{Product, products_in_order};
-use crate::context::{clients, principal, products};
+use crate::context::{admin, clients, principal, products};
 use crate::error::{GqlResult, OrGql};
 
 #[derive(SimpleObject)]
@@ -88,8 +88,7 @@ impl PromotionsMutation {
         ctx: &Context<'_>,
         input: CreatePromotionInput,
     ) -> GqlResult<Promotion> {
-        let p = principal(ctx);
-        p.require_admin().gql()?;
+        let p = admin(ctx)?;
         let req = CreatePromotionRequest {
             title: input.title,
             product_ids: input.product_ids.into_iter().map(|id| id.0).collect(),
@@ -105,8 +104,7 @@ impl PromotionsMutation {
 
     /// Ends a promotion now (admins only).
     async fn end_promotion(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Promotion> {
-        let p = principal(ctx);
-        p.require_admin().gql()?;
+        let p = admin(ctx)?;
         let promotion = clients(ctx).catalog.end_promotion(p, &id).await.gql()?;
         products(ctx).invalidate().await;
         Ok(promotion.into())

@@ -4,7 +4,7 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use bazaar_contracts::catalog::{self, AddReviewRequest, ListReviewsRequest};
 use chrono::{DateTime, Utc};
 
-use crate::context::{clients, principal, products};
+use crate::context::{clients, principal, products, signed_in};
 use crate::error::{GqlResult, OrGql};
 use crate::pagination::{connection, decode_cursor, page_size};
 
@@ -84,8 +84,7 @@ pub struct ReviewsMutation;
 impl ReviewsMutation {
     /// Reviews a product the signed-in user received; a second review replaces the first.
     async fn add_review(&self, ctx: &Context<'_>, input: ReviewInput) -> GqlResult<Review> {
-        let p = principal(ctx);
-        p.require_user().gql()?;
+        let p = signed_in(ctx)?;
         let req = AddReviewRequest {
             product_id: input.product_id.0,
             rating: input.rating.into(),

@@ -1,0 +1,91 @@
+//! Applying a batch: split into lanes by aggregate, each lane one transaction with every
+//! event under a savepoint, and one transaction per event when the lane's own fails.
+
+use crate::{Delivery, Envelope, EventTx};
+
+use super::inbox::Outcome;
+use super::verdict::Verdict;
+use super::{Consumer, HandlerError};
+use bazaar_db::sqlx;
+
+impl Consumer {
+    /// Applies a batch: events of one aggregate in order in one lane, lanes concurrently.
+    pub(super) async fn apply_batch(&self, deliveries: Vec<Delivery>) -> Vec<(Delivery, Verdict)> {
+        let mut lanes: Vec<Vec<Delivery>> = (0..self.lanes).map(|_| Vec::new()).collect();
+        let mut settled = Vec::new();
+        for delivery in deliveries {
+            if self.spec.wants(&delivery.event.event_type) {
+                lanes[lane_of(&delivery.event.aggregate_id, self.lanes)].push(delivery);
+            } else {
+                settled.push((delivery, Verdict::Ack));
+            }
+        }
+        let lanes = lanes.into_iter().filter(|lane| !lane.is_empty());
+        for lane in futures::future::join_all(lanes.map(|lane| self.apply_lane(lane))).await {
+            settled.extend(lane);
+        }
+        settled
+    }
+
+    /// Applies one lane's events in one transaction, each under a savepoint so a failing event
+    /// leaves its siblings' effects; when the transaction itself fails (commit, savepoint),
+    /// applies them again one transaction each, which the inbox makes safe.
+    async fn apply_lane(&self, lane: Vec<Delivery>) -> Vec<(Delivery, Verdict)> {
+        let events: Vec<&Envelope> = lane.iter().map(|d| &d.event).collect();
+        let results = match self.apply_together(&events).await {
+            Ok(results) => results,
+            Err(e) => {
+                tracing::debug!(consumer = %self.spec.name, error = %e, events = events.len(),
+                    "batch transaction failed; applying its events one by one");
+                let mut results = Vec::with_capacity(events.len());
+                for event in &events {
+                    results.push(self.apply(event, None).await);
+                }
+                results
+            }
+        };
+        let mut settled = Vec::with_capacity(lane.len());
+        for (delivery, result) in lane.into_iter().zip(results) {
+            let verdict = self.verdict(&delivery, result).await;
+            settled.push((delivery, verdict));
+        }
+        settled
+    }
+
+    async fn apply_together(
+        &self,
+        events: &[&Envelope],
+    ) -> Result<Vec<Result<Outcome, HandlerError>>, HandlerError> {
+        if let [event] = events {
+            return Ok(vec![self.apply(event, None).await]);
+        }
+        let mut tx = self.outbox.begin().await?;
+        self.handler.prepare(&mut tx, events).await?;
+        let mut results = Vec::with_capacity(events.len());
+        for event in events {
+            execute(&mut tx, "SAVEPOINT event").await?;
+            let result = self.record_and_handle(&mut tx, event).await;
+            if result.is_err() {
+                execute(&mut tx, "ROLLBACK TO SAVEPOINT event").await?;
+            }
+            execute(&mut tx, "RELEASE SAVEPOINT event").await?;
+            results.push(result);
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+}
+
+/// Runs one statement of the consumer's own (savepoints) in `tx`.
+async fn execute(tx: &mut EventTx, statement: &'static str) -> Result<(), HandlerError> {
+    sqlx::query(statement).execute(&mut ***tx).await?;
+    Ok(())
+}
+
+/// Which of `lanes` the events of `aggregate_id` go to: always the same one.
+fn lane_of(aggregate_id: &str, lanes: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    aggregate_id.hash(&mut hasher);
+    (hasher.finish() % lanes as u64) as usize
+}
