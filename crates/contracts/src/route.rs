@@ -63,3 +63,6 @@ macro_rules! routes {
         }
     )*};
 }
+
+#[cfg(test)]
+mod tests;
