@@ -43,8 +43,9 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
     }
 
     /// Serves `R` with `handler`, an `async fn(state, principal, R::Request) ->
-    /// Result<R::Response, E>`. The body is read as [`Input`] and the principal as [`Caller`];
-    /// a route that needs neither ignores its argument, so every route has one handler shape.
+    /// Result<R::Response, E>`. Every route reads its principal as [`Caller`] and its body as
+    /// [`Input`], so a malformed one is refused the same way on every route; a handler that
+    /// needs neither ignores its argument, and every route has one handler shape.
     pub fn serve<R: Route>(self, handler: impl RouteHandler<R, S>) -> Self {
         let endpoint = move |State(state): State<S>,
                              Caller(principal): Caller,
