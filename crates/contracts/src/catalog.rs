@@ -83,6 +83,20 @@ pub struct ListProductsRequest {
     pub search: Option<String>,
 }
 
+routes! {
+    /// Adds a product (admins only).
+    command CreateProduct = "create-product": CreateProductRequest => Product;
+    command UpdateProduct = "update-product": UpdateProductRequest => Product;
+    /// Deletes a product; answers whether it existed.
+    command DeleteProduct = "delete-product": ProductIdRequest => bool;
+    /// Adds `delta` (negative to remove) to a product's stock (admins only).
+    command AdjustStock = "adjust-stock": AdjustStockRequest => Product;
+    /// The product, or `None` when absent or deleted.
+    query ProductById = "product": ProductIdRequest => Option<Product>;
+    query ProductsById = "products-by-id": ProductsByIdRequest => Vec<Product>;
+    query ListProducts = "products": ListProductsRequest => Page<Product>;
+}
+
 /// Typed calls to the catalog service.
 #[derive(Clone)]
 pub struct CatalogClient(pub ServiceClient);
@@ -93,46 +107,44 @@ impl CatalogClient {
         p: &Principal,
         req: &CreateProductRequest,
     ) -> Result<Product, ApiError> {
-        self.0.command("create-product", p, req).await
+        self.0.call::<CreateProduct>(p, req).await
     }
     pub async fn update_product(
         &self,
         p: &Principal,
         req: &UpdateProductRequest,
     ) -> Result<Product, ApiError> {
-        self.0.command("update-product", p, req).await
+        self.0.call::<UpdateProduct>(p, req).await
     }
     pub async fn delete_product(&self, p: &Principal, id: &str) -> Result<bool, ApiError> {
-        self.0
-            .command("delete-product", p, &ProductIdRequest { id: id.to_owned() })
-            .await
+        let req = ProductIdRequest { id: id.to_owned() };
+        self.0.call::<DeleteProduct>(p, &req).await
     }
     pub async fn adjust_stock(
         &self,
         p: &Principal,
         req: &AdjustStockRequest,
     ) -> Result<Product, ApiError> {
-        self.0.command("adjust-stock", p, req).await
+        self.0.call::<AdjustStock>(p, req).await
     }
     /// The product, or `None` when absent or deleted.
     pub async fn product(&self, p: &Principal, id: &str) -> Result<Option<Product>, ApiError> {
-        self.0
-            .query("product", p, &ProductIdRequest { id: id.to_owned() })
-            .await
+        let req = ProductIdRequest { id: id.to_owned() };
+        self.0.call::<ProductById>(p, &req).await
     }
     pub async fn products_by_id(
         &self,
         p: &Principal,
         req: &ProductsByIdRequest,
     ) -> Result<Vec<Product>, ApiError> {
-        self.0.query("products-by-id", p, req).await
+        self.0.call::<ProductsById>(p, req).await
     }
     pub async fn list(
         &self,
         p: &Principal,
         req: &ListProductsRequest,
     ) -> Result<Page<Product>, ApiError> {
-        self.0.query("products", p, req).await
+        self.0.call::<ListProducts>(p, req).await
     }
 }
 
@@ -212,25 +224,35 @@ pub struct ListReviewsRequest {
     pub after: Option<String>,
 }
 
+routes! {
+    /// Starts a promotion (admins only).
+    command CreatePromotion = "create-promotion": CreatePromotionRequest => Promotion;
+    /// Ends a promotion now; the request's id is the promotion's.
+    command EndPromotion = "end-promotion": ProductIdRequest => Promotion;
+    query ListPromotions = "promotions": ListPromotionsRequest => Vec<Promotion>;
+    /// Adds the caller's review, or replaces their earlier one (buyers of a delivered order only).
+    command AddReview = "add-review": AddReviewRequest => Review;
+    query ListReviews = "reviews": ListReviewsRequest => Page<Review>;
+}
+
 impl CatalogClient {
     pub async fn create_promotion(
         &self,
         p: &Principal,
         req: &CreatePromotionRequest,
     ) -> Result<Promotion, ApiError> {
-        self.0.command("create-promotion", p, req).await
+        self.0.call::<CreatePromotion>(p, req).await
     }
     pub async fn end_promotion(&self, p: &Principal, id: &str) -> Result<Promotion, ApiError> {
-        self.0
-            .command("end-promotion", p, &ProductIdRequest { id: id.to_owned() })
-            .await
+        let req = ProductIdRequest { id: id.to_owned() };
+        self.0.call::<EndPromotion>(p, &req).await
     }
     pub async fn promotions(
         &self,
         p: &Principal,
         req: &ListPromotionsRequest,
     ) -> Result<Vec<Promotion>, ApiError> {
-        self.0.query("promotions", p, req).await
+        self.0.call::<ListPromotions>(p, req).await
     }
     /// Adds the caller's review, or replaces their earlier one (buyers of a delivered order only).
     pub async fn add_review(
@@ -238,13 +260,13 @@ impl CatalogClient {
         p: &Principal,
         req: &AddReviewRequest,
     ) -> Result<Review, ApiError> {
-        self.0.command("add-review", p, req).await
+        self.0.call::<AddReview>(p, req).await
     }
     pub async fn reviews(
         &self,
         p: &Principal,
         req: &ListReviewsRequest,
     ) -> Result<Page<Review>, ApiError> {
-        self.0.query("reviews", p, req).await
+        self.0.call::<ListReviews>(p, req).await
     }
 }

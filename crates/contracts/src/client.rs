@@ -1,7 +1,8 @@
 //! Calling another service's internal API: in process (embedded) or over HTTP (at scale),
 //! with the same request types, the same service credential and the same error shape.
 //!
-//! Every internal operation is `POST /internal/<op>` with a JSON body. The caller proves it is
+//! Every internal operation is a [`Route`]: `POST /internal/<op>` with a JSON body, called with
+//! [`ServiceClient::call`] so that its path and types come from its one declaration. The caller proves it is
 //! a bazaar service with [`INTERNAL_TOKEN_HEADER`] and says on whose behalf it acts with
 //! [`PRINCIPAL_HEADER`]; services trust the principal only behind a valid token.
 
@@ -15,7 +16,9 @@ use serde::de::DeserializeOwned;
 use tower::ServiceExt;
 use tracing::Instrument;
 
-use crate::{ApiError, ErrorCode, Principal, call_trace};
+use crate::{ApiError, ErrorCode, Kind, Principal, Route, call_trace, route};
+
+pub use crate::dead_letters::DeadLetterClient;
 
 pub const INTERNAL_TOKEN_HEADER: &str = "x-bazaar-service-token";
 pub const PRINCIPAL_HEADER: &str = "x-bazaar-principal";
@@ -116,32 +119,48 @@ impl ServiceClient {
         }
     }
 
-    /// A call that changes state: made once, never retried (the outcome may be unknown).
-    pub async fn command<Req: Serialize, Resp: DeserializeOwned>(
+    /// Calls the route `R`.
+    pub async fn call<R: Route>(
         &self,
-        op: &str,
         principal: &Principal,
-        req: &Req,
-    ) -> Result<Resp, ApiError> {
-        self.call_once(op, principal, req, self.timeout).await
+        request: &R::Request,
+    ) -> Result<R::Response, ApiError> {
+        self.send::<R>(R::OP, R::PATH, principal, request).await
     }
 
-    /// A read or otherwise idempotent call: retried with backoff and jitter while the service
-    /// is unreachable, within the overall timeout (one budget for all attempts, so a hung
-    /// service costs the caller one timeout, not one per attempt).
-    pub async fn query<Req: Serialize, Resp: DeserializeOwned>(
+    /// Calls the route `R` of the group `scope` (`/internal/<scope>/<op>`), e.g. one service's
+    /// dead-letter operations.
+    pub async fn call_under<R: Route>(
+        &self,
+        scope: &str,
+        principal: &Principal,
+        request: &R::Request,
+    ) -> Result<R::Response, ApiError> {
+        let (op, path) = route::scoped::<R>(scope);
+        self.send::<R>(&op, &path, principal, request).await
+    }
+
+    /// A [`Kind::Command`] is made once, never retried (its outcome may be unknown). A
+    /// [`Kind::Query`] is retried with backoff and jitter while the service is unreachable,
+    /// within the overall timeout (one budget for all attempts, so a hung service costs the
+    /// caller one timeout, not one per attempt).
+    async fn send<R: Route>(
         &self,
         op: &str,
+        path: &str,
         principal: &Principal,
-        req: &Req,
-    ) -> Result<Resp, ApiError> {
+        req: &R::Request,
+    ) -> Result<R::Response, ApiError> {
+        if R::KIND == Kind::Command {
+            return self.call_once(op, path, principal, req, self.timeout).await;
+        }
         let deadline = tokio::time::Instant::now() + self.timeout;
         let mut delay = Duration::from_millis(50);
         let mut attempts = 0;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             attempts += 1;
-            match self.call_once(op, principal, req, left).await {
+            match self.call_once(op, path, principal, req, left).await {
                 Err(e) if e.code == ErrorCode::ServiceUnavailable && attempts < 4 => {
                     let jitter = rand::rng().random_range(0..=delay.as_millis() as u64);
                     let pause = delay + Duration::from_millis(jitter);
@@ -159,6 +178,7 @@ impl ServiceClient {
     async fn call_once<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         op: &str,
+        path: &str,
         principal: &Principal,
         req: &Req,
         timeout: Duration,
@@ -168,7 +188,6 @@ impl ServiceClient {
         // services' for the same client request.
         let principal_request_id = principal.request_id.clone().unwrap_or_default();
         let principal = serde_json::to_string(principal).map_err(ApiError::internal)?;
-        let path = format!("/internal/{op}");
         metrics::counter!("bazaar_internal_calls_total", "service" => self.service, "op" => op.to_owned()).increment(1);
         // The call's span; the callee's span joins it through the trace headers.
         let span = call_trace::client_span(self.service, op);
@@ -181,7 +200,7 @@ impl ServiceClient {
                     self.service
                 ))),
                 Target::Local(router) => {
-                    let mut request = http::Request::post(&path);
+                    let mut request = http::Request::post(path);
                     if let Some(headers) = request.headers_mut() {
                         headers.extend(trace_headers.clone());
                     }
@@ -259,23 +278,5 @@ impl ServiceClient {
                 }),
             )
         }
-    }
-}
-
-/// Typed calls to the dead-letter operations every service exposes.
-#[derive(Clone)]
-pub struct DeadLetterClient(pub ServiceClient);
-
-impl DeadLetterClient {
-    pub async fn list<T: DeserializeOwned>(&self, p: &Principal) -> Result<Vec<T>, ApiError> {
-        let op = format!("{}/dead-letters", self.0.service());
-        self.0.query(&op, p, &serde_json::json!({})).await
-    }
-
-    pub async fn redrive(&self, p: &Principal, id: &str) -> Result<bool, ApiError> {
-        let op = format!("{}/redrive-dead-letter", self.0.service());
-        self.0
-            .command(&op, p, &serde_json::json!({ "id": id }))
-            .await
     }
 }

@@ -2,9 +2,14 @@
 //! shape every service answers with, typed clients that call a service in process or over
 //! HTTP, and the server side that admits those calls.
 
+// First, so that its `routes!` macro is in scope in the service modules below.
+#[macro_use]
+pub mod route;
+
 pub mod call_trace;
 pub mod catalog;
 pub mod client;
+pub mod dead_letters;
 pub mod error;
 pub mod events;
 pub mod notifications;
@@ -19,4 +24,5 @@ pub mod validate;
 pub use client::{INTERNAL_TOKEN_HEADER, PRINCIPAL_HEADER, ServiceClient};
 pub use error::{ApiError, ErrorCode};
 pub use principal::{Principal, Role};
-pub use server::{Caller, Input, require_service_token};
+pub use route::{Empty, Kind, Route};
+pub use server::{Caller, Input, Routes, require_service_token};

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::page::Page;
-use crate::{ApiError, Principal, ServiceClient};
+use crate::{ApiError, Empty, Principal, ServiceClient};
 
 #[cfg_attr(feature = "graphql", derive(async_graphql::Enum))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -76,6 +76,18 @@ pub struct PreferencesRequest {
     pub user_id: String,
 }
 
+routes! {
+    /// The caller's notifications, newest first.
+    query ListNotifications = "notifications": ListNotificationsRequest => Page<Notification>;
+    /// Marks one of the caller's notifications read (NOT_FOUND for anyone else's).
+    command MarkRead = "mark-read": NotificationIdRequest => Notification;
+    /// Marks all the caller's notifications read; answers how many changed.
+    command MarkAllRead = "mark-all-read": Empty => i64;
+    /// A user's preferences: the caller's own, or anyone's for an admin.
+    query PreferencesOfUser = "preferences": PreferencesRequest => Preferences;
+    command UpdatePreferences = "update-preferences": UpdatePreferencesRequest => Preferences;
+}
+
 /// Typed calls to the notifications service. Every call acts for the signed-in caller.
 #[derive(Clone)]
 pub struct NotificationsClient(pub ServiceClient);
@@ -87,36 +99,28 @@ impl NotificationsClient {
         p: &Principal,
         req: &ListNotificationsRequest,
     ) -> Result<Page<Notification>, ApiError> {
-        self.0.query("notifications", p, req).await
+        self.0.call::<ListNotifications>(p, req).await
     }
     /// Marks one of the caller's notifications read (NOT_FOUND for anyone else's).
     pub async fn mark_read(&self, p: &Principal, id: &str) -> Result<Notification, ApiError> {
-        self.0
-            .command("mark-read", p, &NotificationIdRequest { id: id.to_owned() })
-            .await
+        let req = NotificationIdRequest { id: id.to_owned() };
+        self.0.call::<MarkRead>(p, &req).await
     }
     /// Marks all the caller's notifications read; returns how many changed.
     pub async fn mark_all_read(&self, p: &Principal) -> Result<i64, ApiError> {
-        self.0
-            .command("mark-all-read", p, &serde_json::json!({}))
-            .await
+        self.0.call::<MarkAllRead>(p, &Empty {}).await
     }
     pub async fn preferences(&self, p: &Principal, user_id: &str) -> Result<Preferences, ApiError> {
-        self.0
-            .query(
-                "preferences",
-                p,
-                &PreferencesRequest {
-                    user_id: user_id.to_owned(),
-                },
-            )
-            .await
+        let req = PreferencesRequest {
+            user_id: user_id.to_owned(),
+        };
+        self.0.call::<PreferencesOfUser>(p, &req).await
     }
     pub async fn update_preferences(
         &self,
         p: &Principal,
         req: &UpdatePreferencesRequest,
     ) -> Result<Preferences, ApiError> {
-        self.0.command("update-preferences", p, req).await
+        self.0.call::<UpdatePreferences>(p, req).await
     }
 }

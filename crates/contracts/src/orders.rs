@@ -125,6 +125,21 @@ pub struct PendingRefund {
     pub created_at: i64,
 }
 
+routes! {
+    /// Prices and places an order: every line's stock is reserved, or none.
+    command PlaceOrder = "place-order": PlaceOrderRequest => Order;
+    command CancelOrder = "cancel-order": OrderIdRequest => Order;
+    command PayOrder = "pay-order": PayOrderRequest => Order;
+    /// Moves an order along (admins only).
+    command SetOrderStatus = "set-order-status": SetOrderStatusRequest => Order;
+    /// The order when the caller owns it or is an admin; `None` otherwise.
+    query OrderById = "order": OrderIdRequest => Option<Order>;
+    /// The caller's orders, newest first (every order for an admin).
+    query ListOrders = "orders": ListOrdersRequest => Page<Order>;
+    /// Refunds not yet confirmed by the provider (admins only). The request is `null`.
+    query ListPendingRefunds = "pending-refunds": () => Vec<PendingRefund>;
+}
+
 /// Typed calls to the orders service.
 #[derive(Clone)]
 pub struct OrdersClient(pub ServiceClient);
@@ -135,28 +150,26 @@ impl OrdersClient {
         p: &Principal,
         req: &PlaceOrderRequest,
     ) -> Result<Order, ApiError> {
-        self.0.command("place-order", p, req).await
+        self.0.call::<PlaceOrder>(p, req).await
     }
     pub async fn cancel_order(&self, p: &Principal, id: &str) -> Result<Order, ApiError> {
-        self.0
-            .command("cancel-order", p, &OrderIdRequest { id: id.to_owned() })
-            .await
+        let req = OrderIdRequest { id: id.to_owned() };
+        self.0.call::<CancelOrder>(p, &req).await
     }
     pub async fn pay_order(&self, p: &Principal, req: &PayOrderRequest) -> Result<Order, ApiError> {
-        self.0.command("pay-order", p, req).await
+        self.0.call::<PayOrder>(p, req).await
     }
     pub async fn set_order_status(
         &self,
         p: &Principal,
         req: &SetOrderStatusRequest,
     ) -> Result<Order, ApiError> {
-        self.0.command("set-order-status", p, req).await
+        self.0.call::<SetOrderStatus>(p, req).await
     }
     /// The order when the caller owns it or is an admin; `None` otherwise.
     pub async fn order(&self, p: &Principal, id: &str) -> Result<Option<Order>, ApiError> {
-        self.0
-            .query("order", p, &OrderIdRequest { id: id.to_owned() })
-            .await
+        let req = OrderIdRequest { id: id.to_owned() };
+        self.0.call::<OrderById>(p, &req).await
     }
     /// The caller's orders, newest first (every order for an admin).
     pub async fn list(
@@ -164,10 +177,10 @@ impl OrdersClient {
         p: &Principal,
         req: &ListOrdersRequest,
     ) -> Result<Page<Order>, ApiError> {
-        self.0.query("orders", p, req).await
+        self.0.call::<ListOrders>(p, req).await
     }
     /// Refunds not yet confirmed by the provider (admins only).
     pub async fn pending_refunds(&self, p: &Principal) -> Result<Vec<PendingRefund>, ApiError> {
-        self.0.query("pending-refunds", p, &()).await
+        self.0.call::<ListPendingRefunds>(p, &()).await
     }
 }

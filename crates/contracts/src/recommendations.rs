@@ -10,6 +10,11 @@ pub struct RecommendationsRequest {
     pub first: i64,
 }
 
+routes! {
+    /// Product ids for the caller, best first (best sellers for anonymous callers).
+    query RecommendationsForCaller = "recommendations": RecommendationsRequest => Vec<String>;
+}
+
 /// Typed calls to the recommendations service.
 #[derive(Clone)]
 pub struct RecommendationsClient(pub ServiceClient);
@@ -19,8 +24,7 @@ impl RecommendationsClient {
     /// sellers; never what they already bought, deleted or out-of-stock products. Anonymous
     /// callers get best sellers.
     pub async fn for_caller(&self, p: &Principal, first: i64) -> Result<Vec<String>, ApiError> {
-        self.0
-            .query("recommendations", p, &RecommendationsRequest { first })
-            .await
+        let req = RecommendationsRequest { first };
+        self.0.call::<RecommendationsForCaller>(p, &req).await
     }
 }

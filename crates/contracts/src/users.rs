@@ -96,6 +96,24 @@ pub struct SetRoleRequest {
     pub role: Role,
 }
 
+routes! {
+    command Register = "register": RegisterRequest => AuthResult;
+    command Login = "login": LoginRequest => AuthResult;
+    /// Rotates a refresh token within its family (a reused token revokes the family).
+    command RefreshToken = "refresh-token": RefreshTokenRequest => AuthResult;
+    /// Revokes the refresh token's family; answers whether there was one.
+    command Logout = "logout": RefreshTokenRequest => bool;
+    command UpdateProfile = "update-profile": UpdateProfileRequest => User;
+    /// Gives a user another role (admins only).
+    command SetRole = "set-role": SetRoleRequest => User;
+    /// The user, when the caller may see them (themself or an admin); `None` otherwise.
+    query UserById = "user": UserIdRequest => Option<User>;
+    /// Users by id in one call (for batching); ids the caller may not see are left out.
+    query UsersById = "users-by-id": UserIdsRequest => Vec<User>;
+    /// Every user, a page at a time (admins only).
+    query ListUsers = "users": PageRequest => Page<User>;
+}
+
 /// Typed calls to the users service.
 #[derive(Clone)]
 pub struct UsersClient(pub ServiceClient);
@@ -106,36 +124,35 @@ impl UsersClient {
         p: &Principal,
         req: &RegisterRequest,
     ) -> Result<AuthResult, ApiError> {
-        self.0.command("register", p, req).await
+        self.0.call::<Register>(p, req).await
     }
     pub async fn login(&self, p: &Principal, req: &LoginRequest) -> Result<AuthResult, ApiError> {
-        self.0.command("login", p, req).await
+        self.0.call::<Login>(p, req).await
     }
     pub async fn refresh_token(
         &self,
         p: &Principal,
         req: &RefreshTokenRequest,
     ) -> Result<AuthResult, ApiError> {
-        self.0.command("refresh-token", p, req).await
+        self.0.call::<RefreshToken>(p, req).await
     }
     pub async fn logout(&self, p: &Principal, req: &RefreshTokenRequest) -> Result<bool, ApiError> {
-        self.0.command("logout", p, req).await
+        self.0.call::<Logout>(p, req).await
     }
     pub async fn update_profile(
         &self,
         p: &Principal,
         req: &UpdateProfileRequest,
     ) -> Result<User, ApiError> {
-        self.0.command("update-profile", p, req).await
+        self.0.call::<UpdateProfile>(p, req).await
     }
     pub async fn set_role(&self, p: &Principal, req: &SetRoleRequest) -> Result<User, ApiError> {
-        self.0.command("set-role", p, req).await
+        self.0.call::<SetRole>(p, req).await
     }
     /// The user, when the caller may see them (themself or an admin); `None` otherwise.
     pub async fn user(&self, p: &Principal, id: &str) -> Result<Option<User>, ApiError> {
-        self.0
-            .query("user", p, &UserIdRequest { id: id.to_owned() })
-            .await
+        let req = UserIdRequest { id: id.to_owned() };
+        self.0.call::<UserById>(p, &req).await
     }
     /// Users by id in one call (for batching); ids the caller may not see are left out.
     pub async fn users_by_id(
@@ -143,11 +160,9 @@ impl UsersClient {
         p: &Principal,
         ids: Vec<String>,
     ) -> Result<Vec<User>, ApiError> {
-        self.0
-            .query("users-by-id", p, &UserIdsRequest { ids })
-            .await
+        self.0.call::<UsersById>(p, &UserIdsRequest { ids }).await
     }
     pub async fn list(&self, p: &Principal, req: &PageRequest) -> Result<Page<User>, ApiError> {
-        self.0.query("users", p, req).await
+        self.0.call::<ListUsers>(p, req).await
     }
 }

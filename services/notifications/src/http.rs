@@ -1,64 +1,60 @@
-//! The notifications service's internal API (`POST /internal/<op>`), called by the gateway.
+//! The notifications service's internal API, called by the gateway: one handler per route of
+//! `bazaar_contracts::notifications`.
 
-use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Router;
 use bazaar_contracts::notifications::{
-    ListNotificationsRequest, Notification, NotificationIdRequest, Preferences, PreferencesRequest,
+    ListNotifications, ListNotificationsRequest, MarkAllRead, MarkRead, Notification,
+    NotificationIdRequest, Preferences, PreferencesOfUser, PreferencesRequest, UpdatePreferences,
     UpdatePreferencesRequest,
 };
 use bazaar_contracts::page::Page;
-use bazaar_contracts::{Caller, Input};
+use bazaar_contracts::{Empty, Principal, Routes};
 use bazaar_runtime::ServiceResult;
 
 use crate::app::Notifications;
 
 pub fn routes(notifications: Notifications) -> Router {
-    Router::new()
-        .route("/internal/notifications", post(list))
-        .route("/internal/mark-read", post(mark_read))
-        .route("/internal/mark-all-read", post(mark_all_read))
-        .route("/internal/preferences", post(preferences))
-        .route("/internal/update-preferences", post(update_preferences))
+    Routes::new()
+        .serve::<ListNotifications>(list)
+        .serve::<MarkRead>(mark_read)
+        .serve::<MarkAllRead>(mark_all_read)
+        .serve::<PreferencesOfUser>(preferences)
+        .serve::<UpdatePreferences>(update_preferences)
         .with_state(notifications)
 }
 
 async fn list(
-    State(n): State<Notifications>,
-    Caller(p): Caller,
-    Input(req): Input<ListNotificationsRequest>,
-) -> ServiceResult<Json<Page<Notification>>> {
-    Ok(Json(n.list(&p, &req).await?))
+    n: Notifications,
+    p: Principal,
+    req: ListNotificationsRequest,
+) -> ServiceResult<Page<Notification>> {
+    n.list(&p, &req).await
 }
 
 async fn mark_read(
-    State(n): State<Notifications>,
-    Caller(p): Caller,
-    Input(req): Input<NotificationIdRequest>,
-) -> ServiceResult<Json<Notification>> {
-    Ok(Json(n.mark_read(&p, &req.id).await?))
+    n: Notifications,
+    p: Principal,
+    req: NotificationIdRequest,
+) -> ServiceResult<Notification> {
+    n.mark_read(&p, &req.id).await
 }
 
-/// The body is an empty object; it is not read.
-async fn mark_all_read(
-    State(n): State<Notifications>,
-    Caller(p): Caller,
-) -> ServiceResult<Json<i64>> {
-    Ok(Json(n.mark_all_read(&p).await?))
+async fn mark_all_read(n: Notifications, p: Principal, _: Empty) -> ServiceResult<i64> {
+    n.mark_all_read(&p).await
 }
 
 async fn preferences(
-    State(n): State<Notifications>,
-    Caller(p): Caller,
-    Input(req): Input<PreferencesRequest>,
-) -> ServiceResult<Json<Preferences>> {
-    Ok(Json(n.preferences(&p, &req.user_id).await?))
+    n: Notifications,
+    p: Principal,
+    req: PreferencesRequest,
+) -> ServiceResult<Preferences> {
+    n.preferences(&p, &req.user_id).await
 }
 
 async fn update_preferences(
-    State(n): State<Notifications>,
-    Caller(p): Caller,
-    Input(req): Input<UpdatePreferencesRequest>,
-) -> ServiceResult<Json<Preferences>> {
-    Ok(Json(n.update_preferences(&p, &req).await?))
+    n: Notifications,
+    p: Principal,
+    req: UpdatePreferencesRequest,
+) -> ServiceResult<Preferences> {
+    n.update_preferences(&p, &req).await
 }

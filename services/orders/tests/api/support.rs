@@ -7,16 +7,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Router;
 use bazaar_bus::{Consumer, Envelope};
-use bazaar_contracts::catalog::{CatalogClient, Product, ProductsByIdRequest};
+use bazaar_contracts::catalog::{CatalogClient, Product, ProductsById, ProductsByIdRequest};
 use bazaar_contracts::events::{Event, StockRejected, StockReserved, UserRegistered};
 use bazaar_contracts::orders::{
     Order, OrderLineRequest, OrderStatus, OrdersClient, PlaceOrderRequest,
 };
-use bazaar_contracts::users::{Address, UsersClient};
-use bazaar_contracts::{ApiError, Input, Principal, Role};
+use bazaar_contracts::users::{Address, UserById, UsersClient};
+use bazaar_contracts::{ApiError, Principal, Role, Route, Routes};
 use bazaar_db::{Db, new_id, now_millis, sqlx};
 use bazaar_orders::{Charge, PaymentError, PaymentProvider, SimulatedPayments};
 use bazaar_testkit::{Backend, TestPlatform, events, eventually, fakes};
@@ -104,7 +103,7 @@ impl Harness {
         // A users service that knows nobody: the replica these tests fill stands in for it.
         let users = UsersClient(platform.client(
             "users",
-            fakes::answering("/internal/user", serde_json::Value::Null),
+            fakes::answering(UserById::PATH, serde_json::Value::Null),
         ));
         let payments = Arc::new(CountingPayments::default());
         let service = bazaar_orders::build(&platform, catalog, users, payments.clone())
@@ -262,20 +261,17 @@ pub fn address(line1: &str) -> Address {
     }
 }
 
-/// `POST /internal/products-by-id` over the shared product list, like the real catalogue.
+/// The catalogue's `ProductsById` over the shared product list, like the real catalogue.
 fn fake_catalog(products: Arc<Mutex<Vec<Product>>>) -> Router {
-    let handler = move |Input(req): Input<ProductsByIdRequest>| {
-        let products = products.clone();
-        async move {
-            let all = products.lock().unwrap().clone();
-            let found: Vec<Product> = all
-                .into_iter()
-                .filter(|p| {
-                    req.ids.contains(&p.id) && (req.include_deleted || p.deleted_at.is_none())
-                })
-                .collect();
-            Json(found)
-        }
+    let handler = |products: Arc<Mutex<Vec<Product>>>, _: Principal, req: ProductsByIdRequest| async move {
+        let all = products.lock().unwrap().clone();
+        let found: Vec<Product> = all
+            .into_iter()
+            .filter(|p| req.ids.contains(&p.id) && (req.include_deleted || p.deleted_at.is_none()))
+            .collect();
+        Ok::<_, ApiError>(found)
     };
-    Router::new().route("/internal/products-by-id", post(handler))
+    Routes::new()
+        .serve::<ProductsById>(handler)
+        .with_state(products)
 }
