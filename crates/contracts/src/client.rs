@@ -269,14 +269,22 @@ impl ServiceClient {
         if status.is_success() {
             serde_json::from_slice(&bytes).map_err(ApiError::internal)
         } else {
-            Err(
-                serde_json::from_slice::<ApiError>(&bytes).unwrap_or_else(|_| {
-                    ApiError::internal(format!(
-                        "{} answered {status} without an error body",
-                        self.service
-                    ))
-                }),
-            )
+            Err(serde_json::from_slice::<ApiError>(&bytes)
+                .unwrap_or_else(|_| bodiless_error(self.service, status)))
         }
+    }
+}
+
+/// What an answer without bazaar's error body means: a proxy or a layer in front of the
+/// handler (a request timeout, a process going down) that has nothing to say about the call
+/// itself. Gateway errors and timeouts are the other service being unavailable, which the
+/// caller may retry; anything else is a bug.
+fn bodiless_error(service: &str, status: http::StatusCode) -> ApiError {
+    use http::StatusCode;
+    match status {
+        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => {
+            ApiError::unavailable(format!("the {service} service is unavailable ({status})"))
+        }
+        _ => ApiError::internal(format!("{service} answered {status} without an error body")),
     }
 }

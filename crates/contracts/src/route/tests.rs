@@ -79,3 +79,24 @@ async fn scoped_routes_are_served_under_their_name() {
     let response = router.oneshot(top_level).await.unwrap();
     assert_eq!(response.status(), http::StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn an_answer_without_an_error_body_is_unavailable_only_for_gateway_statuses() {
+    use axum::http::StatusCode;
+    let p = Principal::user("u1", Role::Customer);
+    let req = GreetRequest { name: "Ada".into() };
+    for (status, code) in [
+        (StatusCode::GATEWAY_TIMEOUT, ErrorCode::ServiceUnavailable),
+        (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ServiceUnavailable),
+        (StatusCode::BAD_GATEWAY, ErrorCode::ServiceUnavailable),
+        (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalServerError),
+    ] {
+        // What a timeout layer or a proxy answers: a status and no bazaar error body.
+        let router = axum::Router::new().route(
+            Greet::PATH,
+            axum::routing::post(move || async move { status }),
+        );
+        let e = client(router).call::<Greet>(&p, &req).await.unwrap_err();
+        assert_eq!(e.code, code, "{status}");
+    }
+}
