@@ -4,34 +4,25 @@
 use std::sync::{Arc, LazyLock};
 
 use bazaar_auth::{hash_password, hash_refresh_token, new_refresh_token};
-use bazaar_bus::{EventTx, Outbox};
+use bazaar_bus::EventTx;
 use bazaar_cache::Cache;
 use bazaar_contracts::events::{Event, UserProfileUpdated, UserRegistered};
 use bazaar_contracts::users::{
     AuthResult, LoginRequest, RegisterRequest, UpdateProfileRequest, User,
 };
 use bazaar_contracts::{ApiError, Principal, Role};
-use bazaar_db::{Db, new_id, now_millis};
-use bazaar_runtime::{Platform, ServiceResult};
+use bazaar_db::{new_id, now_millis};
+use bazaar_runtime::ServiceResult;
+use bazaar_runtime::config::write_private;
 
+use crate::app::{Accounts, SERVICE};
 use crate::domain::{Email, Password, address, phone, required_text};
-use crate::gate::HashGate;
 use crate::store;
-
-pub const SERVICE: &str = "users";
 
 /// Verified against when the email is unknown, so that an unknown account and a wrong
 /// password take the same time and cannot be told apart.
 static DUMMY_HASH: LazyLock<String> =
     LazyLock::new(|| hash_password("not a real password").unwrap_or_default());
-
-#[derive(Clone)]
-pub struct Accounts {
-    pub db: Db,
-    pub platform: Platform,
-    pub outbox: Outbox,
-    pub gate: Arc<HashGate>,
-}
 
 impl Accounts {
     fn cache(&self) -> &Arc<dyn Cache> {
@@ -327,4 +318,45 @@ fn registered_event(user: &User) -> UserRegistered {
         address: user.address.clone(),
         registered_at: user.created_at,
     }
+}
+
+/// The configured admin always exists after start-up. A fresh embedded start without one
+/// gets an admin with a random password, printed once and kept in the data directory.
+pub(crate) async fn bootstrap_admin(accounts: &Accounts) -> anyhow::Result<()> {
+    let settings = &accounts.platform.settings;
+    if let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) {
+        let admin = accounts
+            .ensure_admin(email, password.expose())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        tracing::info!(admin_id = %admin.id, "admin account ready");
+        return Ok(());
+    }
+    if accounts
+        .has_admin()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+    {
+        return Ok(());
+    }
+    if !settings.is_embedded() {
+        tracing::warn!(
+            "no admin account exists; set BAZAAR_ADMIN_EMAIL and BAZAAR_ADMIN_PASSWORD to create one"
+        );
+        return Ok(());
+    }
+    let email = "admin@bazaar.local";
+    let password = bazaar_auth::new_refresh_token();
+    accounts
+        .ensure_admin(email, &password)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let path = settings.data_dir.join("admin-credentials.txt");
+    write_private(&path, &format!("email: {email}\npassword: {password}\n"))?;
+    // Printed once, on the terminal of whoever started bazaar; never logged.
+    println!(
+        "\nCreated the first admin account:\n  email:    {email}\n  password: {password}\n(also saved to {})\n",
+        path.display()
+    );
+    Ok(())
 }

@@ -16,7 +16,7 @@ fn defaults_are_embedded_and_generate_a_lasting_secret() {
     let a = Settings::load(&args).unwrap();
     assert_eq!(a.listen.to_string(), "127.0.0.1:8000");
     assert!(
-        matches!(a.db_target(ServiceName::Users), DbTarget::SqliteFile(p) if p.ends_with("users.db"))
+        matches!(a.db_target(ServiceName::new("users")), DbTarget::SqliteFile(p) if p.ends_with("users.db"))
     );
     let b = Settings::load(&args).unwrap();
     assert_eq!(a.jwt_secret, b.jwt_secret, "secret kept across starts");

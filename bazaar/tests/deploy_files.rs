@@ -43,7 +43,7 @@ const DASHBOARD_METRICS: [&str; 14] = [
 ];
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 fn read(relative: &str) -> String {
@@ -444,7 +444,7 @@ fn known_variables() -> BTreeSet<String> {
     let mut known = BTreeSet::new();
     let mut dirs = vec![
         repo().join("crates/runtime/src"),
-        repo().join("crates/bazaar/src"),
+        repo().join("bazaar/src"),
     ];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).expect("source dir") {
