@@ -442,10 +442,7 @@ fn kustomization_lists_every_manifest() {
 /// sources (every module, folders included), plus the per-service patterns built with `ServiceName::env_prefix`.
 fn known_variables() -> BTreeSet<String> {
     let mut known = BTreeSet::new();
-    let mut dirs = vec![
-        repo().join("crates/runtime/src"),
-        repo().join("bazaar/src"),
-    ];
+    let mut dirs = vec![repo().join("crates/runtime/src"), repo().join("bazaar/src")];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).expect("source dir") {
             let path = entry.expect("entry").path();
