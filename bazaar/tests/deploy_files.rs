@@ -18,7 +18,7 @@ const GATEWAY_HOST_PORT: u64 = 8000;
 /// rewrites it.
 const COMPOSE_IMAGE: &str = "bazaar:local";
 const K8S_IMAGE: &str = "bazaar";
-/// Which services a process reaches over HTTP when they do not run in it (`app.rs`).
+/// Which services a process reaches over HTTP when they do not run in it (`bazaar/src/registry.rs`).
 const NEEDS: [(&str, &[&str]); 2] = [
     ("gateway", &["users", "catalog", "orders"]),
     ("orders", &["catalog"]),

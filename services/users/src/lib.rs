@@ -1,12 +1,14 @@
 //! The users service: accounts, profiles, sign-in with rotating refresh tokens, roles, and
 //! the `UserRegistered` / `UserProfileUpdated` events other services replicate from.
 
-mod accounts;
 mod app;
 mod consumer;
 mod domain;
 mod gate;
 mod http;
+mod profiles;
+mod registration;
+mod sessions;
 mod store;
 
 use std::sync::Arc;
@@ -34,7 +36,7 @@ pub async fn build(platform: &Platform, deps: Deps) -> anyhow::Result<Service> {
         outbox: outbox.clone(),
         gate: Arc::new(gate::HashGate::new(&platform.settings)),
     };
-    accounts::bootstrap_admin(&accounts).await?;
+    registration::bootstrap_admin(&accounts).await?;
     let token: Arc<str> = platform.service_token.clone();
     let internal = http::routes(accounts).layer(axum::middleware::from_fn(move |req, next| {
         require_service_token(token.clone(), req, next)

@@ -110,3 +110,23 @@ fn unknown_file_keys_are_refused() {
             .contains("lisen")
     );
 }
+
+#[test]
+fn a_service_s_own_settings_are_read_for_the_services_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bazaar.toml");
+    std::fs::write(&file, "[services.catalog]\nurl = \"http://catalog:8080\"\n").unwrap();
+    let args = ConfigArgs {
+        config: Some(file),
+        data_dir: Some(dir.path().into()),
+        ..Default::default()
+    };
+    let catalog = ServiceName::new("catalog");
+    let settings = Settings::load_for(&args, &[catalog]).unwrap();
+    assert_eq!(
+        settings.service_urls.get(&catalog).map(String::as_str),
+        Some("http://catalog:8080")
+    );
+    let err = Settings::load(&args).unwrap_err().to_string();
+    assert!(err.contains("services.catalog"), "{err}");
+}
