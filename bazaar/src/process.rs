@@ -83,9 +83,9 @@ impl App {
                     service.consumers.clone(),
                     token,
                 ));
-                internal = internal.merge(service.internal.clone());
-                peers.add_local(name, service.internal.clone());
             }
+            internal = internal.merge(service.internal.clone());
+            peers.add_local(name, service.internal.clone());
             public = public.or(service.public.take());
             built.push(service);
         }
