@@ -342,7 +342,7 @@ mod tests {
         };
         let settings = crate::Settings::load(&args).unwrap();
         let bazaar_db::DbTarget::Postgres { url, .. } =
-            settings.db_target(crate::ServiceName::Orders)
+            settings.db_target(crate::ServiceName::new("orders"))
         else {
             panic!("not PostgreSQL");
         };

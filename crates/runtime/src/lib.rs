@@ -23,4 +23,4 @@ pub use connections::Connections;
 pub use edge::EdgeSettings;
 pub use error::{ServiceError, ServiceResult};
 pub use http::{ReadyCheck, ops_routes, serve, with_standard_layers};
-pub use platform::{Platform, Service, Task};
+pub use platform::{Platform, Service, Started, Task};

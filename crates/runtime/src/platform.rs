@@ -29,17 +29,31 @@ pub struct Platform {
 /// A background job that runs until its token is cancelled.
 pub type Task = Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send>;
 
-/// A built service: its database, its internal API, and the loops that keep it moving.
+/// A built service: its database, its internal API, and the loops that keep it moving. The
+/// gateway keeps no database and serves the public API instead.
 pub struct Service {
     pub name: ServiceName,
-    pub db: Db,
+    /// Its database; `None` for a service that keeps no state (the gateway).
+    pub db: Option<Db>,
     /// `/internal/*` routes, already behind the service-credential check.
     pub internal: Router,
-    pub relay: OutboxRelay,
+    /// The public API, served on the listener of the process that runs this service.
+    pub public: Option<Router>,
+    /// Publishes what its outbox holds; `None` without a database.
+    pub relay: Option<OutboxRelay>,
     pub consumers: Vec<Consumer>,
     pub tasks: Vec<Task>,
     /// Rows of its own the service keeps only for a while (the bus's are added to them).
     pub retention: Vec<Prune>,
+}
+
+/// What a started service leaves to whoever runs it.
+pub struct Started {
+    pub name: ServiceName,
+    pub db: Option<Db>,
+    pub internal: Router,
+    pub public: Option<Router>,
+    pub consumers: Vec<Consumer>,
 }
 
 impl Service {
@@ -50,24 +64,35 @@ impl Service {
         tracker: &TaskTracker,
         stop: &CancellationToken,
         retention: &Retention,
-    ) -> (ServiceName, Db, Router, Vec<Consumer>) {
-        let purge = crate::retention::task(self.name, self.db.clone(), retention, self.retention);
+    ) -> Started {
+        let purge = self
+            .db
+            .clone()
+            .map(|db| crate::retention::task(self.name, db, retention, self.retention));
         let relay_stop = CancellationToken::new();
         let consumers_done = TaskTracker::new();
         for consumer in &self.consumers {
             consumers_done.spawn(consumer.clone().run(stop.clone()));
         }
-        for task in self.tasks.into_iter().chain([purge]) {
+        for task in self.tasks.into_iter().chain(purge) {
             consumers_done.spawn(task(stop.clone()));
         }
         consumers_done.close();
-        tracker.spawn(self.relay.clone().run(relay_stop.clone()));
+        if let Some(relay) = self.relay {
+            tracker.spawn(relay.run(relay_stop.clone()));
+        }
         let stop = stop.clone();
         tracker.spawn(async move {
             stop.cancelled().await;
             consumers_done.wait().await;
             relay_stop.cancel();
         });
-        (self.name, self.db, self.internal, self.consumers)
+        Started {
+            name: self.name,
+            db: self.db,
+            internal: self.internal,
+            public: self.public,
+            consumers: self.consumers,
+        }
     }
 }

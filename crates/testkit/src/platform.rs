@@ -91,9 +91,9 @@ impl TestPlatform {
     /// Starts a built service's relay, consumers and tasks on this platform's tracker, and
     /// hands back its database, internal router and consumers.
     pub fn spawn(&self, service: Service) -> (Db, Router, Vec<Consumer>) {
-        let (_, db, internal, consumers) =
-            service.spawn(&self.tracker, &self.stop, &self.platform.settings.retention);
-        (db, internal, consumers)
+        let started = service.spawn(&self.tracker, &self.stop, &self.platform.settings.retention);
+        let db = started.db.expect("the service under test keeps a database");
+        (db, started.internal, started.consumers)
     }
 
     /// A client of the internal router `router` of service `name`, called in process with

@@ -12,7 +12,7 @@ use bazaar_contracts::page::Page;
 use bazaar_contracts::{Principal, Routes};
 use bazaar_runtime::ServiceResult;
 
-use crate::products::Catalog;
+use crate::app::Catalog;
 
 pub fn routes(catalog: Catalog) -> Router {
     Routes::new()

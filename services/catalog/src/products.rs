@@ -1,7 +1,7 @@
 //! Product use cases: create, edit, delete, adjust stock, read and list. Each change and the
 //! event announcing it commit in one transaction (transactional outbox).
 
-use bazaar_bus::{BusError, EventTx, Outbox};
+use bazaar_bus::{BusError, EventTx};
 use bazaar_contracts::catalog::{
     AdjustStockRequest, CreateProductRequest, ListProductsRequest, Product, ProductsByIdRequest,
     UpdateProductRequest,
@@ -11,24 +11,17 @@ use bazaar_contracts::events::{
 };
 use bazaar_contracts::page::Page;
 use bazaar_contracts::{ApiError, Principal};
-use bazaar_db::{Db, new_id};
+use bazaar_db::new_id;
 use bazaar_runtime::ServiceResult;
 
+use crate::app::{Catalog, SERVICE};
 use crate::domain::{ListFilter, MAX_AMOUNT, NewProduct, ProductChanges, stock_delta};
 use crate::store::products as store;
-
-pub const SERVICE: &str = "catalog";
 
 /// Why stock moved, as `StockChanged.reason` says it.
 pub const ADJUSTMENT: &str = "ADJUSTMENT";
 pub const RESERVATION: &str = "RESERVATION";
 pub const RELEASE: &str = "RELEASE";
-
-#[derive(Clone)]
-pub struct Catalog {
-    pub db: Db,
-    pub outbox: Outbox,
-}
 
 fn not_found() -> ApiError {
     ApiError::not_found("product not found")

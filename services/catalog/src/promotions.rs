@@ -8,8 +8,9 @@ use bazaar_contracts::{ApiError, Principal};
 use bazaar_db::{new_id, now_millis};
 use bazaar_runtime::ServiceResult;
 
+use crate::app::{Catalog, SERVICE};
 use crate::domain::promotions::NewPromotion;
-use crate::products::{Catalog, SERVICE, announce_updated};
+use crate::products::announce_updated;
 use crate::store::products as products_store;
 use crate::store::promotions as store;
 

@@ -8,8 +8,9 @@ use bazaar_contracts::{ApiError, Principal};
 use bazaar_db::{new_id, now_millis};
 use bazaar_runtime::{ServiceError, ServiceResult};
 
+use crate::app::Catalog;
 use crate::domain::reviews::{NewReview, ReviewPage};
-use crate::products::{Catalog, announce_updated};
+use crate::products::announce_updated;
 use crate::store::products as products_store;
 use crate::store::reviews as store;
 

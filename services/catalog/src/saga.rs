@@ -8,8 +8,9 @@ use bazaar_contracts::events::{
 };
 use bazaar_db::Tx;
 
+use crate::app::SERVICE;
 use crate::domain::merge_lines;
-use crate::products::{RELEASE, RESERVATION, SERVICE, stock_changed};
+use crate::products::{RELEASE, RESERVATION, stock_changed};
 use crate::store::products as products_store;
 use crate::store::reservations::{self, Status};
 

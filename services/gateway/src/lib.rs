@@ -6,7 +6,8 @@
 //! A module uses only modules on lower lines, so the graph has no cycles:
 //!
 //! ```text
-//! lib              routes, WebSocket sessions, wiring    -> edge, schema, websocket, ...
+//! lib              routes, WebSocket sessions, wiring    -> app, edge, schema, websocket, ...
+//! app              the name, the state handlers share    -> edge, websocket
 //! edge/            GraphQL over HTTP                     -> schema, auth, context, error,
 //!                                                           product_cache
 //! websocket        WebSocket session limits              -> body
@@ -28,6 +29,7 @@
 //! The slices use the shared pieces below them (context, loaders, pagination, error).
 
 mod accounts;
+mod app;
 mod auth;
 mod body;
 mod catalog;
@@ -69,31 +71,35 @@ use axum::response::Response;
 use axum::routing::get;
 use bazaar_contracts::Principal;
 use bazaar_contracts::client::DeadLetterClient;
-use bazaar_runtime::{Platform, Task};
+use bazaar_runtime::{Platform, Service, Task};
 
+use app::Gateway;
+pub use app::NAME;
 pub use context::Clients;
 use edge::Edge;
 use product_cache::ProductCache;
 use schema::Limits;
 
-#[derive(Clone)]
-struct Gateway {
-    edge: Arc<Edge>,
-    max_body_bytes: usize,
-    ws: websocket::WsLimits,
+/// What the gateway needs from other services: a client of each service it resolves through,
+/// and of each service whose dead letters operators see.
+pub struct Deps {
+    pub clients: Clients,
+    pub dead_letters: Vec<DeadLetterClient>,
 }
 
-/// The public routes (`POST /graphql` for operations, `GET /graphql` for a query, GraphiQL or
-/// a graphql-transport-ws subscription) and the gateway's background tasks: keeping the
-/// product cache in step with catalogue events, and feeding order updates to subscribers.
-/// Fails when the trusted documents manifest cannot be read.
-pub fn build(
-    platform: &Platform,
-    clients: Clients,
-    dead_letters: Vec<DeadLetterClient>,
-) -> Result<(Router, Vec<Task>), String> {
+/// The gateway as a service: the public routes (`POST /graphql` for operations, `GET
+/// /graphql` for a query, GraphiQL or a graphql-transport-ws subscription) and its background
+/// tasks: keeping the product cache in step with catalogue events, and feeding order updates
+/// to subscribers. It keeps no database. Fails when the trusted documents manifest cannot be
+/// read.
+pub async fn build(platform: &Platform, deps: Deps) -> anyhow::Result<Service> {
+    let Deps {
+        clients,
+        dead_letters,
+    } = deps;
     let settings = &platform.settings;
-    let persisted = edge::Persisted::new(platform.cache.clone(), &settings.graphql)?;
+    let persisted = edge::Persisted::new(platform.cache.clone(), &settings.graphql)
+        .map_err(|e| anyhow::anyhow!("invalid trusted documents manifest: {e}"))?;
     let limits = Limits {
         cost: cost::CostLimits {
             max_tokens: settings.max_query_tokens,
@@ -152,7 +158,16 @@ pub fn build(
         .route("/graphiql/{file}", get(graphiql::asset))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .with_state(gateway);
-    Ok((router, vec![invalidation, feed_task]))
+    Ok(Service {
+        name: NAME,
+        db: None,
+        internal: Router::new(),
+        public: Some(router),
+        relay: None,
+        consumers: Vec::new(),
+        tasks: vec![invalidation, feed_task],
+        retention: Vec::new(),
+    })
 }
 
 async fn post_graphql(

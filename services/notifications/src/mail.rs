@@ -2,12 +2,34 @@
 //! deployments, `.eml` files in the data directory for the embedded default and tests.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use anyhow::Context;
+use bazaar_runtime::Settings;
 
 use async_trait::async_trait;
 use lettre::message::{Mailbox, Message, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use tokio::io::AsyncWriteExt;
+
+/// Longest one SMTP send may take before it counts as failed (and is retried).
+pub const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The mailer the settings choose: SMTP at `smtp_url`, or `.eml` files under
+/// `data_dir/mail` without one.
+pub fn configured(settings: &Settings) -> anyhow::Result<Arc<dyn Mailer>> {
+    Ok(match &settings.smtp_url {
+        Some(url) => Arc::new(
+            SmtpMailer::new(url.expose(), &settings.mail_from, SMTP_TIMEOUT)
+                .context("cannot set up SMTP mail")?,
+        ),
+        None => Arc::new(
+            FileMailer::new(settings.data_dir.join("mail"), &settings.mail_from)
+                .context("cannot set up file mail")?,
+        ),
+    })
+}
 
 /// One mail to send. The message id is the notification's id, so a mail sent again after a
 /// crash between sending and recording it carries the same `Message-ID` and can be recognised.

@@ -3,13 +3,14 @@
 //! that cancels orders left unpaid.
 
 mod app;
+mod consumer;
 mod domain;
-mod events;
 mod gauges;
 mod http;
 mod lifecycle;
 mod payments;
 mod placing;
+mod queries;
 mod refunds;
 mod store;
 mod sweeper;
@@ -17,26 +18,34 @@ mod transitions;
 
 use std::sync::Arc;
 
-use bazaar_bus::{Consumer, Outbox};
+use bazaar_bus::Outbox;
 use bazaar_contracts::catalog::CatalogClient;
 use bazaar_contracts::require_service_token;
 use bazaar_contracts::users::UsersClient;
 use bazaar_db::Db;
-use bazaar_runtime::{Platform, Service, ServiceName, Settings};
+use bazaar_runtime::{Platform, Service, Settings};
 
-pub use app::Orders;
+pub use app::{NAME, Orders};
 pub use payments::{Charge, PaymentError, PaymentProvider, SimulatedPayments};
+
+/// What the orders service needs from outside: the catalogue prices orders, the users service
+/// knows shipping addresses, the payment provider charges and refunds.
+pub struct Deps {
+    pub catalog: CatalogClient,
+    pub users: UsersClient,
+    pub payments: Arc<dyn PaymentProvider>,
+}
 
 /// Connects and migrates the orders database and returns the service ready to run: its
 /// internal API, the saga consumer and the unpaid-order sweeper.
-pub async fn build(
-    platform: &Platform,
-    catalog: CatalogClient,
-    users: UsersClient,
-    payments: Arc<dyn PaymentProvider>,
-) -> anyhow::Result<Service> {
+pub async fn build(platform: &Platform, deps: Deps) -> anyhow::Result<Service> {
+    let Deps {
+        catalog,
+        users,
+        payments,
+    } = deps;
     let db = open_db(&platform.settings).await?;
-    let outbox = Outbox::new(transitions::SERVICE, db.clone());
+    let outbox = Outbox::new(app::SERVICE, db.clone());
     let orders = Orders {
         db: db.clone(),
         outbox: outbox.clone(),
@@ -45,12 +54,7 @@ pub async fn build(
         payments,
         max_open_orders: platform.settings.max_open_orders_per_customer,
     };
-    let consumer = Consumer::new(
-        events::CONSUMER,
-        &outbox,
-        platform.transport.clone(),
-        Arc::new(events::OrdersHandler),
-    );
+    let consumers = consumer::consumers(&outbox, platform);
     let sweeper = sweeper::task(orders.clone(), platform.settings.unpaid_order_timeout);
     let refunder = refunds::task(orders.clone());
     let gauges = gauges::task(db.clone());
@@ -59,11 +63,12 @@ pub async fn build(
         require_service_token(token.clone(), req, next)
     }));
     Ok(Service {
-        name: ServiceName::Orders,
-        db,
+        name: NAME,
+        db: Some(db),
         internal,
-        relay: outbox.relay(platform.transport.clone()),
-        consumers: vec![consumer],
+        public: None,
+        relay: Some(outbox.relay(platform.transport.clone())),
+        consumers,
         tasks: vec![sweeper, refunder, gauges],
         retention: store::retention(platform.settings.retention.idempotency_keys),
     })
@@ -71,7 +76,7 @@ pub async fn build(
 
 /// Connects to the orders database and brings its schema up to date.
 pub async fn open_db(settings: &Settings) -> anyhow::Result<Db> {
-    let db = Db::connect(&settings.db_target(ServiceName::Orders)).await?;
+    let db = Db::connect(&settings.db_target(NAME)).await?;
     db.migrate("bus", bazaar_bus::MIGRATIONS).await?;
     db.migrate("orders", store::MIGRATIONS).await?;
     Ok(db)

@@ -8,9 +8,10 @@ use bazaar_contracts::{ApiError, Principal, Role};
 use bazaar_db::now_millis;
 use bazaar_runtime::ServiceResult;
 
-use crate::app::{Orders, not_found};
+use crate::app::Orders;
 use crate::domain::check_transition;
 use crate::payments::{Charge, PaymentError};
+use crate::queries::not_found;
 use crate::store;
 use crate::transitions;
 

@@ -12,9 +12,9 @@ use bazaar_db::{new_id, now_millis};
 use bazaar_runtime::{ServiceError, ServiceResult};
 
 use crate::app::Orders;
+use crate::app::SERVICE;
 use crate::domain::{self, IdempotencyKey, OrderLines, order_total, request_hash};
 use crate::store::{self, NewOrder};
-use crate::transitions::SERVICE;
 
 impl Orders {
     pub async fn place_order(

@@ -7,11 +7,9 @@ use bazaar_contracts::events::{Event, OrderStatusChanged};
 use bazaar_contracts::orders::{Order, OrderStatus};
 use bazaar_db::now_millis;
 
+use crate::app::SERVICE;
 use crate::domain::can_move;
 use crate::store::{self, StatusChange};
-
-/// Who publishes our events.
-pub const SERVICE: &str = "orders";
 
 /// Moves `order` (as read inside `tx`) to `to`. `None` when the move is not allowed from the
 /// status it was read in, or when another writer moved the order first: nothing changed, and

@@ -1,53 +1,17 @@
-//! The recommendations service's state and its one use case: ranking products for a caller,
-//! co-purchases first, topped up with best sellers.
+//! The recommendations service's name and state: what every use case and the internal API
+//! share.
 
-use bazaar_contracts::Principal;
 use bazaar_db::Db;
-use bazaar_runtime::ServiceResult;
+use bazaar_runtime::ServiceName;
 
-use crate::domain::First;
-use crate::store::{self, Ranked};
+/// The service's name: its event source, durable consumer, database schema and internal
+/// routes' prefix.
+pub const NAME: ServiceName = ServiceName::new("recommendations");
+/// Who publishes our events.
+pub(crate) const SERVICE: &str = NAME.as_str();
 
 /// Everything the use cases need; cheap to clone.
 #[derive(Clone)]
 pub struct Recommendations {
     pub db: Db,
-}
-
-impl Recommendations {
-    /// Product ids for the caller, best first (see [`Recommendations::ranked`]).
-    pub async fn for_caller(
-        &self,
-        principal: &Principal,
-        first: i64,
-    ) -> ServiceResult<Vec<String>> {
-        let first = First::parse(first)?;
-        let user_id = principal.user.as_ref().map(|u| u.id.as_str());
-        let ranked = self.ranked(user_id, first).await?;
-        Ok(ranked.into_iter().map(|(id, _)| id).collect())
-    }
-
-    /// Up to `first` products with their names for `user_id` (anonymous: `None`): products
-    /// co-purchased with theirs, then best sellers, never what they bought nor anything
-    /// withdrawn, out of stock or unknown to the replica.
-    pub async fn ranked(&self, user_id: Option<&str>, first: First) -> ServiceResult<Vec<Ranked>> {
-        let limit = first.get();
-        let mut conn = self.db.pool().acquire().await?;
-        let mut ranked = match user_id {
-            Some(user) => store::co_purchased(&mut conn, user, limit).await?,
-            None => Vec::new(),
-        };
-        let missing = limit - ranked.len() as i64;
-        if missing > 0 {
-            // Best sellers may repeat co-purchased products: ask for enough to skip those.
-            let sellers = store::best_sellers(&mut conn, user_id, limit).await?;
-            let fill: Vec<Ranked> = sellers
-                .into_iter()
-                .filter(|(id, _)| !ranked.iter().any(|(have, _)| have == id))
-                .take(missing as usize)
-                .collect();
-            ranked.extend(fill);
-        }
-        Ok(ranked)
-    }
 }

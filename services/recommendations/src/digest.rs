@@ -70,7 +70,7 @@ pub async fn send_digests(
             };
             let mut tx = outbox.begin().await?;
             if store::mark_digest_sent(&mut tx, tick_at, &digest.user_id).await? {
-                tx.emit(&digest.envelope(crate::SERVICE)).await?;
+                tx.emit(&digest.envelope(crate::app::SERVICE)).await?;
                 sent += 1;
             }
             tx.commit().await?;
@@ -121,7 +121,7 @@ mod tests {
             .await
             .unwrap();
         tx.commit().await.unwrap();
-        let outbox = Outbox::new(crate::SERVICE, db.clone());
+        let outbox = Outbox::new(crate::app::SERVICE, db.clone());
         let recommendations = Recommendations { db: db.clone() };
         // u1 bought everything: only u2 has a digest.
         assert_eq!(

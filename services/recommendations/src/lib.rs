@@ -3,38 +3,35 @@
 //! and the scheduled digest that offers each buyer a few products by event.
 
 mod app;
+mod consumer;
 mod digest;
 mod domain;
-mod events;
 mod http;
+mod ranking;
 mod store;
 
 use std::sync::Arc;
 
-use bazaar_bus::{Consumer, Outbox};
+use bazaar_bus::Outbox;
 use bazaar_contracts::require_service_token;
 use bazaar_db::Db;
-use bazaar_runtime::{Platform, Service, ServiceName, Settings, schedule};
+use bazaar_runtime::{Platform, Service, Settings, schedule};
 
-pub use app::Recommendations;
+pub use app::{NAME, Recommendations};
 
-/// The name this service signs its events with and its durable consumer goes by.
-pub const SERVICE: &str = "recommendations";
+/// What the recommendations service needs from other services: nothing (it learns of orders
+/// and products by events).
+#[derive(Default)]
+pub struct Deps {}
 
 /// Connects and migrates the recommendations database and returns the service ready to run:
 /// its internal API, the consumer that feeds the model and the replica, and the digest job.
-pub async fn build(platform: &Platform) -> anyhow::Result<Service> {
+pub async fn build(platform: &Platform, deps: Deps) -> anyhow::Result<Service> {
+    let Deps {} = deps;
     let db = open_db(&platform.settings).await?;
-    let outbox = Outbox::new(SERVICE, db.clone());
+    let outbox = Outbox::new(app::SERVICE, db.clone());
     let recommendations = Recommendations { db: db.clone() };
-    // Confirmed orders of different customers bump the same co-purchase counters: one lane.
-    let consumer = Consumer::new(
-        events::CONSUMER,
-        &outbox,
-        platform.transport.clone(),
-        Arc::new(events::RecommendationsHandler),
-    )
-    .in_one_lane();
+    let consumers = consumer::consumers(&outbox, platform);
     let digest = digest::task(
         recommendations.clone(),
         outbox.clone(),
@@ -46,11 +43,12 @@ pub async fn build(platform: &Platform) -> anyhow::Result<Service> {
             require_service_token(token.clone(), req, next)
         }));
     Ok(Service {
-        name: ServiceName::Recommendations,
-        db,
+        name: NAME,
+        db: Some(db),
         internal,
-        relay: outbox.relay(platform.transport.clone()),
-        consumers: vec![consumer],
+        public: None,
+        relay: Some(outbox.relay(platform.transport.clone())),
+        consumers,
         tasks: vec![digest],
         retention: Vec::new(),
     })
@@ -58,7 +56,7 @@ pub async fn build(platform: &Platform) -> anyhow::Result<Service> {
 
 /// Connects to the recommendations database and brings its schema up to date.
 pub async fn open_db(settings: &Settings) -> anyhow::Result<Db> {
-    let db = Db::connect(&settings.db_target(ServiceName::Recommendations)).await?;
+    let db = Db::connect(&settings.db_target(NAME)).await?;
     db.migrate("bus", bazaar_bus::MIGRATIONS).await?;
     db.migrate("schedule", schedule::MIGRATIONS).await?;
     db.migrate("recommendations", store::MIGRATIONS).await?;

@@ -11,7 +11,7 @@ use bazaar_contracts::users::{
 use bazaar_contracts::{ApiError, Principal, Routes};
 use bazaar_runtime::ServiceResult;
 
-use crate::accounts::Accounts;
+use crate::app::Accounts;
 use crate::store;
 
 pub fn routes(accounts: Accounts) -> Router {

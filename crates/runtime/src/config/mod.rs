@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sections::{Accounts, Brokers, Capacity, Databases, QueryLimits};
-use settings::{ConfigError, Secret, Settings};
+use settings::{ConfigError, Secret, ServiceName, Settings};
 use sources::{ConfigArgs, Loader};
 
 use crate::edge::EdgeSettings;
@@ -22,9 +22,16 @@ use crate::schedule::Schedule;
 impl Settings {
     /// Merges flags/environment (`args`), the process environment and the TOML file, then
     /// validates. In the embedded mode a missing JWT secret is generated once and kept in the
-    /// data directory so tokens survive restarts.
+    /// data directory so tokens survive restarts. Reads no service's own settings (a service's
+    /// own tests); the binary loads with [`Settings::load_for`] its registry's services.
     pub fn load(args: &ConfigArgs) -> Result<Settings, ConfigError> {
-        let mut l = Loader::new(args);
+        Settings::load_for(args, &[])
+    }
+
+    /// [`Settings::load`] with each of `services`' own settings (`[services.<name>]`,
+    /// `BAZAAR_<SERVICE>_DATABASE_URL`, `BAZAAR_<SERVICE>_URL`); other names are an error.
+    pub fn load_for(args: &ConfigArgs, services: &[ServiceName]) -> Result<Settings, ConfigError> {
+        let mut l = Loader::new(args, services);
         let parts = Parts::read(&mut l);
         let d = &parts.databases;
         let on_postgres = d.database_url.is_some() || !d.service_database_urls.is_empty();
@@ -106,6 +113,7 @@ impl Parts {
             namespace,
             database_url: d.database_url,
             service_database_urls: d.service_database_urls,
+            service_urls: d.service_urls,
             nats_url: b.nats_url,
             amqp_url: b.amqp_url,
             amqp_ca_file: b.amqp_ca_file,

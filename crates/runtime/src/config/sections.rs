@@ -31,11 +31,12 @@ pub(super) fn server(l: &mut Loader) -> (SocketAddr, PathBuf, String) {
     (listen, data_dir, namespace)
 }
 
-/// PostgreSQL: one URL for every service and per-service URLs, and the TLS and credentials
-/// of the database, Redis and NATS connections.
+/// PostgreSQL: one URL for every service and per-service URLs, where the services that run
+/// elsewhere answer, and the TLS and credentials of the database, Redis and NATS connections.
 pub(super) struct Databases {
     pub database_url: Option<Secret>,
     pub service_database_urls: BTreeMap<ServiceName, Secret>,
+    pub service_urls: BTreeMap<ServiceName, String>,
     pub connections: Connections,
 }
 
@@ -45,19 +46,21 @@ pub(super) fn databases(l: &mut Loader) -> Databases {
         l.file.database_url.clone(),
     ]);
     let mut service_database_urls = BTreeMap::new();
-    for service in ServiceName::ALL {
-        let from_env = env_secret(&format!("{}DATABASE_URL", service.env_prefix()));
-        let from_file = l
-            .file
-            .services
-            .get(service.as_str())
-            .and_then(|s| s.database_url.clone());
-        if let Some(url) = first([from_env, from_file]) {
+    let mut service_urls = BTreeMap::new();
+    for &service in l.services {
+        let prefix = service.env_prefix();
+        let file = l.file.services.get(service.as_str());
+        let from_file = file.and_then(|s| s.database_url.clone());
+        if let Some(url) = first([env_secret(&format!("{prefix}DATABASE_URL")), from_file]) {
             service_database_urls.insert(service, url);
+        }
+        let from_file = file.and_then(|s| s.url.clone());
+        if let Some(url) = first([env(&format!("{prefix}URL")), from_file]) {
+            service_urls.insert(service, url);
         }
     }
     for name in l.file.services.keys() {
-        if ServiceName::parse(name).is_none() {
+        if !l.services.iter().any(|s| s.as_str() == name) {
             l.errors.push(format!(
                 "[services.{name}] in the config file names no service"
             ));
@@ -78,6 +81,7 @@ pub(super) fn databases(l: &mut Loader) -> Databases {
     Databases {
         database_url,
         service_database_urls,
+        service_urls,
         connections,
     }
 }

@@ -1,5 +1,5 @@
-//! What a bazaar process is configured with, once loaded and validated: the services it may
-//! run, secrets that never print, and [`Settings`] with what they derive (where each service
+//! What a bazaar process is configured with, once loaded and validated: service names,
+//! secrets that never print, and [`Settings`] with what they derive (where each service
 //! keeps its data, whether events leave the process).
 
 use std::collections::BTreeMap;
@@ -10,45 +10,25 @@ use std::time::Duration;
 use bazaar_db::DbTarget;
 use serde::Deserialize;
 
-/// The services bazaar is made of, in start-up order.
+/// A service's name: its event source, its durable consumer, its database schema (or SQLite
+/// file), its internal routes' prefix and its `BAZAAR_<SERVICE>_*` settings. Each service
+/// crate declares its own (`app::NAME`); which services exist is the binary's registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ServiceName {
-    Users,
-    Catalog,
-    Orders,
-    Notifications,
-    Recommendations,
-    Gateway,
-}
+pub struct ServiceName(&'static str);
 
 impl ServiceName {
-    pub const ALL: [ServiceName; 6] = [
-        ServiceName::Users,
-        ServiceName::Catalog,
-        ServiceName::Orders,
-        ServiceName::Notifications,
-        ServiceName::Recommendations,
-        ServiceName::Gateway,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ServiceName::Users => "users",
-            ServiceName::Catalog => "catalog",
-            ServiceName::Orders => "orders",
-            ServiceName::Notifications => "notifications",
-            ServiceName::Recommendations => "recommendations",
-            ServiceName::Gateway => "gateway",
-        }
+    /// A name of lower-case letters, as the service's directory is called.
+    pub const fn new(name: &'static str) -> ServiceName {
+        ServiceName(name)
     }
 
-    pub fn parse(s: &str) -> Option<ServiceName> {
-        Self::ALL.into_iter().find(|n| n.as_str() == s)
+    pub const fn as_str(self) -> &'static str {
+        self.0
     }
 
     /// Prefix of this service's own environment variables, e.g. `BAZAAR_USERS_`.
     pub fn env_prefix(self) -> String {
-        format!("BAZAAR_{}_", self.as_str().to_uppercase())
+        format!("BAZAAR_{}_", self.0.to_uppercase())
     }
 }
 
@@ -86,6 +66,8 @@ pub struct Settings {
     pub namespace: String,
     pub database_url: Option<Secret>,
     pub service_database_urls: BTreeMap<ServiceName, Secret>,
+    /// Where services that do not run in this process answer (`BAZAAR_<SERVICE>_URL`).
+    pub service_urls: BTreeMap<ServiceName, String>,
     pub nats_url: Option<String>,
     /// RabbitMQ (AMQP 0-9-1) for the event bus instead of NATS; carries credentials.
     pub amqp_url: Option<Secret>,

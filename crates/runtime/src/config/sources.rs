@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::settings::Secret;
+use super::settings::{Secret, ServiceName};
 use crate::schedule::Schedule;
 
 /// Settings that can come from flags or the environment. Secrets (`BAZAAR_JWT_SECRET`,
@@ -96,11 +96,14 @@ pub(super) struct FileConfig {
 #[serde(deny_unknown_fields)]
 pub(super) struct FileServiceConfig {
     pub database_url: Option<Secret>,
+    pub url: Option<String>,
 }
 
 /// The flags and the file being read, and the problems found so far.
 pub(super) struct Loader<'a> {
     pub args: &'a ConfigArgs,
+    /// The services whose own settings (`[services.<name>]`) are read.
+    pub services: &'a [ServiceName],
     pub file: FileConfig,
     pub errors: Vec<String>,
 }
@@ -108,7 +111,7 @@ pub(super) struct Loader<'a> {
 impl<'a> Loader<'a> {
     /// Reads the file `args` names, if any; a file that cannot be read or parsed is the first
     /// problem, and loading goes on with no file so the others are found too.
-    pub fn new(args: &'a ConfigArgs) -> Loader<'a> {
+    pub fn new(args: &'a ConfigArgs, services: &'a [ServiceName]) -> Loader<'a> {
         let mut errors = Vec::new();
         let file = match &args.config {
             Some(path) => read_file(path).unwrap_or_else(|e| {
@@ -117,7 +120,12 @@ impl<'a> Loader<'a> {
             }),
             None => FileConfig::default(),
         };
-        Loader { args, file, errors }
+        Loader {
+            args,
+            services,
+            file,
+            errors,
+        }
     }
 
     /// A number from variable `name`, else the file, else `default`.

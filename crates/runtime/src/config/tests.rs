@@ -16,7 +16,7 @@ fn defaults_are_embedded_and_generate_a_lasting_secret() {
     let a = Settings::load(&args).unwrap();
     assert_eq!(a.listen.to_string(), "127.0.0.1:8000");
     assert!(
-        matches!(a.db_target(ServiceName::Users), DbTarget::SqliteFile(p) if p.ends_with("users.db"))
+        matches!(a.db_target(ServiceName::new("users")), DbTarget::SqliteFile(p) if p.ends_with("users.db"))
     );
     let b = Settings::load(&args).unwrap();
     assert_eq!(a.jwt_secret, b.jwt_secret, "secret kept across starts");
@@ -109,4 +109,24 @@ fn unknown_file_keys_are_refused() {
             .to_string()
             .contains("lisen")
     );
+}
+
+#[test]
+fn a_service_s_own_settings_are_read_for_the_services_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bazaar.toml");
+    std::fs::write(&file, "[services.catalog]\nurl = \"http://catalog:8080\"\n").unwrap();
+    let args = ConfigArgs {
+        config: Some(file),
+        data_dir: Some(dir.path().into()),
+        ..Default::default()
+    };
+    let catalog = ServiceName::new("catalog");
+    let settings = Settings::load_for(&args, &[catalog]).unwrap();
+    assert_eq!(
+        settings.service_urls.get(&catalog).map(String::as_str),
+        Some("http://catalog:8080")
+    );
+    let err = Settings::load(&args).unwrap_err().to_string();
+    assert!(err.contains("services.catalog"), "{err}");
 }

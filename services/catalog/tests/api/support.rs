@@ -41,7 +41,7 @@ impl TestCatalog {
     /// A fresh service, or `None` (after saying why) when the backend is unavailable.
     pub async fn start(backend: Backend) -> Option<TestCatalog> {
         let platform = TestPlatform::start(backend, "catalog", |_| {}).await?;
-        let service = bazaar_catalog::build(&platform)
+        let service = bazaar_catalog::build(&platform, bazaar_catalog::Deps {})
             .await
             .expect("build catalog");
         let (db, internal, consumers) = platform.spawn(service);

@@ -57,7 +57,7 @@ impl Harness {
             settings.promotion_schedule = Schedule::parse("* * * * * *").expect("schedule");
         })
         .await?;
-        let service = bazaar_notifications::build(&platform)
+        let service = bazaar_notifications::build(&platform, Default::default())
             .await
             .expect("build notifications");
         let (db, internal, consumers) = platform.spawn(service);
@@ -73,7 +73,7 @@ impl Harness {
 
     /// Starts a second replica of the service on the same database and event log.
     pub async fn start_replica(&self) {
-        let service = bazaar_notifications::build(&self.platform)
+        let service = bazaar_notifications::build(&self.platform, Default::default())
             .await
             .expect("build replica");
         let _ = self.platform.spawn(service);

@@ -106,9 +106,16 @@ impl Harness {
             fakes::answering(UserById::PATH, serde_json::Value::Null),
         ));
         let payments = Arc::new(CountingPayments::default());
-        let service = bazaar_orders::build(&platform, catalog, users, payments.clone())
-            .await
-            .unwrap();
+        let service = bazaar_orders::build(
+            &platform,
+            bazaar_orders::Deps {
+                catalog,
+                users,
+                payments: payments.clone(),
+            },
+        )
+        .await
+        .unwrap();
         let (db, router, consumers) = platform.spawn(service);
         let client = OrdersClient(platform.client("orders", router));
         Harness {

@@ -55,7 +55,7 @@ impl TestRecommendations {
         .await?;
         let mut running = Vec::new();
         for _ in 0..replicas.max(1) {
-            let service = bazaar_recommendations::build(&platform)
+            let service = bazaar_recommendations::build(&platform, bazaar_recommendations::Deps {})
                 .await
                 .expect("build recommendations");
             running.push(platform.spawn(service));

@@ -1,5 +1,5 @@
 // Drives GraphiQL in Debian's headless Chromium against a running bazaar, as a user would.
-// Run by crates/bazaar/tests/browser.rs, which starts bazaar and passes:
+// Run by bazaar/tests/browser.rs, which starts bazaar and passes:
 //   BAZAAR_URL     http://127.0.0.1:<port>
 //   BAZAAR_TOKEN   a customer's access token
 //   BAZAAR_EMAIL   that customer's email

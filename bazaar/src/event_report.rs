@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use bazaar_runtime::{ServiceName, Settings};
+use bazaar_runtime::Settings;
 
 /// Prints the stream's figures and each service's dead letters (listed with `list`).
 pub async fn report(settings: Settings, list: bool) -> anyhow::Result<()> {
-    let platform = crate::platform::connect(Arc::new(settings)).await?;
+    let platform = crate::infrastructure::connect(Arc::new(settings)).await?;
     let stream = platform.transport.stats().await?;
     println!(
         "stream {} ({}): {} events",
@@ -26,15 +26,8 @@ pub async fn report(settings: Settings, list: bool) -> anyhow::Result<()> {
         );
     }
     let settings = &platform.settings;
-    for service in ServiceName::ALL {
-        let db = match service {
-            ServiceName::Users => bazaar_users::open_db(settings).await?,
-            ServiceName::Catalog => bazaar_catalog::open_db(settings).await?,
-            ServiceName::Orders => bazaar_orders::open_db(settings).await?,
-            ServiceName::Notifications => bazaar_notifications::open_db(settings).await?,
-            ServiceName::Recommendations => bazaar_recommendations::open_db(settings).await?,
-            ServiceName::Gateway => continue,
-        };
+    for (service, open_db) in crate::registry::with_db() {
+        let db = open_db(settings).await?;
         let dead = bazaar_bus::dead_letters(&db, 1000).await?;
         println!("dead letters in {service}: {}", dead.len());
         if list {

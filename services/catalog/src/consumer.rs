@@ -5,15 +5,30 @@
 //! - `OrderStatusChanged` to DELIVERED: who received what, the right to review it.
 //! - `UserRegistered`, `UserProfileUpdated`: reviewers' display names.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
-use bazaar_bus::{Envelope, EventTx, Handler, HandlerError};
+use bazaar_bus::{Consumer, Envelope, EventTx, Handler, HandlerError, Outbox};
 use bazaar_contracts::events::{
     Event, OrderPlaced, OrderStatusChanged, UserProfileUpdated, UserRegistered, decode,
 };
 use bazaar_contracts::orders::OrderStatus;
+use bazaar_runtime::Platform;
 
+use crate::app::SERVICE;
 use crate::saga;
 use crate::store::{products, reviews};
+
+/// The durable consumers this service runs: one, named after the service.
+pub fn consumers(outbox: &Outbox, platform: &Platform) -> Vec<Consumer> {
+    let handler = Arc::new(CatalogEvents);
+    vec![Consumer::new(
+        SERVICE,
+        outbox,
+        platform.transport.clone(),
+        handler,
+    )]
+}
 
 pub struct CatalogEvents;
 

@@ -3,18 +3,26 @@
 //! Each effect commits with its inbox record, so a redelivered order is never counted twice.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use bazaar_bus::{Envelope, EventTx, Handler, HandlerError};
+use bazaar_bus::{Consumer, Envelope, EventTx, Handler, HandlerError, Outbox};
 use bazaar_contracts::events::{
     Event, OrderStatusChanged, ProductCreated, ProductDeleted, ProductUpdated, StockChanged, decode,
 };
 use bazaar_contracts::orders::{OrderItem, OrderStatus};
+use bazaar_runtime::Platform;
 
+use crate::app::SERVICE;
 use crate::store::{self, Purchase};
 
-/// The durable consumer's name.
-pub const CONSUMER: &str = crate::SERVICE;
+/// The durable consumers this service runs: one, named after the service. Confirmed orders of
+/// different customers bump the same co-purchase counters, so it runs in one lane.
+pub fn consumers(outbox: &Outbox, platform: &Platform) -> Vec<Consumer> {
+    let handler = Arc::new(RecommendationsHandler);
+    let consumer = Consumer::new(SERVICE, outbox, platform.transport.clone(), handler);
+    vec![consumer.in_one_lane()]
+}
 
 pub struct RecommendationsHandler;
 

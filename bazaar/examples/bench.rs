@@ -51,7 +51,7 @@ use bazaar::App;
 use bazaar_bus::NatsTransport;
 use bazaar_cache::RedisCache;
 use bazaar_db::sqlx;
-use bazaar_runtime::{ConfigArgs, Secret, ServiceName, Settings};
+use bazaar_runtime::{ConfigArgs, Secret, Settings};
 use rand::Rng;
 use serde_json::{Value, json};
 
@@ -360,7 +360,7 @@ async fn main() -> anyhow::Result<()> {
         "bazaar bench: backend={backend} seconds={seconds} concurrency={concurrency} hot={hot}"
     );
     println!("              (the server and the load generator share this process and its cores)");
-    let outcome = match App::build(settings, &ServiceName::ALL).await {
+    let outcome = match App::build(settings, &bazaar::registry::names()).await {
         Ok(app) => {
             let (port, stop) = (app.port(), app.stop_token());
             let server = tokio::spawn(app.run_until_stopped());

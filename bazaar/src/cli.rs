@@ -2,8 +2,10 @@
 
 use std::process::ExitCode;
 
-use bazaar_runtime::{ConfigArgs, ServiceName, Settings, telemetry};
+use bazaar_runtime::{ConfigArgs, ServiceName, telemetry};
 use clap::{Parser, Subcommand};
+
+use crate::registry;
 
 #[derive(Parser, Debug)]
 #[command(name = "bazaar", version, about = "An event-driven e-commerce backend")]
@@ -48,26 +50,26 @@ impl Cli {
     async fn execute(self) -> anyhow::Result<()> {
         match self.command {
             Command::Services => {
-                for name in ServiceName::ALL {
+                for name in registry::names() {
                     println!("{name}");
                 }
                 Ok(())
             }
             Command::Migrate => {
-                let settings = Settings::load(&self.config)?;
+                let settings = registry::settings(&self.config)?;
                 telemetry::init_logging(settings.log_json);
-                crate::app::migrate(&settings).await?;
+                crate::process::migrate(&settings).await?;
                 println!("migrations applied");
                 Ok(())
             }
             Command::Events { dead_letters } => {
-                let settings = Settings::load(&self.config)?;
+                let settings = registry::settings(&self.config)?;
                 telemetry::init_logging(settings.log_json);
-                crate::events::report(settings, dead_letters).await
+                crate::event_report::report(settings, dead_letters).await
             }
             Command::Serve { services } => {
                 let services = parse_services(services)?;
-                let settings = Settings::load(&self.config)?;
+                let settings = registry::settings(&self.config)?;
                 let telemetry =
                     telemetry::init_tracing(settings.log_json, &process_name(&services))?;
                 let served = match crate::App::build(settings, &services).await {
@@ -84,7 +86,10 @@ impl Cli {
 /// The service name of this process's spans when `OTEL_SERVICE_NAME` does not give one:
 /// `bazaar` for every service in one process, else `bazaar-<service>[+<service>...]`.
 fn process_name(services: &[ServiceName]) -> String {
-    if ServiceName::ALL.iter().all(|s| services.contains(s)) {
+    if registry::SERVICES
+        .iter()
+        .all(|e| services.contains(&e.name))
+    {
         return "bazaar".to_owned();
     }
     let names: Vec<&str> = services.iter().map(|s| s.as_str()).collect();
@@ -93,12 +98,12 @@ fn process_name(services: &[ServiceName]) -> String {
 
 fn parse_services(names: Option<Vec<String>>) -> anyhow::Result<Vec<ServiceName>> {
     let Some(names) = names else {
-        return Ok(ServiceName::ALL.to_vec());
+        return Ok(registry::names());
     };
     let mut services = Vec::new();
     for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
-        let service = ServiceName::parse(name).ok_or_else(|| {
-            let known: Vec<&str> = ServiceName::ALL.iter().map(|s| s.as_str()).collect();
+        let service = registry::find(name).map(|e| e.name).ok_or_else(|| {
+            let known: Vec<&str> = registry::names().iter().map(|s| s.as_str()).collect();
             anyhow::anyhow!(
                 "unknown service {name:?}; known services: {}",
                 known.join(", ")
@@ -109,6 +114,6 @@ fn parse_services(names: Option<Vec<String>>) -> anyhow::Result<Vec<ServiceName>
         }
     }
     anyhow::ensure!(!services.is_empty(), "--services names no service");
-    services.sort();
+    services.sort_by_key(|s| registry::position(*s));
     Ok(services)
 }

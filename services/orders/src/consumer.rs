@@ -1,19 +1,31 @@
 //! The orders consumer: keeps the customer replica current and drives the order saga on the
 //! catalogue's answers. Each effect commits with its inbox record, so redeliveries are no-ops.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
-use bazaar_bus::{Envelope, EventTx, Handler, HandlerError};
+use bazaar_bus::{Consumer, Envelope, EventTx, Handler, HandlerError, Outbox};
 use bazaar_contracts::events::{
     Event, StockRejected, StockReserved, UserProfileUpdated, UserRegistered, decode,
 };
 use bazaar_contracts::orders::OrderStatus;
 use bazaar_db::now_millis;
+use bazaar_runtime::Platform;
 
+use crate::app::SERVICE;
 use crate::store::{self, Customer};
 use crate::transitions;
 
-/// The durable consumer's name.
-pub const CONSUMER: &str = "orders";
+/// The durable consumers this service runs: one, named after the service.
+pub fn consumers(outbox: &Outbox, platform: &Platform) -> Vec<Consumer> {
+    let handler = Arc::new(OrdersHandler);
+    vec![Consumer::new(
+        SERVICE,
+        outbox,
+        platform.transport.clone(),
+        handler,
+    )]
+}
 
 pub struct OrdersHandler;
 

@@ -10,8 +10,7 @@ use serde_json::{Value, json};
 use support::{Environment, TestApp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const INTROSPECTION: &str =
-    include_str!("../../../services/gateway/testdata/introspection.graphql");
+const INTROSPECTION: &str = include_str!("../../services/gateway/testdata/introspection.graphql");
 
 use bazaar_gateway::cost::fragment_explosion;
 

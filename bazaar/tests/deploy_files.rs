@@ -18,7 +18,7 @@ const GATEWAY_HOST_PORT: u64 = 8000;
 /// rewrites it.
 const COMPOSE_IMAGE: &str = "bazaar:local";
 const K8S_IMAGE: &str = "bazaar";
-/// Which services a process reaches over HTTP when they do not run in it (`app.rs`).
+/// Which services a process reaches over HTTP when they do not run in it (`bazaar/src/registry.rs`).
 const NEEDS: [(&str, &[&str]); 2] = [
     ("gateway", &["users", "catalog", "orders"]),
     ("orders", &["catalog"]),
@@ -43,7 +43,7 @@ const DASHBOARD_METRICS: [&str; 14] = [
 ];
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 fn read(relative: &str) -> String {
@@ -442,10 +442,7 @@ fn kustomization_lists_every_manifest() {
 /// sources (every module, folders included), plus the per-service patterns built with `ServiceName::env_prefix`.
 fn known_variables() -> BTreeSet<String> {
     let mut known = BTreeSet::new();
-    let mut dirs = vec![
-        repo().join("crates/runtime/src"),
-        repo().join("crates/bazaar/src"),
-    ];
+    let mut dirs = vec![repo().join("crates/runtime/src"), repo().join("bazaar/src")];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).expect("source dir") {
             let path = entry.expect("entry").path();

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bazaar::App;
 use bazaar_bus::testing::TestVhost;
-use bazaar_runtime::{ConfigArgs, Secret, ServiceName, Settings};
+use bazaar_runtime::{ConfigArgs, Secret, Settings};
 use bazaar_testkit::TestDatabase;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -128,7 +128,7 @@ impl Environment {
     }
 
     pub async fn start_with(&self, settings: Settings) -> TestApp {
-        let app = App::build(settings, &ServiceName::ALL)
+        let app = App::build(settings, &bazaar::registry::names())
             .await
             .expect("app builds");
         let port = app.port();

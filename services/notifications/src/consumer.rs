@@ -5,20 +5,31 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bazaar_bus::{Envelope, EventTx, Handler, HandlerError};
+use bazaar_bus::{Consumer, Envelope, EventTx, Handler, HandlerError, Outbox};
 use bazaar_contracts::events::{
     Event, OrderStatusChanged, PromotionCreated, PromotionEnded, RecommendationDigest,
     UserProfileUpdated, UserRegistered, decode,
 };
 use bazaar_contracts::notifications::NotificationKind;
 use bazaar_db::{Tx, now_millis};
+use bazaar_runtime::Platform;
 use tokio::sync::Notify;
 
+use crate::app::SERVICE;
 use crate::domain::{self, Content};
 use crate::store::{self, NewNotification, UserReplica};
 
-/// The durable consumer's name.
-pub const CONSUMER: &str = "notifications";
+/// The durable consumers this service runs: one, named after the service, that wakes the
+/// mailer (`wake`) when it queued mail.
+pub fn consumers(outbox: &Outbox, platform: &Platform, wake: Arc<Notify>) -> Vec<Consumer> {
+    let handler = Arc::new(NotificationsHandler { wake });
+    vec![Consumer::new(
+        SERVICE,
+        outbox,
+        platform.transport.clone(),
+        handler,
+    )]
+}
 
 pub struct NotificationsHandler {
     /// Wakes the mailer when mail was queued.
