@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::{Gql, LOGIN, REGISTER};
+use crate::client::{Gql, LOGIN, REGISTER};
 
 const ACCOUNTS: usize = 20;
 const BURST: usize = 200;

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use bazaar_db::sqlx;
 use serde_json::json;
 
-use super::{CREATE, Gql, LOGIN, PLACE, REGISTER, anomaly, drive};
+use crate::client::{CREATE, Gql, LOGIN, PLACE, REGISTER, drive};
+use crate::report::anomaly;
 
 const CUSTOMERS: usize = 20;
 const SAMPLE_EVERY: Duration = Duration::from_secs(30);
@@ -177,7 +178,7 @@ pub async fn run(
             "retention t={:>4}s {}  rss={:.1}MB",
             started.elapsed().as_secs(),
             line.join(" "),
-            super::abuse::kib("VmRSS:") as f64 / 1024.0
+            crate::abuse::kib("VmRSS:") as f64 / 1024.0
         );
         samples.push(counts);
     }

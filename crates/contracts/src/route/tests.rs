@@ -87,9 +87,15 @@ async fn an_answer_without_an_error_body_is_unavailable_only_for_gateway_statuse
     let req = GreetRequest { name: "Ada".into() };
     for (status, code) in [
         (StatusCode::GATEWAY_TIMEOUT, ErrorCode::ServiceUnavailable),
-        (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ServiceUnavailable),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ServiceUnavailable,
+        ),
         (StatusCode::BAD_GATEWAY, ErrorCode::ServiceUnavailable),
-        (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalServerError),
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::InternalServerError,
+        ),
     ] {
         // What a timeout layer or a proxy answers: a status and no bazaar error body.
         let router = axum::Router::new().route(
