@@ -2,13 +2,13 @@
 //! provider cannot refund is recorded with the cancellation, shown to admins while pending,
 //! and retried until the provider confirms it.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
 use serde_json::json;
-use support::Environment;
-use support::shop::*;
+use crate::support::Environment;
+use crate::support::shop::*;
 
 const PENDING: &str = "{ pendingRefunds { orderId amountCents attempts lastError nextAttemptAt } }";
 

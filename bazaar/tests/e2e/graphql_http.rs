@@ -3,19 +3,19 @@
 //! status codes, GET for queries only, 415 for non-JSON posts), CORS by allow-list, and the
 //! GraphiQL page's security headers.
 
-mod support;
+use crate::support;
 
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap};
 use serde_json::{Value, json};
-use support::Environment;
+use crate::support::Environment;
 
 /// graphql-js 16 `getIntrospectionQuery()`, which GraphiQL 3 sends as it is.
-const INTROSPECTION: &str = include_str!("fixtures/introspection-graphql-js-16.graphql");
+const INTROSPECTION: &str = include_str!("../fixtures/introspection-graphql-js-16.graphql");
 /// The same with every option on (descriptions, specifiedByURL, isRepeatable, schema
 /// description, deprecated input values, oneOf).
 const INTROSPECTION_ALL: &str =
-    include_str!("fixtures/introspection-graphql-js-16-all-options.graphql");
+    include_str!("../fixtures/introspection-graphql-js-16-all-options.graphql");
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 

@@ -9,13 +9,12 @@
 //! says SKIPPED and passes, like the backend suites; with `BAZAAR_REQUIRE_BACKENDS=1` (CI) it
 //! fails instead.
 
-mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use serde_json::json;
-use support::Environment;
+use crate::support::Environment;
 
 fn script_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")

@@ -2,15 +2,15 @@
 //! number of internal calls, not one per row. Counted with `bazaar_internal_calls_total`. And
 //! the /metrics those counters come from follows Prometheus conventions (`promtool`).
 
-mod support;
+use crate::support;
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
-use support::Environment;
-use support::shop::*;
+use crate::support::Environment;
+use crate::support::shop::*;
 
 /// Sum of the internal-call counters for the batched operations, read from /metrics.
 async fn batched_calls(app: &support::TestApp) -> f64 {

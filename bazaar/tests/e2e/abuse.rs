@@ -2,15 +2,15 @@
 //! clear GraphQL error carrying `extensions.code`, never a 5xx or debug text, and the server
 //! keeps answering afterwards.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Environment, TestApp};
+use crate::support::{Environment, TestApp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const INTROSPECTION: &str = include_str!("../../services/gateway/testdata/introspection.graphql");
+const INTROSPECTION: &str = include_str!("../../../services/gateway/testdata/introspection.graphql");
 
 use bazaar_gateway::cost::fragment_explosion;
 

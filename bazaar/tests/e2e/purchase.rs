@@ -2,11 +2,11 @@
 //! customer browses, orders, pays; the admin ships and delivers; rejections, cancellations,
 //! authorization and idempotency behave as promised.
 
-mod support;
+use crate::support;
 
 use serde_json::json;
-use support::shop::*;
-use support::{Environment, str};
+use crate::support::shop::*;
+use crate::support::{Environment, str};
 
 async fn purchase_flow(env: &Environment) {
     let app = env.start().await;

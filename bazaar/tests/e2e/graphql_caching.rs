@@ -2,7 +2,6 @@
 //! backend, so every replica sees them), trusted documents, and the whole-response cache for
 //! anonymous catalogue reads with ETags, 304s and invalidation by catalogue changes.
 
-mod support;
 
 use std::time::Duration;
 
@@ -10,7 +9,7 @@ use reqwest::StatusCode;
 use reqwest::header;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use support::{Backend, Environment, TestApp, eventually, str};
+use crate::support::{Backend, Environment, TestApp, eventually, str};
 
 const LIST: &str = "query List($n: Int) { products(first: $n) { edges { node { id name priceCents stock description } } } }";
 

@@ -1,12 +1,11 @@
 //! Accounts end to end over /graphql, on both backends: register, login, me, profile,
 //! token rotation and reuse detection, logout, roles, authorization and error codes.
 
-mod support;
 
 use std::time::Duration;
 
 use serde_json::json;
-use support::{Environment, LOGIN, REGISTER, str};
+use crate::support::{Environment, LOGIN, REGISTER, str};
 
 const ME: &str =
     "{ me { id email name role phone address { line1 line2 city postalCode country } } }";
@@ -344,7 +343,7 @@ on_both_backends!(login_is_rate_limited);
 async fn limits_protect_the_server(env: &Environment) {
     let app = env.start().await;
     // Depth is checked as the document is parsed, before any field is looked up; introspection's
-    // `ofType` chain is not data and has its own bound (tests/graphql_http.rs).
+    // `ofType` chain is not data and has its own bound (graphql_http.rs).
     let deep = format!("{{ {} id {} }}", "me { ".repeat(13), "}".repeat(13));
     app.err_with(None, &deep, json!({}), "BAD_USER_INPUT", "max_query_depth")
         .await;

@@ -7,7 +7,6 @@
 //! Skipped (with a message) when PostgreSQL, the broker or Redis is unreachable, unless
 //! `BAZAAR_REQUIRE_BACKENDS=1`.
 
-mod support;
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -17,9 +16,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use futures::future::join_all;
 use serde_json::{Value, json};
-use support::processes::*;
-use support::shop::*;
-use support::{Backend, Environment, LOGIN, TestApp, eventually, str};
+use crate::support::processes::*;
+use crate::support::shop::*;
+use crate::support::{Backend, Environment, LOGIN, TestApp, eventually, str};
 
 /// Upper bound of each test, start-up included.
 const LIMIT: Duration = Duration::from_secs(120);

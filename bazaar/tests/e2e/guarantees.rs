@@ -2,15 +2,14 @@
 //! stock conservation under any mix of place/cancel/reject/adjust, and no acknowledged order
 //! lost when the process is killed with SIGKILL, and retention that keeps storage flat.
 
-mod support;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::future::join_all;
 use serde_json::json;
-use support::shop::*;
-use support::{Environment, eventually, str};
+use crate::support::shop::*;
+use crate::support::{Environment, eventually, str};
 
 /// Dozens of concurrent orders against stock 10 confirm exactly 10; stock ends at 0.
 async fn no_oversell(env: &Environment) {

@@ -1,14 +1,13 @@
 //! Live order tracking over WebSocket (graphql-transport-ws), on both backends: a subscriber
 //! sees every status step of its orders in order, and nobody else's.
 
-mod support;
 
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use support::shop::*;
-use support::{Environment, TestApp};
+use crate::support::shop::*;
+use crate::support::{Environment, TestApp};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 

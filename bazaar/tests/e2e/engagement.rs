@@ -2,13 +2,12 @@
 //! preferences, promotions priced into orders and announced once, reviews by buyers only,
 //! recommendations, and the operators' event-stream view.
 
-mod support;
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::shop::*;
-use support::{Environment, TestApp, eventually, str};
+use crate::support::shop::*;
+use crate::support::{Environment, TestApp, eventually, str};
 
 const NOTIFICATIONS: &str = "query($unread: Boolean) { notifications(unreadOnly: $unread, first: 50) { totalCount edges { node { id kind title read } } } }";
 

@@ -11,7 +11,6 @@
 mod otlp;
 #[path = "traces/saga.rs"]
 mod saga;
-mod support;
 
 use std::path::Path;
 use std::time::Duration;
@@ -19,9 +18,9 @@ use std::time::Duration;
 use otlp::{INTERNAL, Receiver, SERVER, Span};
 use saga::{ClientSpan, one, received_saga};
 use serde_json::{Value, json};
-use support::processes::{Cluster, bounded};
-use support::shop::{ORDER, PLACE_ORDER, address};
-use support::{Backend, Environment, NATS_URL, TestApp, eventually, str};
+use crate::support::processes::{Cluster, bounded};
+use crate::support::shop::{ORDER, PLACE_ORDER, address};
+use crate::support::{Backend, Environment, NATS_URL, TestApp, eventually, str};
 
 const LIMIT: Duration = Duration::from_secs(180);
 
