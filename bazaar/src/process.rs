@@ -76,13 +76,9 @@ impl App {
             if let Some(db) = &service.db {
                 checks.push(Arc::new((name.to_string(), db.clone())));
                 dbs.push((name.to_string(), db.clone()));
-                let token = platform.service_token.clone();
-                service.internal = service.internal.merge(bazaar_runtime::dead_letters::routes(
-                    name,
-                    db.clone(),
-                    service.consumers.clone(),
-                    token,
-                ));
+                let dead_letters =
+                    bazaar_runtime::dead_letters::routes(name, db.clone(), &service.consumers);
+                service.internal = service.internal.merge(platform.internal_only(dead_letters));
             }
             internal = internal.merge(service.internal.clone());
             peers.add_local(name, service.internal.clone());

@@ -6,11 +6,12 @@ use crate::support;
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
 use crate::support::{Environment, TestApp};
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const INTROSPECTION: &str = include_str!("../../../services/gateway/testdata/introspection.graphql");
+const INTROSPECTION: &str =
+    include_str!("../../../services/gateway/testdata/introspection.graphql");
 
 use bazaar_gateway::cost::fragment_explosion;
 

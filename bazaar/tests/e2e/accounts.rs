@@ -1,11 +1,10 @@
 //! Accounts end to end over /graphql, on both backends: register, login, me, profile,
 //! token rotation and reuse detection, logout, roles, authorization and error codes.
 
-
 use std::time::Duration;
 
-use serde_json::json;
 use crate::support::{Environment, LOGIN, REGISTER, str};
+use serde_json::json;
 
 const ME: &str =
     "{ me { id email name role phone address { line1 line2 city postalCode country } } }";

@@ -8,9 +8,9 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use serde_json::json;
 use crate::support::Environment;
 use crate::support::shop::*;
+use serde_json::json;
 
 /// Sum of the internal-call counters for the batched operations, read from /metrics.
 async fn batched_calls(app: &support::TestApp) -> f64 {

@@ -9,12 +9,11 @@
 //! says SKIPPED and passes, like the backend suites; with `BAZAAR_REQUIRE_BACKENDS=1` (CI) it
 //! fails instead.
 
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use serde_json::json;
 use crate::support::Environment;
+use serde_json::json;
 
 fn script_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")

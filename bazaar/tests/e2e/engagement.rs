@@ -2,12 +2,11 @@
 //! preferences, promotions priced into orders and announced once, reviews by buyers only,
 //! recommendations, and the operators' event-stream view.
 
-
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use crate::support::shop::*;
 use crate::support::{Environment, TestApp, eventually, str};
+use serde_json::{Value, json};
 
 const NOTIFICATIONS: &str = "query($unread: Boolean) { notifications(unreadOnly: $unread, first: 50) { totalCount edges { node { id kind title read } } } }";
 

@@ -2,14 +2,13 @@
 //! backend, so every replica sees them), trusted documents, and the whole-response cache for
 //! anonymous catalogue reads with ETags, 304s and invalidation by catalogue changes.
 
-
 use std::time::Duration;
 
+use crate::support::{Backend, Environment, TestApp, eventually, str};
 use reqwest::StatusCode;
 use reqwest::header;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use crate::support::{Backend, Environment, TestApp, eventually, str};
 
 const LIST: &str = "query List($n: Int) { products(first: $n) { edges { node { id name priceCents stock description } } } }";
 

@@ -5,10 +5,10 @@
 
 use crate::support;
 
+use crate::support::Environment;
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap};
 use serde_json::{Value, json};
-use crate::support::Environment;
 
 /// graphql-js 16 `getIntrospectionQuery()`, which GraphiQL 3 sends as it is.
 const INTROSPECTION: &str = include_str!("../fixtures/introspection-graphql-js-16.graphql");

@@ -2,14 +2,13 @@
 //! stock conservation under any mix of place/cancel/reject/adjust, and no acknowledged order
 //! lost when the process is killed with SIGKILL, and retention that keeps storage flat.
 
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use futures::future::join_all;
-use serde_json::json;
 use crate::support::shop::*;
 use crate::support::{Environment, eventually, str};
+use futures::future::join_all;
+use serde_json::json;
 
 /// Dozens of concurrent orders against stock 10 confirm exactly 10; stock ends at 0.
 async fn no_oversell(env: &Environment) {

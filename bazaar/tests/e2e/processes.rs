@@ -7,18 +7,17 @@
 //! Skipped (with a message) when PostgreSQL, the broker or Redis is unreachable, unless
 //! `BAZAAR_REQUIRE_BACKENDS=1`.
 
-
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use futures::future::join_all;
-use serde_json::{Value, json};
 use crate::support::processes::*;
 use crate::support::shop::*;
 use crate::support::{Backend, Environment, LOGIN, TestApp, eventually, str};
+use futures::StreamExt;
+use futures::future::join_all;
+use serde_json::{Value, json};
 
 /// Upper bound of each test, start-up included.
 const LIMIT: Duration = Duration::from_secs(120);

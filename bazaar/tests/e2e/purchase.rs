@@ -4,9 +4,9 @@
 
 use crate::support;
 
-use serde_json::json;
 use crate::support::shop::*;
 use crate::support::{Environment, str};
+use serde_json::json;
 
 async fn purchase_flow(env: &Environment) {
     let app = env.start().await;

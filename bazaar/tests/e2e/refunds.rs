@@ -6,9 +6,9 @@ use crate::support;
 
 use std::time::Duration;
 
-use serde_json::json;
 use crate::support::Environment;
 use crate::support::shop::*;
+use serde_json::json;
 
 const PENDING: &str = "{ pendingRefunds { orderId amountCents attempts lastError nextAttemptAt } }";
 

@@ -15,12 +15,12 @@ mod saga;
 use std::path::Path;
 use std::time::Duration;
 
-use otlp::{INTERNAL, Receiver, SERVER, Span};
-use saga::{ClientSpan, one, received_saga};
-use serde_json::{Value, json};
 use crate::support::processes::{Cluster, bounded};
 use crate::support::shop::{ORDER, PLACE_ORDER, address};
 use crate::support::{Backend, Environment, NATS_URL, TestApp, eventually, str};
+use otlp::{INTERNAL, Receiver, SERVER, Span};
+use saga::{ClientSpan, one, received_saga};
+use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(180);
 

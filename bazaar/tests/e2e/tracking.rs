@@ -1,13 +1,12 @@
 //! Live order tracking over WebSocket (graphql-transport-ws), on both backends: a subscriber
 //! sees every status step of its orders in order, and nobody else's.
 
-
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
-use serde_json::{Value, json};
 use crate::support::shop::*;
 use crate::support::{Environment, TestApp};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 

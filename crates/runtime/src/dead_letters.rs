@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Router;
 use bazaar_bus::{Consumer, DeadLetter};
 use bazaar_contracts::dead_letters::{DeadLetterIdRequest, DeadLetters, RedriveDeadLetter};
-use bazaar_contracts::{ApiError, Empty, Principal, Routes, require_service_token};
+use bazaar_contracts::{ApiError, Empty, Principal, Routes};
 use bazaar_db::Db;
 
 use crate::{ServiceName, ServiceResult};
@@ -17,19 +17,17 @@ struct DeadLetterState {
     consumers: Arc<Vec<Consumer>>,
 }
 
-/// `POST /internal/<service>/dead-letters` and `/internal/<service>/redrive-dead-letter`.
-pub fn routes(service: ServiceName, db: Db, consumers: Vec<Consumer>, token: Arc<str>) -> Router {
+/// `POST /internal/<service>/dead-letters` and `/internal/<service>/redrive-dead-letter`, to
+/// be put behind the service credential (`Platform::internal_only`).
+pub fn routes(service: ServiceName, db: Db, consumers: &[Consumer]) -> Router {
     let state = DeadLetterState {
         db,
-        consumers: Arc::new(consumers),
+        consumers: Arc::new(consumers.to_vec()),
     };
     Routes::under(service.as_str())
         .serve::<DeadLetters>(list)
         .serve::<RedriveDeadLetter>(redrive)
         .with_state(state)
-        .layer(axum::middleware::from_fn(move |req, next| {
-            require_service_token(token.clone(), req, next)
-        }))
 }
 
 async fn list(s: DeadLetterState, p: Principal, _: Empty) -> ServiceResult<Vec<DeadLetter>> {

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use bazaar_auth::TokenKeys;
-use bazaar_bus::{Consumer, OutboxRelay, Transport};
+use bazaar_bus::{Consumer, Outbox, OutboxRelay, Transport};
 use bazaar_cache::Cache;
-use bazaar_db::{Db, Prune};
+use bazaar_contracts::require_service_token;
+use bazaar_db::{Db, Migration, Prune};
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -24,6 +25,31 @@ pub struct Platform {
     pub tokens: TokenKeys,
     /// Credential for internal calls between services.
     pub service_token: Arc<str>,
+}
+
+impl Platform {
+    /// `routes` behind the service-credential check: only bazaar services get through.
+    pub fn internal_only(&self, routes: Router) -> Router {
+        let token = self.service_token.clone();
+        routes.layer(axum::middleware::from_fn(move |req, next| {
+            require_service_token(token.clone(), req, next)
+        }))
+    }
+
+    /// Connects to service `name`'s database and brings its schema up to date: the bus's
+    /// tables (outbox, inbox, dead letters) first, then each of `sets` (name, migrations).
+    pub async fn open_db(
+        settings: &Settings,
+        name: ServiceName,
+        sets: &[(&str, &[Migration])],
+    ) -> anyhow::Result<Db> {
+        let db = Db::connect(&settings.db_target(name)).await?;
+        db.migrate("bus", bazaar_bus::MIGRATIONS).await?;
+        for (set, migrations) in sets {
+            db.migrate(set, migrations).await?;
+        }
+        Ok(db)
+    }
 }
 
 /// A background job that runs until its token is cancelled.
@@ -57,6 +83,28 @@ pub struct Started {
 }
 
 impl Service {
+    /// A service that keeps `db`: its internal `routes` behind the service credential, its
+    /// outbox relayed on the platform's transport, and no consumers, tasks or retention yet
+    /// (a service adds its own with struct update syntax).
+    pub fn with_db(
+        name: ServiceName,
+        platform: &Platform,
+        db: Db,
+        outbox: &Outbox,
+        routes: Router,
+    ) -> Service {
+        Service {
+            name,
+            db: Some(db),
+            internal: platform.internal_only(routes),
+            public: None,
+            relay: Some(outbox.relay(platform.transport.clone())),
+            consumers: Vec::new(),
+            tasks: Vec::new(),
+            retention: Vec::new(),
+        }
+    }
+
     /// Starts the relay, consumers, tasks and the retention purge on `tracker`; they stop when
     /// `stop` fires, the relay last so that it flushes what the consumers wrote.
     pub fn spawn(

@@ -12,10 +12,7 @@ mod reviews;
 mod saga;
 mod store;
 
-use std::sync::Arc;
-
 use bazaar_bus::Outbox;
-use bazaar_contracts::require_service_token;
 use bazaar_db::Db;
 use bazaar_runtime::{Platform, Service, Settings};
 
@@ -35,27 +32,13 @@ pub async fn build(platform: &Platform, deps: Deps) -> anyhow::Result<Service> {
         db: db.clone(),
         outbox: outbox.clone(),
     };
-    let consumers = consumer::consumers(&outbox, platform);
-    let token: Arc<str> = platform.service_token.clone();
-    let internal = http::routes(catalog).layer(axum::middleware::from_fn(move |req, next| {
-        require_service_token(token.clone(), req, next)
-    }));
     Ok(Service {
-        name: NAME,
-        db: Some(db),
-        internal,
-        public: None,
-        relay: Some(outbox.relay(platform.transport.clone())),
-        consumers,
-        tasks: Vec::new(),
-        retention: Vec::new(),
+        consumers: consumer::consumers(&outbox, platform),
+        ..Service::with_db(NAME, platform, db, &outbox, http::routes(catalog))
     })
 }
 
 /// Connects to the catalog database and brings its schema up to date.
 pub async fn open_db(settings: &Settings) -> anyhow::Result<Db> {
-    let db = Db::connect(&settings.db_target(NAME)).await?;
-    db.migrate("bus", bazaar_bus::MIGRATIONS).await?;
-    db.migrate("catalog", store::MIGRATIONS).await?;
-    Ok(db)
+    Platform::open_db(settings, NAME, &[("catalog", store::MIGRATIONS)]).await
 }

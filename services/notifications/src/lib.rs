@@ -16,7 +16,6 @@ mod store;
 use std::sync::Arc;
 
 use bazaar_bus::Outbox;
-use bazaar_contracts::require_service_token;
 use bazaar_db::Db;
 use bazaar_runtime::{Platform, Service, Settings};
 use tokio::sync::Notify;
@@ -53,30 +52,20 @@ pub async fn build(platform: &Platform, deps: Deps) -> anyhow::Result<Service> {
             wake,
         ),
     ];
-    let token: Arc<str> = platform.service_token.clone();
-    let notifications = Notifications { db: db.clone() };
-    let internal =
-        http::routes(notifications).layer(axum::middleware::from_fn(move |req, next| {
-            require_service_token(token.clone(), req, next)
-        }));
+    let routes = http::routes(Notifications { db: db.clone() });
     Ok(Service {
-        name: NAME,
-        db: Some(db),
-        internal,
-        public: None,
-        relay: Some(outbox.relay(platform.transport.clone())),
         consumers,
         tasks,
         retention: store::retention(platform.settings.retention.read_notifications),
+        ..Service::with_db(NAME, platform, db, &outbox, routes)
     })
 }
 
 /// Connects to the notifications database and brings its schema up to date.
 pub async fn open_db(settings: &Settings) -> anyhow::Result<Db> {
-    let db = Db::connect(&settings.db_target(NAME)).await?;
-    db.migrate("bus", bazaar_bus::MIGRATIONS).await?;
-    db.migrate("schedule", bazaar_runtime::schedule::MIGRATIONS)
-        .await?;
-    db.migrate("notifications", store::MIGRATIONS).await?;
-    Ok(db)
+    let sets = [
+        ("schedule", bazaar_runtime::schedule::MIGRATIONS),
+        ("notifications", store::MIGRATIONS),
+    ];
+    Platform::open_db(settings, NAME, &sets).await
 }

@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 use bazaar_bus::Outbox;
 use bazaar_contracts::catalog::CatalogClient;
-use bazaar_contracts::require_service_token;
 use bazaar_contracts::users::UsersClient;
 use bazaar_db::Db;
 use bazaar_runtime::{Platform, Service, Settings};
@@ -58,26 +57,15 @@ pub async fn build(platform: &Platform, deps: Deps) -> anyhow::Result<Service> {
     let sweeper = sweeper::task(orders.clone(), platform.settings.unpaid_order_timeout);
     let refunder = refunds::task(orders.clone());
     let gauges = gauges::task(db.clone());
-    let token: Arc<str> = platform.service_token.clone();
-    let internal = http::routes(orders).layer(axum::middleware::from_fn(move |req, next| {
-        require_service_token(token.clone(), req, next)
-    }));
     Ok(Service {
-        name: NAME,
-        db: Some(db),
-        internal,
-        public: None,
-        relay: Some(outbox.relay(platform.transport.clone())),
         consumers,
         tasks: vec![sweeper, refunder, gauges],
         retention: store::retention(platform.settings.retention.idempotency_keys),
+        ..Service::with_db(NAME, platform, db, &outbox, http::routes(orders))
     })
 }
 
 /// Connects to the orders database and brings its schema up to date.
 pub async fn open_db(settings: &Settings) -> anyhow::Result<Db> {
-    let db = Db::connect(&settings.db_target(NAME)).await?;
-    db.migrate("bus", bazaar_bus::MIGRATIONS).await?;
-    db.migrate("orders", store::MIGRATIONS).await?;
-    Ok(db)
+    Platform::open_db(settings, NAME, &[("orders", store::MIGRATIONS)]).await
 }

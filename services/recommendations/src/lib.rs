@@ -10,10 +10,7 @@ mod http;
 mod ranking;
 mod store;
 
-use std::sync::Arc;
-
 use bazaar_bus::Outbox;
-use bazaar_contracts::require_service_token;
 use bazaar_db::Db;
 use bazaar_runtime::{Platform, Service, Settings, schedule};
 
@@ -37,28 +34,18 @@ pub async fn build(platform: &Platform, deps: Deps) -> anyhow::Result<Service> {
         outbox.clone(),
         platform.settings.recommendation_schedule.clone(),
     );
-    let token: Arc<str> = platform.service_token.clone();
-    let internal =
-        http::routes(recommendations).layer(axum::middleware::from_fn(move |req, next| {
-            require_service_token(token.clone(), req, next)
-        }));
     Ok(Service {
-        name: NAME,
-        db: Some(db),
-        internal,
-        public: None,
-        relay: Some(outbox.relay(platform.transport.clone())),
         consumers,
         tasks: vec![digest],
-        retention: Vec::new(),
+        ..Service::with_db(NAME, platform, db, &outbox, http::routes(recommendations))
     })
 }
 
 /// Connects to the recommendations database and brings its schema up to date.
 pub async fn open_db(settings: &Settings) -> anyhow::Result<Db> {
-    let db = Db::connect(&settings.db_target(NAME)).await?;
-    db.migrate("bus", bazaar_bus::MIGRATIONS).await?;
-    db.migrate("schedule", schedule::MIGRATIONS).await?;
-    db.migrate("recommendations", store::MIGRATIONS).await?;
-    Ok(db)
+    let sets = [
+        ("schedule", schedule::MIGRATIONS),
+        ("recommendations", store::MIGRATIONS),
+    ];
+    Platform::open_db(settings, NAME, &sets).await
 }

@@ -14,7 +14,6 @@ mod store;
 use std::sync::Arc;
 
 use bazaar_bus::Outbox;
-use bazaar_contracts::require_service_token;
 use bazaar_db::Db;
 use bazaar_runtime::{Platform, Service, Settings};
 
@@ -37,26 +36,14 @@ pub async fn build(platform: &Platform, deps: Deps) -> anyhow::Result<Service> {
         gate: Arc::new(gate::HashGate::new(&platform.settings)),
     };
     registration::bootstrap_admin(&accounts).await?;
-    let token: Arc<str> = platform.service_token.clone();
-    let internal = http::routes(accounts).layer(axum::middleware::from_fn(move |req, next| {
-        require_service_token(token.clone(), req, next)
-    }));
     Ok(Service {
-        name: NAME,
-        db: Some(db),
-        internal,
-        public: None,
-        relay: Some(outbox.relay(platform.transport.clone())),
         consumers: consumer::consumers(),
-        tasks: Vec::new(),
         retention: store::retention(),
+        ..Service::with_db(NAME, platform, db, &outbox, http::routes(accounts))
     })
 }
 
 /// Connects to the users database and brings its schema up to date.
 pub async fn open_db(settings: &Settings) -> anyhow::Result<Db> {
-    let db = Db::connect(&settings.db_target(NAME)).await?;
-    db.migrate("bus", bazaar_bus::MIGRATIONS).await?;
-    db.migrate("users", store::MIGRATIONS).await?;
-    Ok(db)
+    Platform::open_db(settings, NAME, &[("users", store::MIGRATIONS)]).await
 }

@@ -432,7 +432,7 @@ where
 macro_rules! on_both_backends {
     ($name:ident) => {
         mod $name {
-            use crate::support::{Backend, Environment};
+            use $crate::support::{Backend, Environment};
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn embedded() {
