@@ -44,26 +44,14 @@ impl Handler for OrdersHandler {
         match event.event_type.as_str() {
             UserRegistered::TYPE => {
                 let e: UserRegistered = decode(event)?;
-                let customer = Customer {
-                    user_id: &e.user_id,
-                    email: &e.email,
-                    name: &e.name,
-                    phone: e.phone.as_deref(),
-                    address: e.address.as_ref(),
-                    updated_at: e.registered_at,
-                };
+                let (id, at) = (&e.user_id, e.registered_at);
+                let customer = Customer::of(id, &e.email, &e.name, &e.phone, &e.address, at);
                 store::upsert_customer(tx, &customer).await?;
             }
             UserProfileUpdated::TYPE => {
                 let e: UserProfileUpdated = decode(event)?;
-                let customer = Customer {
-                    user_id: &e.user_id,
-                    email: &e.email,
-                    name: &e.name,
-                    phone: e.phone.as_deref(),
-                    address: e.address.as_ref(),
-                    updated_at: e.updated_at,
-                };
+                let (id, at) = (&e.user_id, e.updated_at);
+                let customer = Customer::of(id, &e.email, &e.name, &e.phone, &e.address, at);
                 // An older profile than the one stored must not move addresses back.
                 if store::upsert_customer(tx, &customer).await?
                     && let Some(address) = &e.address

@@ -17,6 +17,28 @@ pub struct Customer<'a> {
     pub updated_at: i64,
 }
 
+impl<'a> Customer<'a> {
+    /// The profile an event carries (a registration or a profile update), as the users
+    /// service had it at `updated_at`.
+    pub fn of(
+        user_id: &'a str,
+        email: &'a str,
+        name: &'a str,
+        phone: &'a Option<String>,
+        address: &'a Option<Address>,
+        updated_at: i64,
+    ) -> Self {
+        Customer {
+            user_id,
+            email,
+            name,
+            phone: phone.as_deref(),
+            address: address.as_ref(),
+            updated_at,
+        }
+    }
+}
+
 /// Stores `customer` unless what is stored is newer. True when it was stored.
 pub async fn upsert_customer(conn: &mut Conn, customer: &Customer<'_>) -> Result<bool, DbError> {
     // Serialising a plain struct of strings cannot fail.
