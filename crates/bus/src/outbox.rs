@@ -10,6 +10,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bazaar_db::params::{ROWS_PER_STATEMENT, value_rows};
 use bazaar_db::{Db, DbError, Dialect, Tx, now_millis, sqlx};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -83,30 +84,32 @@ pub struct EventTx {
 impl EventTx {
     /// Records `event` in the outbox; it is published only if this transaction commits.
     pub async fn emit(&mut self, event: &Envelope) -> Result<(), BusError> {
-        // The event joins the trace of the span recording it (a request, or the consumer
-        // applying the event that caused this one).
-        let traced;
-        let event = match TraceContext::current().filter(|_| event.trace.is_none()) {
-            Some(trace) => {
-                traced = Envelope {
-                    trace: Some(trace),
-                    ..event.clone()
-                };
-                &traced
+        self.emit_all(std::slice::from_ref(event)).await
+    }
+
+    /// Records `events` in the outbox, in order, one statement per [`ROWS_PER_STATEMENT`]: they
+    /// are published, in that order, only if this transaction commits.
+    pub async fn emit_all(&mut self, events: &[Envelope]) -> Result<(), BusError> {
+        // An event without a trace of its own joins the trace of the span recording it (a
+        // request, or the consumer applying the event that caused this one).
+        let current = TraceContext::current();
+        let now = now_millis();
+        for chunk in events.chunks(ROWS_PER_STATEMENT) {
+            let insert = format!(
+                "INSERT INTO outbox (id, event_type, body, created_at) VALUES {}",
+                value_rows(1, chunk.len(), 4)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(insert));
+            for event in chunk {
+                query = query
+                    .bind(&event.id)
+                    .bind(&event.event_type)
+                    .bind(body(event, current.as_ref())?)
+                    .bind(now);
             }
-            None => event,
-        };
-        let body = serde_json::to_string(event).map_err(|e| BusError::Malformed(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO outbox (id, event_type, body, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&event.id)
-        .bind(&event.event_type)
-        .bind(body)
-        .bind(now_millis())
-        .execute(&mut *self.tx)
-        .await?;
-        self.emitted = true;
+            query.execute(&mut *self.tx).await?;
+            self.emitted = true;
+        }
         Ok(())
     }
 
@@ -135,6 +138,18 @@ impl DerefMut for EventTx {
     fn deref_mut(&mut self) -> &mut Tx {
         &mut self.tx
     }
+}
+
+/// The stored form of `event`, carrying `trace` when it has no trace of its own.
+fn body(event: &Envelope, trace: Option<&TraceContext>) -> Result<String, BusError> {
+    let body = match trace.filter(|_| event.trace.is_none()) {
+        Some(trace) => serde_json::to_string(&Envelope {
+            trace: Some(trace.clone()),
+            ..event.clone()
+        }),
+        None => serde_json::to_string(event),
+    };
+    body.map_err(|e| BusError::Malformed(e.to_string()))
 }
 
 /// Events written but not yet published (exported as the outbox backlog metric).

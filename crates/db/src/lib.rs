@@ -6,6 +6,7 @@
 
 mod group;
 mod migrate;
+pub mod params;
 mod private;
 mod prune;
 

@@ -1,14 +1,15 @@
 //! The catalog's one consumer: dispatches each event type it follows to its use, inside the
 //! transaction that also records the event in the inbox (exactly-once effects).
 //!
-//! - `OrderPlaced`, `OrderStatusChanged` to CANCELLED: the stock saga (`saga`).
+//! - `OrderPlaced`, `OrderStatusChanged` to CANCELLED: the stock saga (`saga`); placed orders
+//!   that arrive in a row are reserved together, set-based.
 //! - `OrderStatusChanged` to DELIVERED: who received what, the right to review it.
 //! - `UserRegistered`, `UserProfileUpdated`: reviewers' display names.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bazaar_bus::{Consumer, Envelope, EventTx, Handler, HandlerError, Outbox};
+use bazaar_bus::{Applying, Consumer, Envelope, EventTx, Handler, HandlerError, Outbox};
 use bazaar_contracts::events::{
     Event, OrderPlaced, OrderStatusChanged, UserProfileUpdated, UserRegistered, decode,
 };
@@ -17,7 +18,7 @@ use bazaar_runtime::Platform;
 
 use crate::app::SERVICE;
 use crate::saga;
-use crate::store::{products, reviews};
+use crate::store::{reviews, stock};
 
 /// The durable consumers this service runs: one, named after the service.
 pub fn consumers(outbox: &Outbox, platform: &Platform) -> Vec<Consumer> {
@@ -47,7 +48,7 @@ impl Handler for CatalogEvents {
     /// runs: concurrent batches then queue for a hot product once per batch instead of once
     /// per order, and can never deadlock on two products taken in opposite orders.
     async fn prepare(&self, tx: &mut EventTx, events: &[&Envelope]) -> Result<(), HandlerError> {
-        if !products::takes_row_locks(tx) {
+        if !stock::takes_row_locks(tx) {
             return Ok(());
         }
         let mut ids = Vec::new();
@@ -66,7 +67,7 @@ impl Handler for CatalogEvents {
                 _ => {}
             }
         }
-        products::lock_in_order(tx, ids).await?;
+        stock::lock_in_order(tx, ids).await?;
         Ok(())
     }
 
@@ -93,6 +94,22 @@ impl Handler for CatalogEvents {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Placed orders in a row are reserved together (`saga::reserve_all`).
+    fn together(&self, events: &[&Envelope]) -> usize {
+        events
+            .iter()
+            .take_while(|event| event.event_type == OrderPlaced::TYPE)
+            .count()
+    }
+
+    async fn handle_together(
+        &self,
+        tx: &mut EventTx,
+        run: &[Applying<'_>],
+    ) -> Result<(), HandlerError> {
+        saga::reserve_all(tx, run).await
     }
 }
 

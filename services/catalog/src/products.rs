@@ -1,7 +1,7 @@
 //! Product use cases: create, edit, delete, adjust stock, read and list. Each change and the
 //! event announcing it commit in one transaction (transactional outbox).
 
-use bazaar_bus::{BusError, EventTx};
+use bazaar_bus::{Envelope, EventTx};
 use bazaar_contracts::catalog::{
     AdjustStockRequest, CreateProductRequest, ListProductsRequest, Product, ProductsByIdRequest,
     UpdateProductRequest,
@@ -30,31 +30,30 @@ fn not_found() -> ApiError {
 /// Enqueues `ProductUpdated` for each live product among `ids` as this transaction sees it:
 /// a promotion or a review changed what readers, and the caches in front of them, should show.
 pub async fn announce_updated(tx: &mut EventTx, ids: &[String]) -> ServiceResult<()> {
-    for product in store::by_ids_tx(tx, ids, false).await? {
-        let event = ProductUpdated {
-            product_id: product.id.clone(),
-            product,
-        };
-        tx.emit(&event.envelope(SERVICE)).await?;
-    }
+    let events: Vec<Envelope> = store::by_ids_tx(tx, ids, false)
+        .await?
+        .into_iter()
+        .map(|product| {
+            ProductUpdated {
+                product_id: product.id.clone(),
+                product,
+            }
+            .envelope(SERVICE)
+        })
+        .collect();
+    tx.emit_all(&events).await?;
     Ok(())
 }
 
-/// Enqueues `StockChanged` for one product whose stock moved by `delta` to `stock`.
-pub async fn stock_changed(
-    tx: &mut EventTx,
-    product_id: &str,
-    stock: i64,
-    delta: i64,
-    reason: &str,
-) -> Result<(), BusError> {
-    let event = StockChanged {
+/// `StockChanged` for one product whose stock moved by `delta` to `stock`.
+pub fn stock_changed(product_id: &str, stock: i64, delta: i64, reason: &str) -> Envelope {
+    StockChanged {
         product_id: product_id.to_owned(),
         stock,
         delta,
         reason: reason.to_owned(),
-    };
-    tx.emit(&event.envelope(SERVICE)).await
+    }
+    .envelope(SERVICE)
 }
 
 impl Catalog {
@@ -147,7 +146,13 @@ impl Catalog {
             }
             .into());
         };
-        stock_changed(&mut tx, &product.id, product.stock, delta, ADJUSTMENT).await?;
+        tx.emit(&stock_changed(
+            &product.id,
+            product.stock,
+            delta,
+            ADJUSTMENT,
+        ))
+        .await?;
         tx.commit().await?;
         Ok(product)
     }

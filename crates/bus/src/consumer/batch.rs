@@ -1,11 +1,13 @@
-//! Applying a batch: split into lanes by aggregate, each lane one transaction with every
-//! event under a savepoint, and one transaction per event when the lane's own fails.
+//! Applying a batch: split into lanes by aggregate, each lane one transaction with one inbox
+//! statement for all its events, the runs its handler can apply set-based applied together
+//! and every other event under a savepoint of its own, and one transaction per event when the
+//! lane's own fails.
 
-use crate::{Delivery, Envelope, EventTx};
+use crate::{Delivery, Envelope, EventTx, trace};
 
 use super::inbox::Outcome;
 use super::verdict::Verdict;
-use super::{Consumer, HandlerError};
+use super::{Applying, Consumer, HandlerError};
 use bazaar_db::sqlx;
 
 impl Consumer {
@@ -61,18 +63,62 @@ impl Consumer {
         }
         let mut tx = self.outbox.begin().await?;
         self.handler.prepare(&mut tx, events).await?;
-        let mut results = Vec::with_capacity(events.len());
-        for event in events {
+        let new = self.record(&mut tx, events).await?;
+        let mut results: Vec<_> = new.iter().map(|_| Ok(Outcome::Duplicate)).collect();
+        let pending: Vec<usize> = (0..events.len()).filter(|&i| new[i]).collect();
+        let mut together = true;
+        let mut next = 0;
+        while next < pending.len() {
+            if together {
+                let rest: Vec<&Envelope> = pending[next..].iter().map(|&i| events[i]).collect();
+                let taken = self.handler.together(&rest).min(rest.len());
+                if taken > 1 {
+                    if self.handle_run(&mut tx, &rest[..taken]).await? {
+                        for &i in &pending[next..next + taken] {
+                            results[i] = Ok(Outcome::Applied);
+                        }
+                        next += taken;
+                        continue;
+                    }
+                    // Its events go one by one now, so that the one that failed fails alone.
+                    together = false;
+                }
+            }
+            let event = events[pending[next]];
             execute(&mut tx, "SAVEPOINT event").await?;
-            let result = self.record_and_handle(&mut tx, event).await;
+            let result = self.handle(&mut tx, event).await;
             if result.is_err() {
                 execute(&mut tx, "ROLLBACK TO SAVEPOINT event").await?;
+                self.forget(&mut tx, event).await?;
             }
             execute(&mut tx, "RELEASE SAVEPOINT event").await?;
-            results.push(result);
+            results[pending[next]] = result.map(|()| Outcome::Applied);
+            next += 1;
         }
         tx.commit().await?;
         Ok(results)
+    }
+
+    /// Applies `run` with the handler's set-based `handle_together` under a savepoint; false
+    /// (its effects rolled back) when that failed.
+    async fn handle_run(&self, tx: &mut EventTx, run: &[&Envelope]) -> Result<bool, HandlerError> {
+        let run: Vec<Applying> = run
+            .iter()
+            .map(|event| Applying {
+                event,
+                span: trace::process_span(&self.spec.name, event),
+            })
+            .collect();
+        execute(tx, "SAVEPOINT run").await?;
+        let result = self.handler.handle_together(tx, &run).await;
+        if let Err(e) = &result {
+            tracing::debug!(consumer = %self.spec.name, error = %e, events = run.len(),
+                "applying events together failed; applying them one by one");
+            run.iter().for_each(|applying| trace::fail(&applying.span));
+            execute(tx, "ROLLBACK TO SAVEPOINT run").await?;
+        }
+        execute(tx, "RELEASE SAVEPOINT run").await?;
+        Ok(result.is_ok())
     }
 }
 

@@ -2,8 +2,9 @@
 
 use async_trait::async_trait;
 use bazaar_db::sqlx;
+use tracing::{Instrument, Span};
 
-use crate::{BusError, Envelope, EventTx};
+use crate::{BusError, Envelope, EventTx, TraceContext};
 
 /// Why a handler could not apply an event.
 #[derive(Debug, thiserror::Error)]
@@ -56,4 +57,41 @@ pub trait Handler: Send + Sync + 'static {
     /// Applies `event` inside `tx`, the transaction that also records it in the inbox: the
     /// effect and the record commit together or not at all.
     async fn handle(&self, tx: &mut EventTx, event: &Envelope) -> Result<(), HandlerError>;
+
+    /// How many of `events` (new ones, in delivery order), from the first, `handle_together`
+    /// can apply as one. The default, 0, applies every event on its own with `handle`.
+    fn together(&self, _events: &[&Envelope]) -> usize {
+        0
+    }
+
+    /// Applies the run `together` chose in fewer statements than one by one (set-based). It
+    /// succeeds or fails as a whole: on failure its effects are rolled back and its events are
+    /// applied again one by one, so one bad event still fails alone.
+    async fn handle_together(
+        &self,
+        tx: &mut EventTx,
+        run: &[Applying<'_>],
+    ) -> Result<(), HandlerError> {
+        for applying in run {
+            self.handle(tx, applying.event)
+                .instrument(applying.span.clone())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// An event applied together with others, and the span it is processed in.
+pub struct Applying<'a> {
+    pub event: &'a Envelope,
+    /// Disabled while tracing is off. Log lines about the event belong in it, and the events
+    /// it causes carry its context ([`Applying::trace`]).
+    pub span: Span,
+}
+
+impl Applying<'_> {
+    /// The trace context for the events this one causes.
+    pub fn trace(&self) -> Option<TraceContext> {
+        TraceContext::of(&self.span)
+    }
 }

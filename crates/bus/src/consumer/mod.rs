@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{ConsumerSpec, Delivery, Outbox, Transport};
 
 pub use self::dead_letters::{DeadLetter, dead_letters, redrive};
-pub use self::handler::{Handler, HandlerError};
+pub use self::handler::{Applying, Handler, HandlerError};
 pub use self::verdict::RetryPolicy;
 use self::verdict::{Verdict, settle_result};
 
@@ -122,7 +122,13 @@ impl Consumer {
     /// Applies one delivery and settles it: ack on success or duplicate, nak with backoff on a
     /// technical failure, dead letter after the last attempt or on a rejected event.
     pub async fn process(&self, delivery: Delivery) {
-        for (delivery, verdict) in self.apply_batch(vec![delivery]).await {
+        self.process_batch(vec![delivery]).await
+    }
+
+    /// Applies `deliveries` as one fetched batch (lanes, runs applied together) and settles
+    /// each like [`Consumer::process`].
+    pub async fn process_batch(&self, deliveries: Vec<Delivery>) {
+        for (delivery, verdict) in self.apply_batch(deliveries).await {
             let result = match verdict {
                 Verdict::Ack => delivery.ack().await,
                 Verdict::Nak(delay) => delivery.nak(delay).await,

@@ -1,10 +1,11 @@
-//! The catalog service's SQL: the schema, products and stock, order reservations, promotions
+//! The catalog service's SQL: the schema, products, stock, order reservations, promotions
 //! and reviews.
 
 pub mod products;
 pub mod promotions;
 pub mod reservations;
 pub mod reviews;
+pub mod stock;
 
 use bazaar_db::Migration;
 

@@ -276,60 +276,6 @@ pub async fn adjust_stock(tx: &mut Tx, id: &str, delta: i64) -> Result<Option<Pr
     finish_one(tx, row).await
 }
 
-/// True where row locks matter: on PostgreSQL. SQLite's one writer already excludes everyone
-/// else, so there the batch need not even be read for product ids.
-pub fn takes_row_locks(tx: &Tx) -> bool {
-    tx.backend_name() == "PostgreSQL"
-}
-
-/// Locks the rows of `ids` in id order (see [`takes_row_locks`]), so transactions that take
-/// stock of several products never deadlock.
-pub async fn lock_in_order(tx: &mut Tx, mut ids: Vec<String>) -> Result<(), DbError> {
-    if ids.is_empty() || !takes_row_locks(tx) {
-        return Ok(());
-    }
-    ids.sort_unstable();
-    ids.dedup();
-    let params: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-    let lock = format!(
-        "SELECT id FROM products WHERE id IN ({}) ORDER BY id FOR UPDATE",
-        params.join(",")
-    );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(lock));
-    for id in &ids {
-        query = query.bind(id);
-    }
-    query.fetch_all(&mut **tx).await?;
-    Ok(())
-}
-
-/// Takes `quantity` units of a live product if that many are in stock; the new stock, or
-/// `None` when the product is absent, deleted or short.
-pub async fn take_stock(tx: &mut Tx, id: &str, quantity: i64) -> Result<Option<i64>, DbError> {
-    Ok(sqlx::query_scalar(
-        "UPDATE products SET stock = stock - $2, updated_at = $3
-         WHERE id = $1 AND deleted_at IS NULL AND stock >= $2 RETURNING stock",
-    )
-    .bind(id)
-    .bind(quantity)
-    .bind(now_millis())
-    .fetch_optional(&mut **tx)
-    .await?)
-}
-
-/// Returns units taken earlier, deleted product or not: stock that was reserved was real.
-/// The new stock, or `None` if the row is gone (products are never hard-deleted).
-pub async fn put_back_stock(tx: &mut Tx, id: &str, quantity: i64) -> Result<Option<i64>, DbError> {
-    Ok(sqlx::query_scalar(
-        "UPDATE products SET stock = stock + $2, updated_at = $3 WHERE id = $1 RETURNING stock",
-    )
-    .bind(id)
-    .bind(quantity)
-    .bind(now_millis())
-    .fetch_optional(&mut **tx)
-    .await?)
-}
-
 /// A bind value of a query assembled from optional filters.
 enum Arg {
     Text(String),

@@ -3,6 +3,7 @@
 //! placement after its cancellation) finds it and does nothing.
 
 use bazaar_contracts::events::StockLine;
+use bazaar_db::params::{ROWS_PER_STATEMENT, value_rows};
 use bazaar_db::{DbError, Tx, now_millis, sqlx};
 
 /// A reservation's state, as stored.
@@ -82,4 +83,59 @@ pub async fn release(tx: &mut Tx, order_id: &str) -> Result<Option<Vec<StockLine
             serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)).into())
         })
         .transpose()
+}
+
+/// A reservation decided in memory by the set-based saga, to be stored as it is.
+pub struct Decided<'a> {
+    order_id: &'a str,
+    status: Status,
+    lines: Vec<StockLine>,
+    reason: Option<&'a str>,
+}
+
+impl<'a> Decided<'a> {
+    pub fn reserved(order_id: &'a str, lines: Vec<StockLine>) -> Self {
+        Decided {
+            order_id,
+            status: Status::Reserved,
+            lines,
+            reason: None,
+        }
+    }
+
+    pub fn rejected(order_id: &'a str, reason: &'a str) -> Self {
+        Decided {
+            order_id,
+            status: Status::Rejected,
+            lines: Vec::new(),
+            reason: Some(reason),
+        }
+    }
+}
+
+/// Stores reservations decided without a prior claim, one statement per
+/// [`ROWS_PER_STATEMENT`]; how many were new. An order with a row already (decided before, or
+/// cancelled before it arrived) is left alone, and the caller must not act on its decision.
+pub async fn insert_decided(tx: &mut Tx, decided: &[Decided<'_>]) -> Result<u64, DbError> {
+    let now = now_millis();
+    let mut inserted = 0;
+    for chunk in decided.chunks(ROWS_PER_STATEMENT) {
+        let insert = format!(
+            "INSERT INTO reservations (order_id, status, items, reason, created_at, updated_at)
+             VALUES {} ON CONFLICT (order_id) DO NOTHING",
+            value_rows(1, chunk.len(), 6)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(insert));
+        for row in chunk {
+            query = query
+                .bind(row.order_id)
+                .bind(row.status.as_str())
+                .bind(lines_json(&row.lines)?)
+                .bind(row.reason)
+                .bind(now)
+                .bind(now);
+        }
+        inserted += query.execute(&mut **tx).await?.rows_affected();
+    }
+    Ok(inserted)
 }

@@ -24,6 +24,7 @@ bazaar_testkit::on_every_backend!(
     redelivery_applies_once,
     stock_is_conserved_under_mixed_traffic,
     malformed_events_are_dead_lettered,
+    placed_orders_in_one_batch_are_decided_in_order,
 );
 
 fn line(product_id: &str, quantity: i64) -> StockLine {
@@ -293,4 +294,91 @@ async fn malformed_events_are_dead_lettered(t: &TestCatalog) {
     })
     .await;
     assert!(t.reservation("o1").await.is_none());
+}
+
+/// Placed orders that arrive in one batch are reserved together, set-based, with exactly the
+/// decisions and events of one at a time: delivery order, all lines or none, the same words
+/// for a refusal, the stock each change leaves. An order cancelled before it was placed, in
+/// the middle of such a run, sends the run back to one by one, where it is ignored.
+/// (Orders are different aggregates, which PostgreSQL applies in concurrent lanes: these
+/// share an aggregate id so that they stay in one lane, in delivery order.)
+async fn placed_orders_in_one_batch_are_decided_in_order(t: &TestCatalog) {
+    let placed = |order: &str, lines: &[(&str, i64)]| Envelope {
+        aggregate_id: "one-lane".into(),
+        ..placed(order, lines)
+    };
+    let a = t.create("Teapot", "kitchen", 5).await;
+    let b = t.create("Cup", "kitchen", 3).await;
+    let gone = t.create("Saucer", "kitchen", 9).await;
+    let admin = crate::support::admin();
+    assert!(t.client.delete_product(&admin, &gone.id).await.unwrap());
+    let batch = [
+        placed("o1", &[(&a.id, 2)]),
+        placed("o2", &[(&b.id, 1), (&a.id, 2)]),
+        placed("o3", &[(&a.id, 2)]),
+        placed("o4", &[(&b.id, 2)]),
+        placed("o5", &[(&a.id, 1), (&gone.id, 1)]),
+        placed("o6", &[(&a.id, 1)]),
+    ];
+    t.deliver_batch(&batch).await;
+    t.deliver_batch(&batch).await;
+    let statuses = [
+        ("o1", "RESERVED", None),
+        ("o2", "RESERVED", None),
+        (
+            "o3",
+            "REJECTED",
+            Some("not enough stock for Teapot (requested 2, available 1)".to_owned()),
+        ),
+        ("o4", "RESERVED", None),
+        (
+            "o5",
+            "REJECTED",
+            Some(format!("{} is no longer sold", gone.id)),
+        ),
+        ("o6", "RESERVED", None),
+    ];
+    for (order, status, reason) in statuses {
+        assert_eq!(
+            t.reservation(order).await,
+            Some((status.into(), reason)),
+            "{order}"
+        );
+    }
+    assert_eq!((t.stock(&a.id).await, t.stock(&b.id).await), (0, 0));
+    let changes: Vec<(String, i64)> = t
+        .emitted::<StockChanged>()
+        .await
+        .into_iter()
+        .map(|e| (e.product_id, e.stock))
+        .collect();
+    let expected = [(&a.id, 3), (&a.id, 1), (&b.id, 2), (&b.id, 0), (&a.id, 0)];
+    let expected: Vec<(String, i64)> = expected.iter().map(|(id, n)| ((*id).clone(), *n)).collect();
+    assert_eq!(changes, expected, "one change per line, in delivery order");
+    let reserved: Vec<String> = t
+        .emitted::<StockReserved>()
+        .await
+        .into_iter()
+        .map(|e| e.order_id)
+        .collect();
+    assert_eq!(reserved, ["o1", "o2", "o4", "o6"]);
+    assert_eq!(t.emitted::<StockRejected>().await.len(), 2);
+
+    let c = t.create("Kettle", "kitchen", 4).await;
+    t.deliver(&cancelled("o8"), 1).await;
+    t.deliver_batch(&[
+        placed("o7", &[(&c.id, 1)]),
+        placed("o8", &[(&c.id, 1)]),
+        placed("o9", &[(&c.id, 1)]),
+    ])
+    .await;
+    assert_eq!(t.reservation("o8").await, Some(("CANCELLED".into(), None)));
+    for order in ["o7", "o9"] {
+        assert_eq!(
+            t.reservation(order).await,
+            Some(("RESERVED".into(), None)),
+            "{order}"
+        );
+    }
+    assert_eq!(t.stock(&c.id).await, 2);
 }

@@ -137,6 +137,12 @@ impl TestCatalog {
             .process(fakes::delivery(event, attempt))
             .await;
     }
+
+    /// Hands `events` to the consumer directly as one fetched batch, first deliveries.
+    pub async fn deliver_batch(&self, events: &[Envelope]) {
+        let deliveries = events.iter().map(|e| fakes::delivery(e, 1)).collect();
+        self.consumers[0].process_batch(deliveries).await;
+    }
 }
 
 /// Asserts a BAD_USER_INPUT error that names `field`, in its field and its message.

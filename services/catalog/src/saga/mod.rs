@@ -1,18 +1,22 @@
 //! The catalog's part of the order saga: reserve stock when an order is placed (all lines or
 //! none), give it back when the order is cancelled. Runs in the consumer's transaction, which
 //! also records the event in the inbox, so a redelivered event has no second effect.
+//! [`together`] reserves a run of placed orders set-based, with the same decisions.
+
+mod together;
+
+pub use together::reserve_all;
 
 use bazaar_bus::{EventTx, HandlerError};
 use bazaar_contracts::events::{
     Event, OrderPlaced, StockLine, StockRejected, StockReleased, StockReserved,
 };
-use bazaar_db::Tx;
 
 use crate::app::SERVICE;
 use crate::domain::merge_lines;
 use crate::products::{RELEASE, RESERVATION, stock_changed};
-use crate::store::products as products_store;
 use crate::store::reservations::{self, Status};
+use crate::store::stock::{self, Level};
 
 /// Reserves every line of a placed order, or none of them.
 pub async fn reserve(tx: &mut EventTx, placed: OrderPlaced) -> Result<(), HandlerError> {
@@ -31,13 +35,14 @@ pub async fn reserve(tx: &mut EventTx, placed: OrderPlaced) -> Result<(), Handle
     };
     let mut taken: Vec<(&StockLine, i64)> = Vec::with_capacity(lines.len());
     for line in &lines {
-        match products_store::take_stock(tx, &line.product_id, line.quantity).await? {
+        match stock::take_stock(tx, &line.product_id, line.quantity).await? {
             Some(stock) => taken.push((line, stock)),
             None => {
-                let reason = shortfall(tx, line).await?;
+                let level = stock::levels(tx, std::slice::from_ref(&line.product_id)).await?;
+                let reason = shortfall(line, level.get(&line.product_id));
                 // All or nothing: what this order already took goes back in this transaction.
                 for (done, _) in &taken {
-                    products_store::put_back_stock(tx, &done.product_id, done.quantity).await?;
+                    stock::put_back_stock(tx, &done.product_id, done.quantity).await?;
                 }
                 return reject(tx, &order_id, &reason).await;
             }
@@ -52,26 +57,28 @@ pub async fn reserve(tx: &mut EventTx, placed: OrderPlaced) -> Result<(), Handle
         .envelope(SERVICE),
     )
     .await?;
-    for (line, stock) in taken {
-        stock_changed(tx, &line.product_id, stock, -line.quantity, RESERVATION).await?;
+    for (line, units) in taken {
+        tx.emit(&stock_changed(
+            &line.product_id,
+            units,
+            -line.quantity,
+            RESERVATION,
+        ))
+        .await?;
     }
     tracing::info!(order_id, lines = lines.len(), "stock reserved");
     Ok(())
 }
 
-/// Why `line` could not be taken, in words a customer can read.
-async fn shortfall(tx: &mut Tx, line: &StockLine) -> Result<String, HandlerError> {
-    Ok(
-        match products_store::by_id_tx(tx, &line.product_id).await? {
-            Some(p) if p.deleted_at.is_none() => {
-                format!(
-                    "not enough stock for {} (requested {}, available {})",
-                    p.name, line.quantity, p.stock
-                )
-            }
-            _ => format!("{} is no longer sold", line.product_id),
-        },
-    )
+/// Why `line` could not be taken from `product` (absent: `None`), in words a customer can read.
+fn shortfall(line: &StockLine, product: Option<&Level>) -> String {
+    match product {
+        Some(p) if p.sold => format!(
+            "not enough stock for {} (requested {}, available {})",
+            p.name, line.quantity, p.stock
+        ),
+        _ => format!("{} is no longer sold", line.product_id),
+    }
 }
 
 async fn reject(tx: &mut EventTx, order_id: &str, reason: &str) -> Result<(), HandlerError> {
@@ -98,7 +105,7 @@ pub async fn release(tx: &mut EventTx, order_id: &str) -> Result<(), HandlerErro
     };
     let mut restocked = Vec::with_capacity(lines.len());
     for line in &lines {
-        match products_store::put_back_stock(tx, &line.product_id, line.quantity).await? {
+        match stock::put_back_stock(tx, &line.product_id, line.quantity).await? {
             Some(stock) => restocked.push((line, stock)),
             // Products are never hard-deleted; if one were, its units have nowhere to go.
             None => {
@@ -114,8 +121,14 @@ pub async fn release(tx: &mut EventTx, order_id: &str) -> Result<(), HandlerErro
         .envelope(SERVICE),
     )
     .await?;
-    for (line, stock) in restocked {
-        stock_changed(tx, &line.product_id, stock, line.quantity, RELEASE).await?;
+    for (line, units) in restocked {
+        tx.emit(&stock_changed(
+            &line.product_id,
+            units,
+            line.quantity,
+            RELEASE,
+        ))
+        .await?;
     }
     tracing::info!(order_id, "reservation released");
     Ok(())
