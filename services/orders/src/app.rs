@@ -8,6 +8,7 @@ use bazaar_contracts::users::UsersClient;
 use bazaar_db::Db;
 use bazaar_runtime::ServiceName;
 
+use crate::backlog::Backlog;
 use crate::payments::PaymentProvider;
 
 /// The service's name: its event source, durable consumer, database schema and internal
@@ -27,4 +28,6 @@ pub struct Orders {
     pub payments: Arc<dyn PaymentProvider>,
     /// Orders a customer may hold PENDING or CONFIRMED (unpaid, holding stock) at once.
     pub max_open_orders: u64,
+    /// The saga's backpressure: placeOrder waits while too many orders are PENDING.
+    pub backlog: Arc<Backlog>,
 }

@@ -3,6 +3,7 @@
 //! that cancels orders left unpaid.
 
 mod app;
+mod backlog;
 mod consumer;
 mod domain;
 mod gauges;
@@ -23,6 +24,8 @@ use bazaar_contracts::catalog::CatalogClient;
 use bazaar_contracts::users::UsersClient;
 use bazaar_db::Db;
 use bazaar_runtime::{Platform, Service, Settings};
+
+use crate::backlog::Backlog;
 
 pub use app::{NAME, Orders};
 pub use payments::{Charge, PaymentError, PaymentProvider, SimulatedPayments};
@@ -52,14 +55,16 @@ pub async fn build(platform: &Platform, deps: Deps) -> anyhow::Result<Service> {
         users,
         payments,
         max_open_orders: platform.settings.max_open_orders_per_customer,
+        backlog: Backlog::new(platform.settings.max_pending_orders),
     };
     let consumers = consumer::consumers(&outbox, platform);
     let sweeper = sweeper::task(orders.clone(), platform.settings.unpaid_order_timeout);
     let refunder = refunds::task(orders.clone());
     let gauges = gauges::task(db.clone());
+    let backlog = orders.backlog.clone().task(db.clone());
     Ok(Service {
         consumers,
-        tasks: vec![sweeper, refunder, gauges],
+        tasks: vec![sweeper, refunder, gauges, backlog],
         retention: store::retention(platform.settings.retention.idempotency_keys),
         ..Service::with_db(NAME, platform, db, &outbox, http::routes(orders))
     })

@@ -43,6 +43,7 @@ impl Orders {
             return Ok(order);
         }
 
+        let admitted = self.backlog.admit().await?;
         // Pricing and the profile lookup are independent calls: make them at once.
         let (items, address) = match given {
             Some(address) => (self.price(&lines).await, Ok(address)),
@@ -98,6 +99,7 @@ impl Orders {
         };
         tx.emit(&placed.envelope(SERVICE)).await?;
         tx.commit().await?;
+        admitted.committed();
         tracing::info!(order_id = %order.id, user_id = %order.user_id, total_cents, "order placed");
         Ok(order)
     }

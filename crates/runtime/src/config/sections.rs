@@ -183,8 +183,9 @@ pub(super) fn accounts(l: &mut Loader) -> Accounts {
     }
 }
 
-/// The unpaid-order timeout (seconds) and the open orders one customer may hold.
-pub(super) fn orders(l: &mut Loader) -> (u64, u64) {
+/// The unpaid-order timeout (seconds), the open orders one customer may hold, and the PENDING
+/// orders over which placeOrder waits for the saga.
+pub(super) fn orders(l: &mut Loader) -> (u64, u64, u64) {
     let unpaid = l.number(
         "BAZAAR_UNPAID_ORDER_TIMEOUT_SECS",
         l.file.unpaid_order_timeout_secs,
@@ -202,7 +203,10 @@ pub(super) fn orders(l: &mut Loader) -> (u64, u64) {
     );
     let message = "max_open_orders_per_customer must be positive";
     validate::positive(open_orders, message, &mut l.errors);
-    (unpaid, open_orders)
+    let pending = l.number("BAZAAR_MAX_PENDING_ORDERS", l.file.max_pending_orders, 128);
+    let message = "max_pending_orders must be positive";
+    validate::positive(pending, message, &mut l.errors);
+    (unpaid, open_orders, pending)
 }
 
 /// The SMTP server (none: .eml files) and the sender of every mail.

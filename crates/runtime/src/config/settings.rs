@@ -88,6 +88,9 @@ pub struct Settings {
     pub unpaid_order_timeout: Duration,
     /// Orders one customer may hold PENDING or CONFIRMED (unpaid) at once.
     pub max_open_orders_per_customer: u64,
+    /// Orders waiting for the catalogue's answer (PENDING) over which placeOrder waits for
+    /// the saga to catch up (backpressure), up to 10 s, then answers SERVICE_UNAVAILABLE.
+    pub max_pending_orders: u64,
     /// SMTP server for mail (`smtp://host:port`, `smtps://` for TLS, credentials in the URL);
     /// without one, mail is written as .eml files under `data_dir/mail`.
     pub smtp_url: Option<Secret>,

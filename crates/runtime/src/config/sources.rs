@@ -56,6 +56,7 @@ pub(super) struct FileConfig {
     pub login_limit_window_secs: Option<u64>,
     pub unpaid_order_timeout_secs: Option<u64>,
     pub max_open_orders_per_customer: Option<u64>,
+    pub max_pending_orders: Option<u64>,
     pub smtp_url: Option<Secret>,
     pub mail_from: Option<String>,
     pub promotion_schedule: Option<String>,

@@ -11,9 +11,9 @@ use bazaar_db::Migration;
 pub use customers::{Customer, customer_address, upsert_customer};
 pub use idempotency::{find_key, insert_key};
 pub use orders::{
-    NewOrder, OrderFilter, StatusChange, StoredOrder, count_by_status, expired_confirmed,
-    insert_order, list_orders, move_profile_addresses, open_orders, order_by_id, set_status,
-    set_status_reason,
+    NewOrder, OrderFilter, StatusChange, StoredOrder, count_by_status, count_pending,
+    expired_confirmed, insert_order, list_orders, move_profile_addresses, open_orders, order_by_id,
+    set_status, set_status_reason,
 };
 pub use refunds::{
     claim_refund, due_refunds, insert_refund, pending_refunds, refund_done, refund_failed,

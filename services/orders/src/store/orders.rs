@@ -350,6 +350,14 @@ pub async fn list_orders(
 }
 
 /// How many orders are in each status (for the `bazaar_orders` gauge).
+/// Orders waiting for the catalogue's answer (read through the status index).
+pub async fn count_pending(db: &bazaar_db::Db) -> Result<u64, DbError> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'PENDING'")
+        .fetch_one(db.pool())
+        .await?;
+    Ok(n.max(0) as u64)
+}
+
 pub async fn count_by_status(db: &bazaar_db::Db) -> Result<Vec<(String, i64)>, DbError> {
     Ok(
         sqlx::query_as("SELECT status, COUNT(*) FROM orders GROUP BY status")

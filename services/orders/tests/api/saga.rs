@@ -171,3 +171,23 @@ async fn unpaid_orders_are_cancelled_after_the_timeout() {
         "CONFIRMED, then one CANCELLED"
     );
 }
+
+/// Backpressure: with room for one PENDING order, the next placeOrder waits until the
+/// catalogue has answered the first, then goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn place_order_waits_while_the_saga_is_behind() {
+    let h = Harness::with_settings(|settings| settings.max_pending_orders = 1).await;
+    let ann = h.customer(Some(address("1 Main St"))).await;
+    let first = h.place(&ann, &[(TEAPOT, 1)], None, None).await.unwrap();
+    let placing = h.place(&ann, &[(TEAPOT, 1)], None, None);
+    let second = match tokio::time::timeout(Duration::from_millis(400), placing).await {
+        Ok(second) => panic!("accepted while the first order was still PENDING: {second:?}"),
+        Err(_) => {
+            h.reserve(&first.id).await;
+            h.place(&ann, &[(TEAPOT, 1)], None, None).await
+        }
+    };
+    let second = second.expect("the second order, once the first was answered");
+    assert_eq!(h.order(&first.id).await.status, OrderStatus::Confirmed);
+    assert_eq!(second.status, OrderStatus::Pending);
+}

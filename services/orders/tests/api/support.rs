@@ -18,6 +18,7 @@ use bazaar_contracts::users::{Address, UserById, UsersClient};
 use bazaar_contracts::{ApiError, Principal, Role, Route, Routes};
 use bazaar_db::{Db, new_id, now_millis, sqlx};
 use bazaar_orders::{Charge, PaymentError, PaymentProvider, SimulatedPayments};
+use bazaar_runtime::Settings;
 use bazaar_testkit::{Backend, TestPlatform, events, eventually, fakes};
 
 pub const TEAPOT: &str = "p-teapot";
@@ -78,18 +79,24 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start() -> Harness {
-        Self::with_timeout(Duration::from_secs(1800)).await
+        Self::with_settings(|_| {}).await
     }
 
     /// A harness whose unpaid-order timeout is `timeout`.
     pub async fn with_timeout(timeout: Duration) -> Harness {
+        Self::with_settings(move |settings| settings.unpaid_order_timeout = timeout).await
+    }
+
+    /// A harness on settings changed by `tune`.
+    pub async fn with_settings(tune: impl FnOnce(&mut Settings)) -> Harness {
         // These tests run on SQLite unless `BAZAAR_TEST_PG_URL` asks for PostgreSQL.
         let backend = match std::env::var("BAZAAR_TEST_PG_URL") {
             Ok(_) => Backend::Postgres,
             Err(_) => Backend::Sqlite,
         };
         let platform = TestPlatform::start(backend, "orders", |settings| {
-            settings.unpaid_order_timeout = timeout;
+            settings.unpaid_order_timeout = Duration::from_secs(1800);
+            tune(settings);
         })
         .await
         .expect("the PostgreSQL server BAZAAR_TEST_PG_URL names");
