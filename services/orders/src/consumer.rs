@@ -4,17 +4,16 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bazaar_bus::{Consumer, Envelope, EventTx, Handler, HandlerError, Outbox};
+use bazaar_bus::{Applying, Consumer, Envelope, EventTx, Handler, HandlerError, Outbox};
 use bazaar_contracts::events::{
     Event, StockRejected, StockReserved, UserProfileUpdated, UserRegistered, decode,
 };
-use bazaar_contracts::orders::OrderStatus;
 use bazaar_db::now_millis;
 use bazaar_runtime::Platform;
 
 use crate::app::SERVICE;
+use crate::saga;
 use crate::store::{self, Customer};
-use crate::transitions;
 
 /// The durable consumers this service runs: one, named after the service.
 pub fn consumers(outbox: &Outbox, platform: &Platform) -> Vec<Consumer> {
@@ -64,54 +63,25 @@ impl Handler for OrdersHandler {
                     }
                 }
             }
-            StockReserved::TYPE => {
-                let e: StockReserved = decode(event)?;
-                settle(tx, &e.order_id, OrderStatus::Confirmed, None).await?;
-            }
-            StockRejected::TYPE => {
-                let e: StockRejected = decode(event)?;
-                settle(tx, &e.order_id, OrderStatus::Rejected, Some(&e.reason)).await?;
+            StockReserved::TYPE | StockRejected::TYPE => {
+                let (order_id, to, reason) = saga::answer(event)?;
+                saga::settle(tx, &order_id, to, reason.as_deref()).await?;
             }
             _ => {}
         }
         Ok(())
     }
-}
 
-/// Applies the catalogue's answer to a PENDING order. An order that is no longer PENDING (the
-/// customer cancelled meanwhile) stays as it is: the catalogue releases stock on the
-/// cancellation event it receives.
-async fn settle(
-    tx: &mut EventTx,
-    order_id: &str,
-    to: OrderStatus,
-    reason: Option<&str>,
-) -> Result<(), HandlerError> {
-    let Some(stored) = store::order_by_id(tx, order_id).await? else {
-        tracing::warn!(order_id, "stock answer for an unknown order; ignored");
-        return Ok(());
-    };
-    if stored.order.status != OrderStatus::Pending {
-        tracing::info!(
-            order_id,
-            status = stored.order.status.as_str(),
-            to = to.as_str(),
-            "order no longer pending; stock answer ignored"
-        );
-        return Ok(());
+    /// Stock answers for different orders in a row are applied together (`saga::settle_all`).
+    fn together(&self, events: &[&Envelope]) -> usize {
+        saga::run_length(events)
     }
-    // We hold the write transaction the status was read in, so the move cannot be stale;
-    // if it were, the order moved on and the answer is moot, as above.
-    let moved = transitions::apply(tx, &stored.order, to, reason, None).await?;
-    if let Some(order) = moved
-        && to == OrderStatus::Confirmed
-    {
-        // The saga's latency, placed to confirmed. Observed before the batch commits (the bus
-        // has no after-commit hook): a batch whose commit fails is retried and may observe
-        // the same order twice, which skews nothing a quantile would show.
-        let ms = (order.updated_at - order.created_at).max(0);
-        metrics::histogram!("bazaar_order_confirmation_duration_seconds")
-            .record(ms as f64 / 1000.0);
+
+    async fn handle_together(
+        &self,
+        tx: &mut EventTx,
+        run: &[Applying<'_>],
+    ) -> Result<(), HandlerError> {
+        saga::settle_all(tx, run).await
     }
-    Ok(())
 }

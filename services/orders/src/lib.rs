@@ -13,6 +13,7 @@ mod payments;
 mod placing;
 mod queries;
 mod refunds;
+mod saga;
 mod store;
 mod sweeper;
 mod transitions;

@@ -2,7 +2,7 @@
 //! the order is still where it was read (so concurrent writers cannot both win), and announced
 //! by an `OrderStatusChanged` enqueued in the same transaction.
 
-use bazaar_bus::{BusError, EventTx};
+use bazaar_bus::{BusError, Envelope, EventTx};
 use bazaar_contracts::events::{Event, OrderStatusChanged};
 use bazaar_contracts::orders::{Order, OrderStatus};
 use bazaar_db::now_millis;
@@ -38,7 +38,13 @@ pub async fn apply(
     if !store::set_status(tx, &change).await? {
         return Ok(None);
     }
-    let event = OrderStatusChanged {
+    tx.emit(&announcement(order, to, reason, at)).await?;
+    Ok(Some(moved(order, to, reason, at)))
+}
+
+/// The `OrderStatusChanged` that announces `order`'s move to `to` at `at`.
+pub fn announcement(order: &Order, to: OrderStatus, reason: Option<&str>, at: i64) -> Envelope {
+    OrderStatusChanged {
         order_id: order.id.clone(),
         user_id: order.user_id.clone(),
         from: order.status,
@@ -47,12 +53,16 @@ pub async fn apply(
         items: order.items.clone(),
         total_cents: order.total_cents,
         changed_at: at,
-    };
-    tx.emit(&event.envelope(SERVICE)).await?;
-    Ok(Some(Order {
+    }
+    .envelope(SERVICE)
+}
+
+/// `order` as it is after moving to `to` at `at`.
+pub fn moved(order: &Order, to: OrderStatus, reason: Option<&str>, at: i64) -> Order {
+    Order {
         status: to,
         status_reason: reason.map(str::to_owned),
         updated_at: at,
         ..order.clone()
-    }))
+    }
 }

@@ -5,18 +5,22 @@ mod customers;
 mod idempotency;
 mod orders;
 mod refunds;
+mod statuses;
 
 use bazaar_db::Migration;
 
 pub use customers::{Customer, customer_address, upsert_customer};
 pub use idempotency::{find_key, insert_key};
 pub use orders::{
-    NewOrder, OrderFilter, StatusChange, StoredOrder, count_by_status, count_pending,
-    expired_confirmed, insert_order, list_orders, move_profile_addresses, open_orders, order_by_id,
-    set_status, set_status_reason,
+    NewOrder, OrderFilter, StoredOrder, expired_confirmed, insert_order, list_orders,
+    move_profile_addresses, open_orders, order_by_id, orders_by_ids,
 };
 pub use refunds::{
     claim_refund, due_refunds, insert_refund, pending_refunds, refund_done, refund_failed,
+};
+pub use statuses::{
+    Answer, StatusChange, count_by_status, count_pending, set_status, set_status_reason,
+    settle_pending,
 };
 
 /// A connection from the pool or the inside of a transaction (`&mut **tx`): reads take either.

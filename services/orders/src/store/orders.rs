@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use bazaar_contracts::orders::{Order, OrderItem, OrderStatus};
 use bazaar_contracts::users::Address;
+use bazaar_db::params::placeholders;
 use bazaar_db::{DbError, Dialect, Tx, sqlx};
 
 use super::Conn;
@@ -132,11 +133,10 @@ async fn items_of(
     if ids.is_empty() {
         return Ok(items);
     }
-    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
         "SELECT order_id, product_id, name, quantity, unit_price_cents FROM order_items
          WHERE order_id IN ({}) ORDER BY order_id, line_no",
-        placeholders.join(", ")
+        placeholders(1, ids.len())
     );
     let mut query =
         sqlx::query_as::<_, (String, String, String, i64, i64)>(sqlx::AssertSqlSafe(sql));
@@ -157,16 +157,30 @@ async fn items_of(
 }
 
 pub async fn order_by_id(conn: &mut Conn, id: &str) -> Result<Option<StoredOrder>, DbError> {
-    let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1");
-    let Some(row) = sqlx::query_as::<_, OrderRow>(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let items = items_of(conn, &[id]).await?.remove(id).unwrap_or_default();
-    to_order(row, items).map(Some)
+    Ok(orders_by_ids(conn, &[id]).await?.remove(id))
+}
+
+/// Those of `ids` that exist, by id.
+pub async fn orders_by_ids(
+    conn: &mut Conn,
+    ids: &[&str],
+) -> Result<HashMap<String, StoredOrder>, DbError> {
+    let sql = format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE id IN ({})",
+        placeholders(1, ids.len())
+    );
+    let mut query = sqlx::query_as::<_, OrderRow>(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(*id);
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
+    let mut items = items_of(conn, ids).await?;
+    rows.into_iter()
+        .map(|row| {
+            let lines = items.remove(&row.0).unwrap_or_default();
+            to_order(row, lines).map(|stored| (stored.order.id.clone(), stored))
+        })
+        .collect()
 }
 
 /// How many of `user_id`'s orders are PENDING or CONFIRMED (placed, not yet paid), holding
@@ -187,60 +201,6 @@ pub async fn open_orders(conn: &mut Conn, dialect: Dialect, user_id: &str) -> Re
     .fetch_one(&mut *conn)
     .await?;
     Ok(count as u64)
-}
-
-/// One status change, applied only if the order is still in `from`.
-pub struct StatusChange<'a> {
-    pub id: &'a str,
-    pub from: OrderStatus,
-    pub to: OrderStatus,
-    /// Replaces the stored reason; `None` clears it.
-    pub reason: Option<&'a str>,
-    /// Set when the change confirms the order (starts the payment window).
-    pub confirmed_at: Option<i64>,
-    /// Set when the change records a payment.
-    pub charge_id: Option<&'a str>,
-    pub at: i64,
-}
-
-/// True when the order was in `change.from` and now is in `change.to`; false when another
-/// writer moved it first (nothing changed then).
-pub async fn set_status(conn: &mut Conn, change: &StatusChange<'_>) -> Result<bool, DbError> {
-    let done = sqlx::query(
-        "UPDATE orders SET status = $3, status_reason = $4, updated_at = $5,
-             confirmed_at = COALESCE($6, confirmed_at), charge_id = COALESCE($7, charge_id)
-         WHERE id = $1 AND status = $2",
-    )
-    .bind(change.id)
-    .bind(change.from.as_str())
-    .bind(change.to.as_str())
-    .bind(change.reason)
-    .bind(change.at)
-    .bind(change.confirmed_at)
-    .bind(change.charge_id)
-    .execute(&mut *conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Records why an order stays where it is (e.g. a declined card), if it is still in `status`.
-pub async fn set_status_reason(
-    conn: &mut Conn,
-    id: &str,
-    status: OrderStatus,
-    reason: &str,
-    at: i64,
-) -> Result<bool, DbError> {
-    let done = sqlx::query(
-        "UPDATE orders SET status_reason = $3, updated_at = $4 WHERE id = $1 AND status = $2",
-    )
-    .bind(id)
-    .bind(status.as_str())
-    .bind(reason)
-    .bind(at)
-    .execute(&mut *conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
 }
 
 /// Ids of confirmed orders whose payment window opened before `confirmed_before`, oldest first.
@@ -347,21 +307,4 @@ pub async fn list_orders(
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((orders, has_next, total))
-}
-
-/// How many orders are in each status (for the `bazaar_orders` gauge).
-/// Orders waiting for the catalogue's answer (read through the status index).
-pub async fn count_pending(db: &bazaar_db::Db) -> Result<u64, DbError> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'PENDING'")
-        .fetch_one(db.pool())
-        .await?;
-    Ok(n.max(0) as u64)
-}
-
-pub async fn count_by_status(db: &bazaar_db::Db) -> Result<Vec<(String, i64)>, DbError> {
-    Ok(
-        sqlx::query_as("SELECT status, COUNT(*) FROM orders GROUP BY status")
-            .fetch_all(db.pool())
-            .await?,
-    )
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use bazaar_contracts::events::{Event, StockReserved, UserProfileUpdated};
+use bazaar_contracts::events::{Event, StockRejected, StockReserved, UserProfileUpdated};
 use bazaar_contracts::orders::{OrderStatus, PayOrderRequest, SetOrderStatusRequest};
 use bazaar_db::now_millis;
 
@@ -190,4 +190,51 @@ async fn place_order_waits_while_the_saga_is_behind() {
     let second = second.expect("the second order, once the first was answered");
     assert_eq!(h.order(&first.id).await.status, OrderStatus::Confirmed);
     assert_eq!(second.status, OrderStatus::Pending);
+}
+
+/// Stock answers for several orders in one batch are applied together, with the outcome of
+/// one at a time: PENDING orders confirmed or rejected (with the reason), a cancelled order
+/// left as it is, an unknown one ignored, one `OrderStatusChanged` per move; and the batch
+/// delivered again changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_answers_in_one_batch_settle_like_one_at_a_time() {
+    let h = Harness::start().await;
+    let ann = h.customer(Some(address("1 Main St"))).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(h.place(&ann, &[(TEAPOT, 1)], None, None).await.unwrap().id);
+    }
+    h.client.cancel_order(&ann, &ids[2]).await.unwrap();
+    let reserved = |order_id: &str| {
+        let items = Vec::new();
+        StockReserved {
+            order_id: order_id.into(),
+            items,
+        }
+        .envelope("catalog")
+    };
+    let rejected = StockRejected {
+        order_id: ids[1].clone(),
+        reason: "sold out".into(),
+    };
+    let batch = [
+        reserved(&ids[0]),
+        rejected.envelope("catalog"),
+        reserved(&ids[2]),
+        reserved("ghost"),
+    ];
+    h.deliver_batch(&batch).await;
+    h.deliver_batch(&batch).await;
+    let confirmed = h.order(&ids[0]).await;
+    assert_eq!(
+        (confirmed.status, confirmed.status_reason),
+        (OrderStatus::Confirmed, None)
+    );
+    let refused = h.order(&ids[1]).await;
+    assert_eq!(refused.status, OrderStatus::Rejected);
+    assert_eq!(refused.status_reason.as_deref(), Some("sold out"));
+    assert_eq!(h.order(&ids[2]).await.status, OrderStatus::Cancelled);
+    assert_eq!(h.status_events(&ids[0]).await, 1);
+    assert_eq!(h.status_events(&ids[1]).await, 1);
+    assert_eq!(h.status_events(&ids[2]).await, 1, "only the cancellation");
 }

@@ -165,6 +165,12 @@ impl Harness {
         self.consumers[0].process(fakes::delivery(event, 1)).await;
     }
 
+    /// Applies `events` through the orders consumer directly, as one fetched batch.
+    pub async fn deliver_batch(&self, events: &[Envelope]) {
+        let deliveries = events.iter().map(|e| fakes::delivery(e, 1)).collect();
+        self.consumers[0].process_batch(deliveries).await;
+    }
+
     /// A signed-in customer known to the replica, with `address` on their profile.
     pub async fn customer(&self, address: Option<Address>) -> Principal {
         let id = new_id();
