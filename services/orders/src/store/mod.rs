@@ -96,6 +96,15 @@ pub const MIGRATIONS: &[Migration] = &[
         version: "0003_idempotency_key_age",
         sql: "CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);",
     },
+    // The per-customer cap and the saga's backpressure count open orders on every
+    // placeOrder: through these they read the few open rows, not a customer's whole history.
+    Migration {
+        version: "0004_open_orders",
+        sql: "
+            CREATE INDEX orders_open_by_user ON orders (user_id) WHERE status IN ('PENDING', 'CONFIRMED');
+            CREATE INDEX orders_pending ON orders (created_at) WHERE status = 'PENDING';
+        ",
+    },
 ];
 
 /// Idempotency keys are honoured for `keep` (a retry after that places a new order).
