@@ -136,12 +136,19 @@ impl Backlog {
                         Ok(pending) => self.record(pending, before),
                         Err(e) => tracing::warn!(error = %e, "cannot count pending orders"),
                     }
+                    // While busy, readings come every BUSY_EVERY however many wait for one;
+                    // while idle, the first order that finds no room asks for one at once.
                     let busy = before > 0 || self.pending.load(Ordering::Acquire) > 0;
-                    let every = if busy { BUSY_EVERY } else { IDLE_EVERY };
+                    let next = async {
+                        if busy {
+                            tokio::time::sleep(BUSY_EVERY).await;
+                        } else {
+                            let _ = tokio::time::timeout(IDLE_EVERY, self.wanted.notified()).await;
+                        }
+                    };
                     tokio::select! {
                         _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(every) => {}
-                        _ = self.wanted.notified() => {}
+                        _ = next => {}
                     }
                 }
             })

@@ -1,6 +1,8 @@
 //! The purchase history and the item-to-item co-purchase model, updated incrementally as
-//! orders are confirmed: one upsert per purchased product and per co-purchased pair.
+//! orders are confirmed: one multi-row upsert each for the purchases, popularity and the
+//! co-purchased pairs of an order.
 
+use bazaar_db::params::{ROWS_PER_STATEMENT, value_rows};
 use bazaar_db::{DbError, Tx, sqlx};
 
 use super::Conn;
@@ -24,46 +26,55 @@ pub async fn bought_by(conn: &mut Conn, user_id: &str) -> Result<Vec<String>, Db
 }
 
 /// Adds a confirmed order of `user_id` to the history, to popularity and to the co-purchase
-/// model. Pairs are formed against what the user bought before this order, so it must run
-/// once per order: the consumer's inbox sees to that.
+/// model, in one statement each whatever the number of pairs. Pairs are formed against what
+/// the user bought before this order, so it must run once per order: the consumer's inbox
+/// sees to that.
 pub async fn record_order(
     tx: &mut Tx,
     user_id: &str,
     purchases: &[Purchase],
 ) -> Result<(), DbError> {
+    if purchases.is_empty() {
+        return Ok(());
+    }
     let earlier = bought_by(tx, user_id).await?;
     let ordered: Vec<String> = purchases.iter().map(|p| p.product_id.clone()).collect();
+    // Merged lines name each product once, so no row is upserted twice in one statement.
+    let history = format!(
+        "INSERT INTO purchases (user_id, product_id, units) VALUES {}
+         ON CONFLICT (user_id, product_id) DO UPDATE SET units = purchases.units + excluded.units",
+        value_rows(1, purchases.len(), 3)
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(history));
     for p in purchases {
-        sqlx::query(
-            "INSERT INTO purchases (user_id, product_id, units) VALUES ($1, $2, $3)
-             ON CONFLICT (user_id, product_id) DO UPDATE SET units = purchases.units + excluded.units",
-        )
-        .bind(user_id)
-        .bind(&p.product_id)
-        .bind(p.units)
-        .execute(&mut **tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO popularity (product_id, units) VALUES ($1, $2)
-             ON CONFLICT (product_id) DO UPDATE SET units = popularity.units + excluded.units",
-        )
-        .bind(&p.product_id)
-        .bind(p.units)
-        .execute(&mut **tx)
-        .await?;
+        query = query.bind(user_id).bind(&p.product_id).bind(p.units);
     }
+    query.execute(&mut **tx).await?;
+    let popularity = format!(
+        "INSERT INTO popularity (product_id, units) VALUES {}
+         ON CONFLICT (product_id) DO UPDATE SET units = popularity.units + excluded.units",
+        value_rows(1, purchases.len(), 2)
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(popularity));
+    for p in purchases {
+        query = query.bind(&p.product_id).bind(p.units);
+    }
+    query.execute(&mut **tx).await?;
     // Both directions are stored so that "what goes with A" is one index range on product_a.
-    for (a, b) in co_purchase_pairs(&ordered, &earlier) {
-        for (from, to) in [(&a, &b), (&b, &a)] {
-            sqlx::query(
-                "INSERT INTO co_purchases (product_a, product_b, weight) VALUES ($1, $2, 1)
-                 ON CONFLICT (product_a, product_b) DO UPDATE SET weight = co_purchases.weight + 1",
-            )
-            .bind(from)
-            .bind(to)
-            .execute(&mut **tx)
-            .await?;
+    let pairs = co_purchase_pairs(&ordered, &earlier);
+    let directed: Vec<(&String, &String)> =
+        pairs.iter().flat_map(|(a, b)| [(a, b), (b, a)]).collect();
+    for chunk in directed.chunks(ROWS_PER_STATEMENT) {
+        let upsert = format!(
+            "INSERT INTO co_purchases (product_a, product_b, weight) VALUES {}
+             ON CONFLICT (product_a, product_b) DO UPDATE SET weight = co_purchases.weight + 1",
+            value_rows(1, chunk.len(), 3)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(upsert));
+        for (from, to) in chunk {
+            query = query.bind(*from).bind(*to).bind(1_i64);
         }
+        query.execute(&mut **tx).await?;
     }
     Ok(())
 }
