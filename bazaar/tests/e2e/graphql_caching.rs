@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bazaar_cache::{Cache, RedisCache};
 
-use crate::support::{Backend, Environment, REDIS_URL, TestApp, eventually, str};
+use crate::support::{Backend, Environment, REDIS_URL, TestApp, eventually, str, ws};
 use reqwest::StatusCode;
 use reqwest::header;
 use serde_json::{Value, json};
@@ -94,20 +94,21 @@ async fn automatic_persisted_queries(env: &Environment) {
 }
 on_both_backends!(automatic_persisted_queries);
 
+/// An app that runs only the documents of `manifest`.
+async fn start_trusted(env: &Environment, manifest: Value) -> TestApp {
+    let path = env.data_dir.path().join("manifest.json");
+    std::fs::write(&path, manifest.to_string()).expect("manifest");
+    let mut settings = env.settings();
+    settings.graphql.trusted_documents = Some(path);
+    env.start_with(settings).await
+}
+
 async fn trusted_documents_only(env: &Environment) {
     let allowed = "query Typename { __typename }";
-    let manifest = env.data_dir.path().join("manifest.json");
-    std::fs::write(
-        &manifest,
-        json!({"format": "apollo-persisted-query-manifest", "version": 1, "operations": [
-            {"id": sha256(allowed), "name": "Typename", "type": "query", "body": allowed}
-        ]})
-        .to_string(),
-    )
-    .expect("manifest");
-    let mut settings = env.settings();
-    settings.graphql.trusted_documents = Some(manifest);
-    let app = env.start_with(settings).await;
+    let manifest = json!({"format": "apollo-persisted-query-manifest", "version": 1, "operations": [
+        {"id": sha256(allowed), "name": "Typename", "type": "query", "body": allowed}
+    ]});
+    let app = start_trusted(env, manifest).await;
 
     let by_hash: Value = answer(&app, &json!({"extensions": apq(&sha256(allowed))})).await;
     assert_eq!(by_hash["data"]["__typename"], "Query", "{by_hash:#}");
@@ -138,6 +139,56 @@ async fn trusted_documents_only(env: &Environment) {
     app.stop().await;
 }
 on_both_backends!(trusted_documents_only);
+
+/// Operations over the subscription WebSocket do not pass through the HTTP edge: the schema
+/// itself holds them to the manifest (here GraphQL Codegen's client-preset format).
+async fn trusted_documents_over_websocket(env: &Environment) {
+    let typename = "query Typename { __typename }";
+    let watch = "subscription Watch { orderUpdated { id status } }";
+    let manifest = json!({
+        sha256(typename): typename,
+        format!("sha256:{}", sha256(watch)): watch,
+    });
+    let app = start_trusted(env, manifest).await;
+    let mut socket = ws::open(&app).await.expect("admitted");
+    ws::init(&mut socket, None).await;
+    let subscribe =
+        |id: &str, query: &str| json!({"id": id, "type": "subscribe", "payload": {"query": query}});
+
+    ws::send(
+        &mut socket,
+        subscribe("1", "query Typename {\n  __typename\n}"),
+    )
+    .await;
+    let listed = ws::next(&mut socket).await.expect("an answer");
+    assert_eq!(listed["payload"]["data"]["__typename"], "Query", "{listed}");
+    // An unlisted subscription is refused before it starts; a listed one reaches its resolver
+    // (which refuses an anonymous caller: had the manifest not been checked, the unlisted one
+    // would have got the same UNAUTHENTICATED).
+    for (id, query, code) in [
+        (
+            "2",
+            "subscription { orderUpdated { id status } }",
+            "PERSISTED_QUERY_NOT_ALLOWED",
+        ),
+        ("3", watch, "UNAUTHENTICATED"),
+    ] {
+        ws::send(&mut socket, subscribe(id, query)).await;
+        let answer = loop {
+            let message = ws::next(&mut socket).await.expect("an answer");
+            if message["id"] == id {
+                break message;
+            }
+        };
+        assert_eq!(
+            ws::errors(&answer)[0]["extensions"]["code"],
+            code,
+            "{answer}"
+        );
+    }
+    app.stop().await;
+}
+on_both_backends!(trusted_documents_over_websocket);
 
 async fn rename(app: &TestApp, admin: &str, id: &str, name: &str) {
     let update = "mutation($id: ID!, $name: String!) { updateProduct(id: $id, input: {name: $name}) { id } }";
