@@ -102,8 +102,15 @@ pub struct Sample {
     pub elapsed: Duration,
 }
 
+/// The figures of a phase that targets are set on.
+pub struct Figures {
+    pub rate: f64,
+    pub p99_ms: f64,
+}
+
 impl Sample {
-    pub fn report(&mut self, name: &str, unit: &str) {
+    /// Prints the phase's line and returns its figures.
+    pub fn report(&mut self, name: &str, unit: &str) -> Figures {
         self.latencies.sort();
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let pct = |p: f64| match self.latencies.len() {
@@ -111,18 +118,23 @@ impl Sample {
             n => ms(self.latencies[((n - 1) as f64 * p / 100.0).round() as usize]),
         };
         let n = self.latencies.len();
+        let figures = Figures {
+            rate: n as f64 / self.elapsed.as_secs_f64(),
+            p99_ms: pct(99.0),
+        };
         println!(
             "{name:<9} {unit}={n:<6} rate={:.1}/s  p50={:.1}ms  p90={:.1}ms  p99={:.1}ms  max={:.1}ms  errors={}",
-            n as f64 / self.elapsed.as_secs_f64(),
+            figures.rate,
             pct(50.0),
             pct(90.0),
-            pct(99.0),
+            figures.p99_ms,
             pct(100.0),
             self.errors.len()
         );
         for e in self.errors.iter().take(3) {
             println!("          !! error: {e}");
         }
+        figures
     }
 }
 

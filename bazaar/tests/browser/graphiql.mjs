@@ -109,6 +109,10 @@ try {
   await page.click('.graphiql-execute-button');
   await responseContains([`"email": "${email}"`], 15000);
 
+  step('the token typed into the headers editor is not kept in localStorage');
+  const stored = await page.evaluate(() => JSON.stringify({ ...window.localStorage }));
+  if (stored.includes(token)) throw new Error(`localStorage keeps the token: ${stored}`);
+
   step('a subscription started in GraphiQL shows the order moving to CONFIRMED');
   await typeInto('.graphiql-query-editor', 'subscription { orderUpdated { id status } }');
   const socket = page.waitForEvent('websocket', { timeout: 10000 });

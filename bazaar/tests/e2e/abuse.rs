@@ -6,7 +6,7 @@ use crate::support;
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Environment, TestApp};
+use crate::support::{Environment, TestApp, ws};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -337,64 +337,6 @@ async fn files_are_private_whatever_the_umask(env: &Environment) {
 }
 on_both_backends!(files_are_private_whatever_the_umask);
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// Opens a graphql-transport-ws connection; `Err` carries the HTTP status of a refusal.
-async fn ws_open(app: &TestApp) -> Result<Socket, u16> {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let url = format!("{}/graphql", app.base.replace("http://", "ws://"));
-    let mut request = url.into_client_request().expect("request");
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().expect("header"),
-    );
-    match tokio_tungstenite::connect_async(request).await {
-        Ok((socket, _)) => Ok(socket),
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            Err(response.status().as_u16())
-        }
-        Err(e) => panic!("websocket: {e}"),
-    }
-}
-
-async fn ws_send(socket: &mut Socket, message: Value) {
-    use futures::SinkExt;
-    let text = tokio_tungstenite::tungstenite::Message::text(message.to_string());
-    socket.send(text).await.expect("send");
-}
-
-/// The next JSON message, or `None` once the server closed the connection (within 5 s).
-async fn ws_next(socket: &mut Socket) -> Option<Value> {
-    use futures::StreamExt;
-    use tokio_tungstenite::tungstenite::Message;
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(5), socket.next())
-            .await
-            .expect("the server answers or closes in time");
-        match frame {
-            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
-            Some(Ok(Message::Text(text))) => {
-                let v: Value = serde_json::from_str(&text).expect("json");
-                if v["type"] != "ping" && v["type"] != "pong" {
-                    return Some(v);
-                }
-            }
-            Some(Ok(_)) => {}
-        }
-    }
-}
-
-async fn ws_init(socket: &mut Socket, token: &str) {
-    let init =
-        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}});
-    ws_send(socket, init).await;
-    assert_eq!(
-        ws_next(socket).await.expect("ack")["type"],
-        "connection_ack"
-    );
-}
-
 const WATCH: &str = "subscription { orderUpdated { id status } }";
 
 async fn websockets_are_bounded(env: &Environment) {
@@ -409,38 +351,38 @@ async fn websockets_are_bounded(env: &Environment) {
     // Connections per address: the fourth is refused with a GraphQL-shaped 429.
     let mut open = Vec::new();
     for _ in 0..3 {
-        let mut socket = ws_open(&app).await.expect("admitted");
-        ws_init(&mut socket, &token).await;
+        let mut socket = ws::open(&app).await.expect("admitted");
+        ws::init(&mut socket, Some(&token)).await;
         open.push(socket);
     }
-    assert_eq!(ws_open(&app).await.err(), Some(429));
+    assert_eq!(ws::open(&app).await.err(), Some(429));
     for mut socket in open {
         let _ = socket.close(None).await;
     }
     let mut socket = support::eventually(Duration::from_secs(5), || async {
-        ws_open(&app).await.ok()
+        ws::open(&app).await.ok()
     })
     .await;
 
     // Subscriptions per connection.
-    ws_init(&mut socket, &token).await;
+    ws::init(&mut socket, Some(&token)).await;
     for id in ["1", "2", "3"] {
         let subscribe = json!({"id": id, "type": "subscribe", "payload": {"query": WATCH}});
-        ws_send(&mut socket, subscribe).await;
+        ws::send(&mut socket, subscribe).await;
     }
     // The three start concurrently: whichever comes last is refused, the other two stay.
-    let refused = ws_next(&mut socket)
+    let refused = ws::next(&mut socket)
         .await
         .expect("an answer to one of them");
-    let errors = match refused["type"].as_str() {
-        Some("error") => refused["payload"].clone(),
-        _ => refused["payload"]["errors"].clone(),
-    };
-    assert_eq!(errors[0]["extensions"]["code"], "RATE_LIMITED", "{refused}");
+    assert_eq!(
+        ws::errors(&refused)[0]["extensions"]["code"],
+        "RATE_LIMITED",
+        "{refused}"
+    );
 
     // A message larger than the body limit is not executed: the connection closes.
-    let mut big = ws_open(&app).await.expect("admitted");
-    ws_init(&mut big, &token).await;
+    let mut big = ws::open(&app).await.expect("admitted");
+    ws::init(&mut big, Some(&token)).await;
     let padding = "#".repeat(100 * 1024);
     let query = format!("subscription {{ orderUpdated {{ id }} }} {padding}");
     let subscribe = json!({"id": "big", "type": "subscribe", "payload": {"query": query}});
@@ -450,12 +392,12 @@ async fn websockets_are_bounded(env: &Environment) {
             subscribe.to_string(),
         ))
         .await;
-    assert_eq!(ws_next(&mut big).await, None, "closed, not executed");
+    assert_eq!(ws::next(&mut big).await, None, "closed, not executed");
 
     // A connection that never sends connection_init is closed after the deadline.
-    let mut silent = ws_open(&app).await.expect("admitted");
+    let mut silent = ws::open(&app).await.expect("admitted");
     let started = Instant::now();
-    assert_eq!(ws_next(&mut silent).await, None);
+    assert_eq!(ws::next(&mut silent).await, None);
     assert!(started.elapsed() < Duration::from_secs(4));
 
     let _ = socket.close(None).await;

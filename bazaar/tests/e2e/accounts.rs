@@ -338,9 +338,13 @@ async fn login_is_rate_limited(env: &Environment) {
 }
 on_both_backends!(login_is_rate_limited);
 
-/// Query depth, complexity and body size are bounded.
+/// Query depth, the engine's complexity count and body size are bounded.
 async fn limits_protect_the_server(env: &Environment) {
-    let app = env.start().await;
+    let mut settings = env.settings();
+    // Lowered so a short query trips it; the cost model's own limits refuse the other
+    // documents below before the engine counts complexity.
+    settings.max_query_complexity = 20;
+    let app = env.start_with(settings).await;
     // Depth is checked as the document is parsed, before any field is looked up; introspection's
     // `ofType` chain is not data and has its own bound (graphql_http.rs).
     let deep = format!("{{ {} id {} }}", "me { ".repeat(13), "}".repeat(13));
@@ -350,6 +354,12 @@ async fn limits_protect_the_server(env: &Environment) {
     // size); a long `ofType` chain alone is cheap and allowed (GraphiQL sends one).
     let deep = "{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }";
     app.err(None, deep, json!({}), "BAD_USER_INPUT").await;
+    // Complexity counts every field selected: one page of five fields is 8, three are 24.
+    let page = "products(first: 1) { edges { node { id name priceCents stock description } } }";
+    app.ok(None, &format!("{{ a: {page} }}"), json!({})).await;
+    let three = format!("{{ a: {page} b: {page} c: {page} }}");
+    app.err_with(None, &three, json!({}), "BAD_USER_INPUT", "too complex")
+        .await;
     // A body over the limit is refused from its Content-Length, before it is read.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://"))

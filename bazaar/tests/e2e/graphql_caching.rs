@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use crate::support::{Backend, Environment, TestApp, eventually, str};
+use bazaar_cache::{Cache, RedisCache};
+
+use crate::support::{Backend, Environment, REDIS_URL, TestApp, eventually, str, ws};
 use reqwest::StatusCode;
 use reqwest::header;
 use serde_json::{Value, json};
@@ -92,20 +94,21 @@ async fn automatic_persisted_queries(env: &Environment) {
 }
 on_both_backends!(automatic_persisted_queries);
 
+/// An app that runs only the documents of `manifest`.
+async fn start_trusted(env: &Environment, manifest: Value) -> TestApp {
+    let path = env.data_dir.path().join("manifest.json");
+    std::fs::write(&path, manifest.to_string()).expect("manifest");
+    let mut settings = env.settings();
+    settings.graphql.trusted_documents = Some(path);
+    env.start_with(settings).await
+}
+
 async fn trusted_documents_only(env: &Environment) {
     let allowed = "query Typename { __typename }";
-    let manifest = env.data_dir.path().join("manifest.json");
-    std::fs::write(
-        &manifest,
-        json!({"format": "apollo-persisted-query-manifest", "version": 1, "operations": [
-            {"id": sha256(allowed), "name": "Typename", "type": "query", "body": allowed}
-        ]})
-        .to_string(),
-    )
-    .expect("manifest");
-    let mut settings = env.settings();
-    settings.graphql.trusted_documents = Some(manifest);
-    let app = env.start_with(settings).await;
+    let manifest = json!({"format": "apollo-persisted-query-manifest", "version": 1, "operations": [
+        {"id": sha256(allowed), "name": "Typename", "type": "query", "body": allowed}
+    ]});
+    let app = start_trusted(env, manifest).await;
 
     let by_hash: Value = answer(&app, &json!({"extensions": apq(&sha256(allowed))})).await;
     assert_eq!(by_hash["data"]["__typename"], "Query", "{by_hash:#}");
@@ -136,6 +139,62 @@ async fn trusted_documents_only(env: &Environment) {
     app.stop().await;
 }
 on_both_backends!(trusted_documents_only);
+
+/// Operations over the subscription WebSocket do not pass through the HTTP edge: the schema
+/// itself holds them to the manifest (here GraphQL Codegen's client-preset format).
+async fn trusted_documents_over_websocket(env: &Environment) {
+    let typename = "query Typename { __typename }";
+    let watch = "subscription Watch { orderUpdated { id status } }";
+    let manifest = json!({
+        sha256(typename): typename,
+        format!("sha256:{}", sha256(watch)): watch,
+    });
+    let app = start_trusted(env, manifest).await;
+    let mut socket = ws::open(&app).await.expect("admitted");
+    ws::init(&mut socket, None).await;
+    let subscribe =
+        |id: &str, query: &str| json!({"id": id, "type": "subscribe", "payload": {"query": query}});
+
+    ws::send(
+        &mut socket,
+        subscribe("1", "query Typename {\n  __typename\n}"),
+    )
+    .await;
+    let listed = ws::next(&mut socket).await.expect("an answer");
+    assert_eq!(listed["payload"]["data"]["__typename"], "Query", "{listed}");
+    // An unlisted subscription is refused before it starts; a listed one reaches its resolver
+    // (which refuses an anonymous caller: had the manifest not been checked, the unlisted one
+    // would have got the same UNAUTHENTICATED).
+    for (id, query, code) in [
+        (
+            "2",
+            "subscription { orderUpdated { id status } }",
+            "PERSISTED_QUERY_NOT_ALLOWED",
+        ),
+        ("3", watch, "UNAUTHENTICATED"),
+    ] {
+        ws::send(&mut socket, subscribe(id, query)).await;
+        let answer = loop {
+            let message = ws::next(&mut socket).await.expect("an answer");
+            if message["id"] == id {
+                break message;
+            }
+        };
+        assert_eq!(
+            ws::errors(&answer)[0]["extensions"]["code"],
+            code,
+            "{answer}"
+        );
+    }
+    app.stop().await;
+}
+on_both_backends!(trusted_documents_over_websocket);
+
+async fn rename(app: &TestApp, admin: &str, id: &str, name: &str) {
+    let update = "mutation($id: ID!, $name: String!) { updateProduct(id: $id, input: {name: $name}) { id } }";
+    app.ok(Some(admin), update, json!({"id": id, "name": name}))
+        .await;
+}
 
 async fn hits(app: &TestApp) -> f64 {
     app.counter("bazaar_graphql_response_cache_total", "outcome=\"hit\"")
@@ -176,12 +235,7 @@ async fn anonymous_catalogue_reads_are_cached(env: &Environment) {
     assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
 
     // A product update is visible to the very next read.
-    app.ok(
-        Some(&admin),
-        "mutation($id: ID!) { updateProduct(id: $id, input: {name: \"Desk lamp\"}) { id } }",
-        json!({"id": lamp}),
-    )
-    .await;
+    rename(&app, &admin, &lamp, "Desk lamp").await;
     let after = send(&app, None, &list, Some(&etag)).await;
     assert_eq!(after.status(), StatusCode::OK);
     assert_ne!(after.headers()[header::ETAG], etag.as_str());
@@ -213,3 +267,50 @@ async fn anonymous_catalogue_reads_are_cached(env: &Environment) {
     app.stop().await;
 }
 on_both_backends!(anonymous_catalogue_reads_are_cached);
+
+/// The first product's name in an anonymous list, once a read of it is a cache hit: the
+/// generation has settled (no catalogue event still on its way) and, on Redis, the gateway
+/// holds a local copy of the body (made when it fetches an entry).
+async fn cached_name(app: &TestApp) -> Value {
+    let list = json!({"query": LIST, "variables": {"n": 10}});
+    eventually(Duration::from_secs(20), || async {
+        let before = hits(app).await;
+        let body = answer(app, &list).await;
+        let name = body["data"]["products"]["edges"][0]["node"]["name"].clone();
+        (hits(app).await > before).then_some(name)
+    })
+    .await
+}
+
+/// Redis may lose the catalogue generation (eviction, a flush, a restart without persistence)
+/// while a gateway keeps local copies of bodies fetched under it: the generation must then
+/// move to numbers never used before, or an old body would answer under a reused key.
+async fn a_lost_generation_brings_no_old_answer_back(env: &Environment) {
+    if env.backend == Backend::Embedded {
+        return; // in-process counters are never lost
+    }
+    let app = env.start().await;
+    let admin = app.admin_token().await;
+    let lamp = app.product(&admin, "Lamp", "home", 2500, 10).await;
+    assert_eq!(cached_name(&app).await, "Lamp");
+    let redis = RedisCache::connect(REDIS_URL, &env.namespace)
+        .await
+        .expect("redis");
+
+    // Evicted: reads go on under a new generation (counting from 0, they once did, under
+    // numbers that had been used before).
+    redis.delete("catalog:generation").await.expect("del");
+    assert_eq!(cached_name(&app).await, "Lamp");
+    rename(&app, &admin, &lamp, "Desk lamp").await;
+    assert_eq!(cached_name(&app).await, "Desk lamp");
+    // Flushed: Redis's entries are gone, the gateway's local copies are not, and none of them
+    // may answer (from 0 again, the local copy of "Lamp" did).
+    redis.flush_namespace().await.expect("flush");
+    let list = answer(&app, &json!({"query": LIST, "variables": {"n": 10}})).await;
+    assert_eq!(
+        list["data"]["products"]["edges"][0]["node"]["name"],
+        "Desk lamp"
+    );
+    app.stop().await;
+}
+on_both_backends!(a_lost_generation_brings_no_old_answer_back);

@@ -31,9 +31,11 @@ pub trait Cache: Send + Sync + 'static {
     /// it must be atomic across processes on Redis.
     async fn incr_window(&self, key: &str, window: Duration) -> Result<u64, CacheError>;
     /// Atomically adds 1 to a counter that never expires and returns the new value (used as a
-    /// cache generation number).
+    /// cache generation number); an absent one first starts as `counter` says.
     async fn bump(&self, key: &str) -> Result<u64, CacheError>;
-    /// Reads such a counter (0 when absent).
+    /// Reads such a counter. An absent counter (never used, or lost to a Redis restart, flush or
+    /// eviction) starts at a random base, so its values never repeat earlier ones: keys built
+    /// from a generation must not name entries (or other processes' local copies) made before.
     async fn counter(&self, key: &str) -> Result<u64, CacheError>;
     async fn ping(&self) -> bool;
     /// `"memory"` or `"redis"`, for health reports and logs.
@@ -67,6 +69,14 @@ pub async fn set_json<T: Serialize>(
 ) -> Result<(), CacheError> {
     let bytes = serde_json::to_vec(value).map_err(|e| CacheError::Encode(e.to_string()))?;
     cache.set(key, &bytes, ttl).await
+}
+
+/// Where an absent counter starts: random, and below 2^62 so Redis's signed 64-bit INCR has
+/// room for 2^62 bumps. Runs of `n` and `m` values from two random bases overlap with odds of
+/// about `(n + m) / 2^62`; a base from the clock would overlap when a counter bumped faster
+/// than the clock ticks is lost, or is restarted by a replica whose clock runs behind.
+pub(crate) fn counter_base() -> u64 {
+    rand::random::<u64>() >> 2
 }
 
 /// Both backends need a strictly positive duration: Redis rejects `PX 0` and treats

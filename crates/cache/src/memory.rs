@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use moka::Expiry;
 
-use crate::{Cache, CacheError, at_least_1ms};
+use crate::{Cache, CacheError, at_least_1ms, counter_base};
 
 /// A cached value with the TTL it was written with, so expiry can be per entry.
 #[derive(Clone)]
@@ -125,13 +125,19 @@ impl Cache for MemoryCache {
 
     async fn bump(&self, key: &str) -> Result<u64, CacheError> {
         let mut counters = self.counters();
-        let value = counters.entry(key.to_owned()).or_insert(0);
+        let value = counters.entry(key.to_owned()).or_insert_with(counter_base);
         *value += 1;
         Ok(*value)
     }
 
     async fn counter(&self, key: &str) -> Result<u64, CacheError> {
-        Ok(self.counters().get(key).copied().unwrap_or(0))
+        // Counters are never evicted here, but they start as Redis's do, so the two backends
+        // keep one contract. Read on every cached request: no key copied once it exists.
+        let mut counters = self.counters();
+        if let Some(&value) = counters.get(key) {
+            return Ok(value);
+        }
+        Ok(*counters.entry(key.to_owned()).or_insert_with(counter_base))
     }
 
     async fn ping(&self) -> bool {

@@ -8,7 +8,7 @@ use redis::RedisError;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::tls::{check_login, connect_err};
-use crate::{Cache, CacheError, RedisOptions, at_least_1ms};
+use crate::{Cache, CacheError, RedisOptions, at_least_1ms, counter_base};
 
 /// INCR and the window's expiry in one atomic step. The expiry is set only when the window
 /// opens, so later increments do not slide it. A key found without any expiry (left by a
@@ -22,6 +22,27 @@ end
 return n
 ";
 
+/// A counter's value, created at the base in ARGV[1] when absent (see `counter_base`). Values go
+/// back as the strings Redis stores: Lua numbers are doubles, which would round a 62-bit value
+/// (an INCR reply too, so the bump reads the counter back with GET).
+const COUNTER_LUA: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], ARGV[1])
+  v = ARGV[1]
+end
+return v
+";
+
+/// INCR of a counter that starts at the base in ARGV[1] when absent, not at 0.
+const BUMP_LUA: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+redis.call('INCR', KEYS[1])
+return redis.call('GET', KEYS[1])
+";
+
 /// How many keys one SCAN step asks for when flushing a namespace.
 const SCAN_BATCH: usize = 500;
 
@@ -32,6 +53,8 @@ pub struct RedisCache {
     conn: ConnectionManager,
     prefix: String,
     incr_window: redis::Script,
+    counter: redis::Script,
+    bump: redis::Script,
 }
 
 impl std::fmt::Debug for RedisCache {
@@ -72,6 +95,8 @@ impl RedisCache {
             conn,
             prefix: format!("{namespace}:"),
             incr_window: redis::Script::new(INCR_WINDOW_LUA),
+            counter: redis::Script::new(COUNTER_LUA),
+            bump: redis::Script::new(BUMP_LUA),
         })
     }
 
@@ -151,20 +176,30 @@ impl Cache for RedisCache {
     }
 
     async fn bump(&self, key: &str) -> Result<u64, CacheError> {
-        redis::cmd("INCR")
-            .arg(self.key(key))
-            .query_async(&mut self.conn.clone())
+        self.bump
+            .key(self.key(key))
+            .arg(counter_base())
+            .invoke_async(&mut self.conn.clone())
             .await
             .map_err(map_err)
     }
 
     async fn counter(&self, key: &str) -> Result<u64, CacheError> {
+        // Read on every cached request: a plain GET, and the script only when the key is gone.
         let value: Option<u64> = redis::cmd("GET")
             .arg(self.key(key))
             .query_async(&mut self.conn.clone())
             .await
             .map_err(map_err)?;
-        Ok(value.unwrap_or(0))
+        if let Some(value) = value {
+            return Ok(value);
+        }
+        self.counter
+            .key(self.key(key))
+            .arg(counter_base())
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(map_err)
     }
 
     async fn ping(&self) -> bool {

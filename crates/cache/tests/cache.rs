@@ -79,12 +79,22 @@ async fn conformance(cache: Arc<dyn Cache>) {
         "window slid"
     );
 
-    // Generation counters.
-    assert_eq!(c.counter("gen").await.unwrap(), 0);
-    assert_eq!(c.bump("gen").await.unwrap(), 1);
-    assert_eq!(c.bump("gen").await.unwrap(), 2);
-    assert_eq!(c.counter("gen").await.unwrap(), 2);
-    assert_eq!(c.counter("other-gen").await.unwrap(), 0);
+    // Generation counters start at a random base (not 0, which a lost key would repeat) and
+    // count up by one; a bump of an absent counter starts from such a base too.
+    let base = c.counter("gen").await.unwrap();
+    assert_ne!(base, 0);
+    assert_eq!(
+        c.counter("gen").await.unwrap(),
+        base,
+        "a read moved the counter"
+    );
+    assert_eq!(c.bump("gen").await.unwrap(), base + 1);
+    assert_eq!(c.bump("gen").await.unwrap(), base + 2);
+    assert_eq!(c.counter("gen").await.unwrap(), base + 2);
+    assert_ne!(c.counter("other-gen").await.unwrap(), base);
+    let bumped = c.bump("gen-fresh").await.unwrap();
+    assert_ne!(bumped, 1);
+    assert_eq!(c.counter("gen-fresh").await.unwrap(), bumped);
 
     // Concurrent increments of one window: every caller gets a distinct count.
     let mut tasks = tokio::task::JoinSet::new();
@@ -99,6 +109,7 @@ async fn conformance(cache: Arc<dyn Cache>) {
     assert_eq!(seen, (1..=20).collect::<BTreeSet<u64>>());
 
     // Concurrent bumps likewise.
+    let base = c.counter("gen-burst").await.unwrap();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..20 {
         let cache = Arc::clone(&cache);
@@ -108,8 +119,8 @@ async fn conformance(cache: Arc<dyn Cache>) {
     while let Some(joined) = tasks.join_next().await {
         assert!(seen.insert(joined.unwrap().unwrap()), "duplicate bump");
     }
-    assert_eq!(seen, (1..=20).collect::<BTreeSet<u64>>());
-    assert_eq!(c.counter("gen-burst").await.unwrap(), 20);
+    assert_eq!(seen, (base + 1..=base + 20).collect::<BTreeSet<u64>>());
+    assert_eq!(c.counter("gen-burst").await.unwrap(), base + 20);
 
     assert!(c.ping().await);
 }
@@ -156,12 +167,37 @@ async fn redis() {
     assert_eq!(cache.kind(), "redis");
     let cache = Arc::new(cache);
     conformance(cache.clone()).await;
+    cache.set("k", b"v", LONG).await.unwrap();
     cache.flush_namespace().await.unwrap();
     assert_eq!(
-        cache.counter("gen").await.unwrap(),
-        0,
+        cache.get("k").await.unwrap(),
+        None,
         "flush left keys behind"
     );
+}
+
+/// A generation lost with its key (Redis restarted, flushed, or evicted it) starts again at a
+/// fresh base, never at a value it had before: keys built from it cannot name old entries.
+#[tokio::test]
+async fn redis_counters_never_repeat_after_the_key_is_lost() {
+    let Some(cache) = redis_or_skip(&test_namespace()).await else {
+        return;
+    };
+    let mut seen = BTreeSet::new();
+    let mut record = |value: u64| assert!(seen.insert(value), "{value} came back");
+    record(cache.counter("gen").await.unwrap());
+    for _ in 0..3 {
+        record(cache.bump("gen").await.unwrap());
+    }
+    // Counters share the key space with values, so DEL drops it as an eviction would.
+    cache.delete("gen").await.unwrap();
+    record(cache.counter("gen").await.unwrap());
+    record(cache.bump("gen").await.unwrap());
+    cache.flush_namespace().await.unwrap();
+    record(cache.bump("gen").await.unwrap());
+    cache.flush_namespace().await.unwrap();
+    record(cache.counter("gen").await.unwrap());
+    cache.flush_namespace().await.unwrap();
 }
 
 #[tokio::test]
@@ -182,8 +218,8 @@ async fn redis_namespaces_are_isolated() {
         Some(&b"from-a"[..])
     );
 
-    a.bump("gen").await.unwrap();
-    assert_eq!(b.counter("gen").await.unwrap(), 0);
+    let generation = a.bump("gen").await.unwrap();
+    assert_ne!(b.counter("gen").await.unwrap(), generation);
     assert_eq!(a.incr_window("win", LONG).await.unwrap(), 1);
     assert_eq!(b.incr_window("win", LONG).await.unwrap(), 1);
 

@@ -12,6 +12,7 @@
 
 pub mod processes;
 pub mod shop;
+pub mod ws;
 
 use std::time::Duration;
 

@@ -23,6 +23,10 @@
  *      and a new one is made, so a new token is used on the next
  *      subscription. Changing headers therefore also ends a subscription that
  *      is still running under the old headers.
+ *   4. Headers typed into the editor (a bearer token) are never written to
+ *      localStorage: shouldPersistHeaders is off, and the query history,
+ *      which GraphiQL 3 saves with each run's headers regardless, goes
+ *      through a storage that drops them.
  */
 (function () {
   var TOKEN_KEY = 'bazaar.token';
@@ -87,6 +91,35 @@
     return fetcherFor(headers)(graphQLParams, nextOpts);
   }
 
+  // GraphiQL's localStorage, minus the headers its history and favourites keep of each run.
+  var HISTORY_KEYS = ['graphiql:queries', 'graphiql:favorites'];
+  function withoutHeaders(key, value) {
+    if (HISTORY_KEYS.indexOf(key) < 0) return value;
+    try {
+      var stored = JSON.parse(value);
+      (stored.queries || []).forEach(function (q) { delete q.headers; });
+      return JSON.stringify(stored);
+    } catch (e) {
+      return null; // not the history GraphiQL writes: keep nothing rather than a token
+    }
+  }
+  var storage = {
+    getItem: function (key) { return window.localStorage.getItem(key); },
+    setItem: function (key, value) {
+      var kept = withoutHeaders(key, value);
+      if (kept === null) window.localStorage.removeItem(key);
+      else window.localStorage.setItem(key, kept);
+    },
+    removeItem: function (key) { window.localStorage.removeItem(key); },
+    // Like GraphiQL's own: only its keys (the token under bazaar.token stays).
+    clear: function () {
+      Object.keys(window.localStorage).forEach(function (key) {
+        if (key.indexOf('graphiql:') === 0) window.localStorage.removeItem(key);
+      });
+    },
+    get length() { return window.localStorage.length; },
+  };
+
   var defaultQuery = [
     '# Welcome to the bazaar GraphQL API.',
     '#',
@@ -118,7 +151,10 @@
       defaultQuery: defaultQuery,
       defaultHeaders: '{}',
       isHeadersEditorEnabled: true,
-      shouldPersistHeaders: true,
+      // A bearer token typed into the headers editor must not outlive the tab in localStorage,
+      // where any script on this origin (or anyone at the machine later) could read it.
+      shouldPersistHeaders: false,
+      storage: storage,
       defaultEditorToolsVisibility: 'headers',
     })
   );

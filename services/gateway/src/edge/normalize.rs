@@ -1,5 +1,5 @@
 //! A GraphQL document reduced to its tokens: comments, commas and insignificant white space
-//! removed, one space kept only where two names or numbers would otherwise run together. Two
+//! removed, one space kept only where two tokens would otherwise run together. Two
 //! documents that differ only in layout normalise to the same text, so they share a response
 //! cache entry; it runs in one pass over the text, without a parse, on every cacheable request.
 
@@ -55,12 +55,13 @@ pub fn normalize(document: &str) -> String {
 }
 
 /// A space is needed between two tokens only where they would otherwise read as one: a name
-/// or number followed by a name, a number or a minus sign (`query Q`, `[1 -2]`).
+/// or number followed by a name, a number or a minus sign (`query Q`, `[1 -2]`), and a string
+/// followed by a string (`"" "a"` written `"""a"` would open a block string).
 fn needs_space(out: &str, next: u8) -> bool {
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-    out.as_bytes()
-        .last()
-        .is_some_and(|&last| word(last) && (word(next) || next == b'-'))
+    out.as_bytes().last().is_some_and(|&last| {
+        (word(last) && (word(next) || next == b'-')) || (last == b'"' && next == b'"')
+    })
 }
 
 /// The index just after the string starting at `start` (`"..."` or `"""..."""`).
@@ -125,5 +126,27 @@ mod tests {
             normalize("{ f(s: \"\"\"x # y\"\"\") }"),
             "{f(s:\"\"\"x # y\"\"\")}"
         );
+    }
+
+    #[test]
+    fn adjacent_strings_stay_apart() {
+        // Four strings ("", "a", "", "b") and two (the block string "a", then "b") used to give
+        // the same text, `["""a""""b"]`: one cache entry and one trusted-document match for both.
+        let four = normalize(r#"{ f(l: ["" "a" "" "b"]) }"#);
+        let two = normalize(r#"{ f(l: ["""a""" "b"]) }"#);
+        assert_ne!(four, two);
+        assert_eq!(four, r#"{f(l:["" "a" "" "b"])}"#);
+        assert_eq!(two, r#"{f(l:["""a""" "b"])}"#);
+        // Likewise two block strings and six plain ones (`"""a""""""b"""` both).
+        let blocks = normalize(r#"{ f(l: ["""a""" """b"""]) }"#);
+        let six = normalize(r#"{ f(l: ["" "a" "" "" "b" ""]) }"#);
+        assert_ne!(blocks, six);
+        assert_eq!(blocks, r#"{f(l:["""a""" """b"""])}"#);
+        assert_eq!(
+            normalize(r#"{ f(l: ["" """b"""]) }"#),
+            r#"{f(l:["" """b"""])}"#
+        );
+        // Without white space in the source they were one token to begin with.
+        assert_eq!(normalize(r#"{ f(s: """a""") }"#), r#"{f(s:"""a""")}"#);
     }
 }

@@ -107,6 +107,7 @@ impl Persisted {
 impl Manifest {
     /// Reads Apollo's persisted query manifest (`{"format": "apollo-persisted-query-manifest",
     /// "operations": [{"id", "body"}]}`) or GraphQL Codegen's map of hash to document.
+    /// Hashes are kept in lower case, as requests' are (`requested_hash`).
     fn load(path: &Path) -> Result<Manifest, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -125,7 +126,7 @@ impl Manifest {
                             path.display()
                         ));
                     };
-                    by_hash.insert(id.to_owned(), body.to_owned());
+                    by_hash.insert(id.to_ascii_lowercase(), body.to_owned());
                 }
             }
             None => {
@@ -141,7 +142,7 @@ impl Manifest {
                     };
                     // Codegen may prefix the algorithm: "sha256:<hex>".
                     let hash = hash.strip_prefix("sha256:").unwrap_or(hash);
-                    by_hash.insert(hash.to_owned(), body.to_owned());
+                    by_hash.insert(hash.to_ascii_lowercase(), body.to_owned());
                 }
             }
         }
@@ -236,4 +237,72 @@ pub fn sha256_hex(text: &str) -> String {
 
 fn key(hash: &str) -> String {
     format!("apq:{hash}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Loads `manifest` from a file, as the gateway does at start-up.
+    fn load(name: &str, manifest: &Value) -> Result<Manifest, String> {
+        let path = std::env::temp_dir().join(format!(
+            "bazaar-manifest-{}-{name}.json",
+            std::process::id()
+        ));
+        std::fs::write(&path, manifest.to_string()).expect("write the manifest");
+        let loaded = Manifest::load(&path);
+        let _ = std::fs::remove_file(&path);
+        loaded
+    }
+
+    #[test]
+    fn codegen_client_preset_manifests_load() {
+        let typename = "query Typename { __typename }";
+        let products = "query Products {\n  products { edges { cursor } }\n}";
+        // GraphQL Codegen's client preset (`persistedDocuments: true`) writes
+        // `persisted-documents.json`: hash to document, the hash bare or `sha256:`-prefixed.
+        let mut map = serde_json::Map::new();
+        map.insert(sha256_hex(typename), typename.into());
+        let prefixed = format!("sha256:{}", sha256_hex(products).to_ascii_uppercase());
+        map.insert(prefixed, products.into());
+        let manifest = load("codegen", &Value::Object(map)).expect("loads");
+
+        let by_hash = |text: &str| manifest.resolve(None, Some(&sha256_hex(text)));
+        assert_eq!(by_hash(typename).expect("listed"), typename);
+        assert_eq!(by_hash(products).expect("listed"), products);
+        let relaid = "query Products { products { edges { cursor } } }";
+        assert_eq!(
+            manifest.resolve(Some(relaid), None).expect("listed"),
+            relaid
+        );
+        let refused = manifest.resolve(Some("{ me { id } }"), None).unwrap_err();
+        assert!(
+            format!("{refused:?}").contains("PERSISTED_QUERY_NOT_ALLOWED"),
+            "{refused:?}"
+        );
+        let unknown = by_hash("{ me { id } }").unwrap_err();
+        assert!(
+            format!("{unknown:?}").contains("PERSISTED_QUERY_NOT_FOUND"),
+            "{unknown:?}"
+        );
+    }
+
+    #[test]
+    fn malformed_manifests_are_refused() {
+        let not_a_document = serde_json::json!({"abc": 1});
+        let error = load("not-a-document", &not_a_document)
+            .err()
+            .expect("refused");
+        assert!(error.contains("abc is not a document"), "{error}");
+        let no_body = serde_json::json!({"operations": [{"id": "abc"}]});
+        let error = load("no-body", &no_body).err().expect("refused");
+        assert!(error.contains("needs an id and a body"), "{error}");
+        let error = load("a-list", &serde_json::json!([]))
+            .err()
+            .expect("refused");
+        assert!(
+            error.contains("not a persisted documents manifest"),
+            "{error}"
+        );
+    }
 }

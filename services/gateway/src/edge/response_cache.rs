@@ -31,8 +31,9 @@ const ETAG_LEN: usize = 32;
 pub struct ResponseCache {
     cache: Arc<dyn Cache>,
     /// With Redis: this process's copy of entries already fetched. An entry never changes
-    /// under its key (the key carries the generation, read from Redis on every request), so a
-    /// local copy is as fresh as Redis's and saves moving the whole body over the network.
+    /// under its key (the key carries the generation, read from Redis on every request, and a
+    /// generation never repeats, even after Redis lost it: see `Cache::counter`), so a local
+    /// copy is as fresh as Redis's and saves moving the whole body over the network.
     local: Option<moka::future::Cache<String, Arc<Hit>>>,
     products: ProductCache,
     ttl: Duration,
