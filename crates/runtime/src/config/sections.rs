@@ -203,7 +203,7 @@ pub(super) fn orders(l: &mut Loader) -> (u64, u64, u64) {
     );
     let message = "max_open_orders_per_customer must be positive";
     validate::positive(open_orders, message, &mut l.errors);
-    let pending = l.number("BAZAAR_MAX_PENDING_ORDERS", l.file.max_pending_orders, 128);
+    let pending = l.number("BAZAAR_MAX_PENDING_ORDERS", l.file.max_pending_orders, 64);
     let message = "max_pending_orders must be positive";
     validate::positive(pending, message, &mut l.errors);
     (unpaid, open_orders, pending)
