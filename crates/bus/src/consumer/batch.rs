@@ -66,12 +66,13 @@ impl Consumer {
         let new = self.record(&mut tx, events).await?;
         let mut results: Vec<_> = new.iter().map(|_| Ok(Outcome::Duplicate)).collect();
         let pending: Vec<usize> = (0..events.len()).filter(|&i| new[i]).collect();
+        let pending_events: Vec<&Envelope> = pending.iter().map(|&i| events[i]).collect();
         let mut together = true;
         let mut next = 0;
         while next < pending.len() {
             if together {
-                let rest: Vec<&Envelope> = pending[next..].iter().map(|&i| events[i]).collect();
-                let taken = self.handler.together(&rest).min(rest.len());
+                let rest = &pending_events[next..];
+                let taken = self.handler.together(rest).min(rest.len());
                 if taken > 1 {
                     if self.handle_run(&mut tx, &rest[..taken]).await? {
                         for &i in &pending[next..next + taken] {
@@ -84,7 +85,7 @@ impl Consumer {
                     together = false;
                 }
             }
-            let event = events[pending[next]];
+            let event = pending_events[next];
             execute(&mut tx, "SAVEPOINT event").await?;
             let result = self.handle(&mut tx, event).await;
             if result.is_err() {
