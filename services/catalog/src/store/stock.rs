@@ -76,6 +76,10 @@ pub async fn levels(tx: &mut Tx, ids: &[String]) -> Result<HashMap<String, Level
     } else {
         ""
     };
+    // In id order across chunks too, so that rows are always locked in one order.
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
     let mut levels = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
         let select = format!(
