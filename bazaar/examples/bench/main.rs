@@ -26,7 +26,7 @@
 //!
 //! Run (release, loopback only, stops by itself):
 //!
-//!     cargo run --release -p bazaar --example bench -- [--backend embedded|real] [--hot] [--seconds N] [--concurrency C] [--nats-url URL | --amqp-url URL] [--phases all|reads] [--abuse] [--retention SECS]
+//!     cargo run --release -p bazaar --example bench -- [--backend embedded|real] [--hot] [--seconds N] [--concurrency C] [--nats-url URL | --amqp-url URL] [--pg-sslmode MODE] [--phases all|reads] [--abuse] [--retention SECS]
 //!
 //! With `OTEL_EXPORTER_OTLP_ENDPOINT` (and the other `OTEL_*` variables) set, the server
 //! exports its traces as `bazaar serve` would, to measure what tracing costs.
@@ -150,7 +150,12 @@ async fn main() -> anyhow::Result<()> {
     if real {
         sqlx::any::install_default_drivers();
         postgres(&format!("CREATE DATABASE {database}")).await?;
-        let url = format!("postgres://postgres@127.0.0.1:5432/{database}");
+        // `--pg-sslmode disable` leaves TLS out of a loopback run: the local server has it on,
+        // and libpq's default `prefer` spends a share of the 2 cores on encrypting loopback.
+        let url = match arg("--pg-sslmode", "").as_str() {
+            "" => format!("postgres://postgres@127.0.0.1:5432/{database}"),
+            mode => format!("postgres://postgres@127.0.0.1:5432/{database}?sslmode={mode}"),
+        };
         settings.database_url = Some(Secret::new(url));
         match &amqp_url {
             Some(url) => settings.amqp_url = Some(Secret::new(url.clone())),
