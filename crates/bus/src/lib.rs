@@ -19,7 +19,8 @@ mod transport;
 
 pub use amqp::{AmqpConfig, AmqpTransport};
 pub use consumer::{
-    Applying, Consumer, DeadLetter, Handler, HandlerError, RetryPolicy, dead_letters, redrive,
+    Applying, Consumer, DeadLetter, Handler, HandlerError, RetryPolicy, dead_letters, leading_run,
+    redrive,
 };
 pub use dead_letter_count::dead_letter_count;
 pub use embedded::EmbeddedTransport;

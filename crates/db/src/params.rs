@@ -21,6 +21,17 @@ pub fn value_rows(first: usize, rows: usize, columns: usize) -> String {
         .join(", ")
 }
 
+/// The pieces of an `UPDATE` that sets a different value per row in one statement, for `rows`
+/// (key, value) pairs bound in that order from `$first`: `CASE key WHEN $k THEN $v ... END`
+/// and the list of the keys' parameters, for `WHERE key IN (...)`.
+pub fn case_by_key(key: &str, first: usize, rows: usize) -> (String, String) {
+    let cases: String = (0..rows)
+        .map(|i| format!(" WHEN ${} THEN ${}", first + 2 * i, first + 2 * i + 1))
+        .collect();
+    let keys: Vec<String> = (0..rows).map(|i| format!("${}", first + 2 * i)).collect();
+    (format!("CASE {key}{cases} END"), keys.join(", "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -30,5 +41,12 @@ mod tests {
         assert_eq!(placeholders(3, 2), "$3, $4");
         assert_eq!(placeholders(1, 0), "");
         assert_eq!(value_rows(2, 2, 3), "($2, $3, $4), ($5, $6, $7)");
+        assert_eq!(
+            case_by_key("id", 2, 2),
+            (
+                "CASE id WHEN $2 THEN $3 WHEN $4 THEN $5 END".into(),
+                "$2, $4".into()
+            )
+        );
     }
 }

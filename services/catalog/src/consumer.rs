@@ -98,10 +98,7 @@ impl Handler for CatalogEvents {
 
     /// Placed orders in a row are reserved together (`saga::reserve_all`).
     fn together(&self, events: &[&Envelope]) -> usize {
-        events
-            .iter()
-            .take_while(|event| event.event_type == OrderPlaced::TYPE)
-            .count()
+        bazaar_bus::leading_run(events, OrderPlaced::TYPE)
     }
 
     async fn handle_together(

@@ -2,10 +2,11 @@
 //! registrations, order status changes and recommendation digests into notifications (with
 //! their mail), each in the transaction that records the event in the inbox.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bazaar_bus::{Consumer, Envelope, EventTx, Handler, HandlerError, Outbox};
+use bazaar_bus::{Applying, Consumer, Envelope, EventTx, Handler, HandlerError, Outbox};
 use bazaar_contracts::events::{
     Event, OrderStatusChanged, PromotionCreated, PromotionEnded, RecommendationDigest,
     UserProfileUpdated, UserRegistered, decode,
@@ -47,6 +48,55 @@ impl Handler for NotificationsHandler {
             PromotionEnded::TYPE,
             RecommendationDigest::TYPE,
         ]
+    }
+
+    /// A run of order status changes with distinct notification keys (user, order, status).
+    fn together(&self, events: &[&Envelope]) -> usize {
+        let mut seen = HashSet::new();
+        events
+            .iter()
+            .take_while(|e| {
+                let field = |name: &str| e.payload.get(name).and_then(|v| v.as_str());
+                e.event_type == OrderStatusChanged::TYPE
+                    && seen.insert((field("userId"), field("orderId"), field("to")))
+            })
+            .count()
+    }
+
+    /// Order updates set-based: the run's opt-outs read in one statement, its notifications
+    /// and their mail written in one each. The same notifications as one at a time.
+    async fn handle_together(
+        &self,
+        tx: &mut EventTx,
+        run: &[Applying<'_>],
+    ) -> Result<(), HandlerError> {
+        let changes = run
+            .iter()
+            .map(|applying| decode::<OrderStatusChanged>(applying.event))
+            .collect::<Result<Vec<_>, _>>()?;
+        let users: Vec<&str> = changes.iter().map(|e| e.user_id.as_str()).collect();
+        let off = store::without_order_updates(tx, &users).await?;
+        let wanted: Vec<(&OrderStatusChanged, String, Content)> = changes
+            .iter()
+            .filter(|e| !off.contains(&e.user_id))
+            .map(|e| (e, domain::order_update_key(e), domain::order_update(e)))
+            .collect();
+        let notifications: Vec<NewNotification> = wanted
+            .iter()
+            .map(|(e, key, content)| NewNotification {
+                user_id: &e.user_id,
+                kind: NotificationKind::OrderUpdate,
+                dedup_key: key,
+                content,
+            })
+            .collect();
+        if !store::insert_notifications(tx, &notifications, now_millis())
+            .await?
+            .is_empty()
+        {
+            self.wake.notify_one();
+        }
+        Ok(())
     }
 
     async fn handle(&self, tx: &mut EventTx, event: &Envelope) -> Result<(), HandlerError> {

@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::retry_delay;
-use crate::mail::{Mail, Mailer};
+use crate::mail::{Mail, Mailer, SMTP_TIMEOUT};
 use crate::store::{self, DueMail};
 
 /// How often the queue is looked at without a wake-up (mail queued by another replica, or
@@ -22,8 +22,9 @@ const POLL: Duration = Duration::from_millis(500);
 const SETTLE: Duration = Duration::from_millis(25);
 /// Mails taken per pass.
 const BATCH: i64 = 50;
-/// How long a claimed mail is reserved for its sender; longer than any send may take (the
-/// SMTP timeout), so only a sender that died leaves a mail to be retried after it.
+/// How long the mail of a pass is reserved for its sender. A pass sends only while at least
+/// two SMTP timeouts of it remain, so only a sender that died (or a pass of hung sends) leaves
+/// mail to be retried after it.
 pub const LEASE: Duration = Duration::from_secs(120);
 
 /// The task: a pass over due mail at every wake-up and every [`POLL`], until stopped.
@@ -57,13 +58,20 @@ pub async fn send_due(
     stop: &CancellationToken,
 ) -> Result<usize, DbError> {
     let due = store::due_mail(db, now_millis(), BATCH).await?;
+    // One claim for the pass (not one commit per mail); each mail is still marked sent as
+    // soon as it went, so a crash re-sends at most the mail that was on its way.
+    let now = now_millis();
+    let lease_until = now + LEASE.as_millis() as i64;
+    let ids: Vec<&str> = due.iter().map(|m| m.notification_id.as_str()).collect();
+    let claimed = store::claim_mails(db, &ids, now, lease_until).await?;
     for mail in &due {
-        if stop.is_cancelled() {
+        // A send may take up to the SMTP timeout: mail the lease no longer covers is left to
+        // be claimed again when the lease runs out, never sent while another may take it.
+        let covered = now_millis() + SMTP_TIMEOUT.as_millis() as i64 * 2 < lease_until;
+        if stop.is_cancelled() || !covered {
             break;
         }
-        let now = now_millis();
-        let lease_until = now + LEASE.as_millis() as i64;
-        if !store::claim_mail(db, &mail.notification_id, now, lease_until).await? {
+        if !claimed.contains(&mail.notification_id) {
             continue; // another replica has it
         }
         send_one(db, mailer, mail).await?;

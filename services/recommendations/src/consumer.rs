@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bazaar_bus::{Consumer, Envelope, EventTx, Handler, HandlerError, Outbox};
+use bazaar_bus::{Applying, Consumer, Envelope, EventTx, Handler, HandlerError, Outbox};
 use bazaar_contracts::events::{
     Event, OrderStatusChanged, ProductCreated, ProductDeleted, ProductUpdated, StockChanged, decode,
 };
@@ -36,6 +36,28 @@ impl Handler for RecommendationsHandler {
             ProductDeleted::TYPE,
             StockChanged::TYPE,
         ]
+    }
+
+    /// A run of stock changes (each order's lines make one per product).
+    fn together(&self, events: &[&Envelope]) -> usize {
+        bazaar_bus::leading_run(events, StockChanged::TYPE)
+    }
+
+    /// Stock changes set-based: each product's last level in the run, all set in one
+    /// statement; the same replica as one at a time, where the latest event wins.
+    async fn handle_together(
+        &self,
+        tx: &mut EventTx,
+        run: &[Applying<'_>],
+    ) -> Result<(), HandlerError> {
+        let mut last: BTreeMap<String, i64> = BTreeMap::new();
+        for applying in run {
+            let e: StockChanged = decode(applying.event)?;
+            last.insert(e.product_id, e.stock);
+        }
+        let levels: Vec<(&str, i64)> = last.iter().map(|(id, n)| (id.as_str(), *n)).collect();
+        store::set_stocks(tx, &levels).await?;
+        Ok(())
     }
 
     async fn handle(&self, tx: &mut EventTx, event: &Envelope) -> Result<(), HandlerError> {
@@ -69,7 +91,7 @@ impl Handler for RecommendationsHandler {
             }
             StockChanged::TYPE => {
                 let e: StockChanged = decode(event)?;
-                if !store::set_stock(tx, &e.product_id, e.stock).await? {
+                if store::set_stocks(tx, &[(&e.product_id, e.stock)]).await? == 0 {
                     tracing::debug!(product_id = %e.product_id, "stock of a product not yet replicated; ignored");
                 }
             }

@@ -81,6 +81,15 @@ pub trait Handler: Send + Sync + 'static {
     }
 }
 
+/// How many of `events`, from the first, are of `event_type`: the run a handler that applies
+/// one type set-based names in [`Handler::together`].
+pub fn leading_run(events: &[&Envelope], event_type: &str) -> usize {
+    events
+        .iter()
+        .take_while(|event| event.event_type == event_type)
+        .count()
+}
+
 /// An event applied together with others, and the span it is processed in.
 pub struct Applying<'a> {
     pub event: &'a Envelope,

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{ConsumerSpec, Delivery, Outbox, Transport};
 
 pub use self::dead_letters::{DeadLetter, dead_letters, redrive};
-pub use self::handler::{Applying, Handler, HandlerError};
+pub use self::handler::{Applying, Handler, HandlerError, leading_run};
 pub use self::verdict::RetryPolicy;
 use self::verdict::{Verdict, settle_result};
 

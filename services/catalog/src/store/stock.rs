@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use bazaar_db::params::{ROWS_PER_STATEMENT, placeholders};
+use bazaar_db::params::{ROWS_PER_STATEMENT, case_by_key, placeholders};
 use bazaar_db::{DbError, Tx, now_millis, sqlx};
 
 /// A product as the saga sees it: its units, whether it is still sold, its name for a refusal.
@@ -103,16 +103,9 @@ pub async fn levels(tx: &mut Tx, ids: &[String]) -> Result<HashMap<String, Level
 /// [`ROWS_PER_STATEMENT`] products. Only for rows read with [`levels`] in this transaction.
 pub async fn set_stock(tx: &mut Tx, stock: &[(&str, i64)]) -> Result<(), DbError> {
     for chunk in stock.chunks(ROWS_PER_STATEMENT) {
-        let cases: String = (0..chunk.len())
-            .map(|i| format!(" WHEN ${} THEN ${}", 2 * i + 2, 2 * i + 3))
-            .collect();
-        let ids: Vec<String> = (0..chunk.len())
-            .map(|i| format!("${}", 2 * i + 2))
-            .collect();
-        let update = format!(
-            "UPDATE products SET stock = CASE id{cases} END, updated_at = $1 WHERE id IN ({})",
-            ids.join(", ")
-        );
+        let (stock, ids) = case_by_key("id", 2, chunk.len());
+        let update =
+            format!("UPDATE products SET stock = {stock}, updated_at = $1 WHERE id IN ({ids})");
         let mut query = sqlx::query(sqlx::AssertSqlSafe(update)).bind(now_millis());
         for (id, units) in chunk {
             query = query.bind(*id).bind(*units);

@@ -1,6 +1,9 @@
-//! The outgoing-mail queue: due mails, a per-mail claim so that one replica sends each, and
-//! the outcome of each attempt.
+//! The outgoing-mail queue: due mails, a claim so that one replica sends each, and the
+//! outcome of each attempt.
 
+use std::collections::HashSet;
+
+use bazaar_db::params::placeholders;
 use bazaar_db::{Db, DbError, sqlx};
 
 /// A mail whose time has come.
@@ -46,23 +49,37 @@ pub async fn due_mail(db: &Db, now: i64, limit: i64) -> Result<Vec<DueMail>, DbE
         .collect())
 }
 
-/// Takes mail `id` for one send: pushes its next attempt to `lease_until`, only if it is
-/// still PENDING and due. True when this caller got it; another replica that read the same
-/// row gets false. A sender that dies mid-send leaves it to be retried after the lease.
-pub async fn claim_mail(db: &Db, id: &str, now: i64, lease_until: i64) -> Result<bool, DbError> {
+/// Takes mails `ids` for one send each, in one statement: pushes their next attempt to
+/// `lease_until`, only for those still PENDING and due. Returns the ids this caller got;
+/// another replica that read the same rows gets the others. A sender that dies mid-send leaves
+/// its mails to be retried after the lease.
+pub async fn claim_mails(
+    db: &Db,
+    ids: &[&str],
+    now: i64,
+    lease_until: i64,
+) -> Result<HashSet<String>, DbError> {
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let claim = format!(
+        "UPDATE outgoing_mail SET next_attempt_at = $2
+         WHERE notification_id IN ({}) AND status = 'PENDING' AND next_attempt_at <= $1
+         RETURNING notification_id",
+        placeholders(3, ids.len())
+    );
+    let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(claim))
+        .persistent(false)
+        .bind(now)
+        .bind(lease_until);
+    for id in ids {
+        query = query.bind(*id);
+    }
     // Writes go through a transaction to take their turn among SQLite's writers (`Tx`).
     let mut tx = db.begin().await?;
-    let done = sqlx::query(
-        "UPDATE outgoing_mail SET next_attempt_at = $3
-         WHERE notification_id = $1 AND status = 'PENDING' AND next_attempt_at <= $2",
-    )
-    .bind(id)
-    .bind(now)
-    .bind(lease_until)
-    .execute(&mut *tx)
-    .await?;
+    let claimed: Vec<String> = query.fetch_all(&mut *tx).await?;
     tx.commit().await?;
-    Ok(done.rows_affected() == 1)
+    Ok(claimed.into_iter().collect())
 }
 
 pub async fn mail_sent(db: &Db, id: &str, to: &str, now: i64) -> Result<(), DbError> {

@@ -7,14 +7,14 @@ mod replicas;
 
 use bazaar_db::Migration;
 
-pub use mail::{DueMail, claim_mail, due_mail, mail_failed, mail_sent};
+pub use mail::{DueMail, claim_mails, due_mail, mail_failed, mail_sent};
 pub use notifications::{
-    NewNotification, insert_notification, list_notifications, mark_all_read, mark_read,
-    users_to_announce,
+    NewNotification, insert_notification, insert_notifications, list_notifications, mark_all_read,
+    mark_read, users_to_announce,
 };
 pub use replicas::{
     UserReplica, active_promotions, end_promotion, insert_promotion, preferences,
-    update_preferences, upsert_user,
+    update_preferences, upsert_user, without_order_updates,
 };
 
 /// A connection from the pool or the inside of a transaction (`&mut **tx`): reads take either.

@@ -1,7 +1,10 @@
 //! Notifications and the mail each one queues: inserted together, at most once per
 //! (user, kind, dedup key); listed newest first; marked read.
 
+use std::collections::HashSet;
+
 use bazaar_contracts::notifications::{Notification, NotificationKind};
+use bazaar_db::params::{ROWS_PER_STATEMENT, placeholders};
 use bazaar_db::{DbError, new_id, sqlx};
 
 use super::Conn;
@@ -23,42 +26,84 @@ pub async fn insert_notification(
     n: &NewNotification<'_>,
     now: i64,
 ) -> Result<Option<String>, DbError> {
-    let id = new_id();
-    let inserted = sqlx::query(
-        "INSERT INTO notifications (id, user_id, kind, dedup_key, title, body, read_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)
-         ON CONFLICT (user_id, kind, dedup_key) DO NOTHING",
-    )
-    .bind(&id)
-    .bind(n.user_id)
-    .bind(kind_str(n.kind))
-    .bind(n.dedup_key)
-    .bind(&n.content.title)
-    .bind(&n.content.body)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        == 1;
-    if !inserted {
-        return Ok(None);
+    Ok(insert_notifications(conn, std::slice::from_ref(n), now)
+        .await?
+        .pop())
+}
+
+/// Stores each notification with its PENDING mail, in two statements per thousand, skipping
+/// those the user already has (same kind and key). Returns the ids of the new ones.
+pub async fn insert_notifications(
+    conn: &mut Conn,
+    all: &[NewNotification<'_>],
+    now: i64,
+) -> Result<Vec<String>, DbError> {
+    let mut inserted = Vec::new();
+    for chunk in all.chunks(ROWS_PER_STATEMENT) {
+        let ids: Vec<String> = chunk.iter().map(|_| new_id()).collect();
+        let insert = format!(
+            "INSERT INTO notifications (id, user_id, kind, dedup_key, title, body, read_at, created_at)
+             VALUES {} ON CONFLICT (user_id, kind, dedup_key) DO NOTHING RETURNING id",
+            (0..chunk.len())
+                .map(|row| format!("({}, NULL, $1)", placeholders(2 + row * 6, 6)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(insert))
+            .persistent(false)
+            .bind(now);
+        for (id, n) in ids.iter().zip(chunk) {
+            query = query
+                .bind(id)
+                .bind(n.user_id)
+                .bind(kind_str(n.kind))
+                .bind(n.dedup_key)
+                .bind(&n.content.title)
+                .bind(&n.content.body);
+        }
+        let new: HashSet<String> = query.fetch_all(&mut *conn).await?.into_iter().collect();
+        let fresh: Vec<(&String, &NewNotification)> = ids
+            .iter()
+            .zip(chunk)
+            .filter(|(id, _)| new.contains(*id))
+            .collect();
+        if fresh.is_empty() {
+            continue;
+        }
+        // The address may still be unknown (an order event before the registration): the
+        // mailer looks it up again when it sends.
+        let mails = format!(
+            "INSERT INTO outgoing_mail (notification_id, to_address, subject, body, status,
+                 attempts, next_attempt_at, last_error, sent_at, created_at)
+             VALUES {}",
+            (0..fresh.len())
+                .map(|row| {
+                    let p = 2 + row * 4;
+                    format!(
+                        "(${p}, (SELECT email FROM users WHERE user_id = ${}), ${}, ${}, \
+                         'PENDING', 0, $1, NULL, NULL, $1)",
+                        p + 1,
+                        p + 2,
+                        p + 3
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(mails))
+            .persistent(false)
+            .bind(now);
+        for (id, n) in &fresh {
+            query = query
+                .bind(*id)
+                .bind(n.user_id)
+                .bind(&n.content.title)
+                .bind(domain::mail_body(&n.content.body));
+        }
+        query.execute(&mut *conn).await?;
+        inserted.extend(fresh.into_iter().map(|(id, _)| id.clone()));
     }
-    // The address may still be unknown (an order event before the registration): the mailer
-    // looks it up again when it sends.
-    sqlx::query(
-        "INSERT INTO outgoing_mail (notification_id, to_address, subject, body, status, attempts,
-             next_attempt_at, last_error, sent_at, created_at)
-         VALUES ($1, (SELECT email FROM users WHERE user_id = $2), $3, $4, 'PENDING', 0, $5, NULL,
-             NULL, $5)",
-    )
-    .bind(&id)
-    .bind(n.user_id)
-    .bind(&n.content.title)
-    .bind(domain::mail_body(&n.content.body))
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    Ok(Some(id))
+    Ok(inserted)
 }
 
 type NotificationRow = (String, String, String, String, String, Option<i64>, i64);

@@ -1,8 +1,11 @@
 //! What this service keeps from others' events (users' addresses and names, promotions) and
 //! the one thing users tell it directly: their preferences.
 
+use std::collections::HashSet;
+
 use bazaar_contracts::catalog::Promotion;
 use bazaar_contracts::notifications::{Preferences, UpdatePreferencesRequest};
+use bazaar_db::params::{ROWS_PER_STATEMENT, placeholders};
 use bazaar_db::{DbError, sqlx};
 
 use super::Conn;
@@ -50,6 +53,26 @@ pub async fn preferences(conn: &mut Conn, user_id: &str) -> Result<Preferences, 
         },
         None => Preferences::default(),
     })
+}
+
+/// Of `user_ids`, those who switched order updates off, in one statement per thousand.
+pub async fn without_order_updates(
+    conn: &mut Conn,
+    user_ids: &[&str],
+) -> Result<HashSet<String>, DbError> {
+    let mut off = HashSet::new();
+    for chunk in user_ids.chunks(ROWS_PER_STATEMENT) {
+        let select = format!(
+            "SELECT user_id FROM preferences WHERE order_updates = 0 AND user_id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(select)).persistent(false);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        off.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(off)
 }
 
 /// Applies a partial change (`None` keeps a preference) in one statement, so concurrent

@@ -1,7 +1,9 @@
 //! From events to notifications: welcome, order updates and digests honour preferences, each
 //! is stored once however often its event arrives, and each gets exactly one mail.
 
-use bazaar_contracts::events::{OrderStatusChanged, RecommendationDigest, UserProfileUpdated};
+use bazaar_contracts::events::{
+    Event, OrderStatusChanged, RecommendationDigest, UserProfileUpdated,
+};
 use bazaar_contracts::notifications::UpdatePreferencesRequest;
 use bazaar_contracts::orders::{OrderItem, OrderStatus};
 use bazaar_db::{new_id, now_millis, sqlx};
@@ -16,6 +18,7 @@ crate::scenarios!(
     redelivery_gives_one_notification_and_one_mail: Smtp,
     recommendations_follow_preferences: Files,
     newer_profile_wins_and_mail_waits_for_an_address: Files,
+    order_updates_in_one_batch_match_one_at_a_time: Files,
 );
 
 pub fn status_changed(user_id: &str, order_id: &str, to: OrderStatus) -> OrderStatusChanged {
@@ -279,4 +282,73 @@ async fn newer_profile_wins_and_mail_waits_for_an_address(t: &Harness) {
     )
     .expect("the .eml file");
     assert_eq!(smtp::parse(&eml).header("to"), "eve@new.example.com");
+}
+
+/// Status changes delivered in one batch (applied set-based) store the same notifications and
+/// mail as the same changes delivered one at a time: opt-outs honoured, a change told twice
+/// notified once, a user not yet known still notified (their mail waits for an address), and a
+/// redelivered batch changes nothing.
+async fn order_updates_in_one_batch_match_one_at_a_time(t: &Harness) {
+    let (ann, dee) = (t.register("Ann").await, t.register("Dee").await);
+    let bob = t.register("Bob").await;
+    let off = UpdatePreferencesRequest {
+        order_updates: Some(false),
+        ..Default::default()
+    };
+    t.set_preferences(&bob, off).await;
+    let (cid, eve) = (new_id(), new_id()); // never registered
+    let changes = |customer: &str, stranger: &str| {
+        let (first, second) = (new_id(), new_id());
+        vec![
+            status_changed(customer, &first, OrderStatus::Confirmed),
+            status_changed(user_id(&bob), &second, OrderStatus::Confirmed),
+            status_changed(stranger, &second, OrderStatus::Rejected),
+            status_changed(customer, &first, OrderStatus::Confirmed),
+            status_changed(customer, &first, OrderStatus::Paid),
+        ]
+    };
+    let batch: Vec<_> = changes(user_id(&ann), &cid)
+        .iter()
+        .map(|e| e.envelope("orders"))
+        .collect();
+    t.publish_together(&batch).await;
+    for e in &batch {
+        t.consumed(&e.id).await;
+    }
+    for e in changes(user_id(&dee), &eve) {
+        let e = t.publish(&e).await;
+        t.consumed(&e.id).await;
+    }
+
+    // The order updates' statuses, in the order they were stored.
+    let updates = |stored: Vec<(String, String, String)>| -> Vec<String> {
+        stored
+            .into_iter()
+            .filter(|(kind, _, _)| kind == "ORDER_UPDATE")
+            .map(|(_, title, _)| title.rsplit(' ').next().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let ann_got = updates(t.notifications(user_id(&ann)).await);
+    assert_eq!(ann_got, ["CONFIRMED", "PAID"]);
+    assert_eq!(ann_got, updates(t.notifications(user_id(&dee)).await));
+    assert_eq!(
+        t.notifications(user_id(&bob)).await.len(),
+        1,
+        "only the welcome"
+    );
+    for stranger in [&cid, &eve] {
+        let got = t.notifications(stranger).await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].1.ends_with("is REJECTED"), "{got:?}");
+        let mails = t.mails(stranger).await;
+        assert_eq!(mails.len(), 1);
+    }
+    assert_eq!(t.mails(user_id(&ann)).await.len(), 3);
+
+    // The whole batch delivered again: nothing new.
+    for e in &batch {
+        t.deliver(e, 2).await;
+    }
+    assert_eq!(t.notifications(user_id(&ann)).await.len(), 3);
+    assert_eq!(t.notifications(&cid).await.len(), 1);
 }

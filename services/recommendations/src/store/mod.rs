@@ -11,7 +11,7 @@ use bazaar_db::Migration;
 
 pub use digests::{mark_digest_sent, prune_digests, users_with_purchases};
 pub use model::{Purchase, record_order};
-pub use products::{delete_product, set_stock, upsert_product};
+pub use products::{delete_product, set_stocks, upsert_product};
 pub use ranking::{Ranked, best_sellers, co_purchased};
 
 /// A connection from the pool or the inside of a transaction (`&mut **tx`): reads take either.

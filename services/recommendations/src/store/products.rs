@@ -2,6 +2,7 @@
 //! the catalogue's events report them. Events of one product arrive in emission order, so the
 //! latest event simply wins.
 
+use bazaar_db::params::{ROWS_PER_STATEMENT, case_by_key};
 use bazaar_db::{DbError, Tx, now_millis, sqlx};
 
 /// Records the full product (created or updated). A withdrawn product stays withdrawn: the
@@ -29,16 +30,23 @@ pub async fn upsert_product(
     Ok(())
 }
 
-/// Sets the stock of a known product; false when the replica has never heard of it (it is
-/// then not recommended until its `ProductCreated` arrives with the stock).
-pub async fn set_stock(tx: &mut Tx, product_id: &str, stock: i64) -> Result<bool, DbError> {
-    let done = sqlx::query("UPDATE products SET stock = $2, updated_at = $3 WHERE product_id = $1")
-        .bind(product_id)
-        .bind(stock)
-        .bind(now_millis())
-        .execute(&mut **tx)
-        .await?;
-    Ok(done.rows_affected() == 1)
+/// Sets the stock of each known product, in one statement per [`ROWS_PER_STATEMENT`]; returns
+/// how many were known. A product the replica never heard of stays unknown (it is not
+/// recommended until its `ProductCreated` arrives with the stock).
+pub async fn set_stocks(tx: &mut Tx, levels: &[(&str, i64)]) -> Result<u64, DbError> {
+    let mut known = 0;
+    for chunk in levels.chunks(ROWS_PER_STATEMENT) {
+        let (stock, ids) = case_by_key("product_id", 2, chunk.len());
+        let update = format!(
+            "UPDATE products SET stock = {stock}, updated_at = $1 WHERE product_id IN ({ids})"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(update)).bind(now_millis());
+        for (id, units) in chunk {
+            query = query.bind(*id).bind(*units);
+        }
+        known += query.execute(&mut **tx).await?.rows_affected();
+    }
+    Ok(known)
 }
 
 /// Marks the product withdrawn, recording it even when unknown so that nothing arriving later

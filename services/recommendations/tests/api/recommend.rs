@@ -5,7 +5,7 @@
 use bazaar_contracts::Principal;
 use bazaar_contracts::orders::OrderStatus;
 
-use crate::support::{TestRecommendations, customer, status};
+use crate::support::{TestRecommendations, customer, status, stock_changed};
 
 bazaar_testkit::on_every_backend!(
     start = crate::support::TestRecommendations::start;
@@ -15,6 +15,7 @@ bazaar_testkit::on_every_backend!(
     newcomers_get_best_sellers,
     first_is_bounded,
     redelivered_orders_count_once,
+    stock_changes_in_one_batch_leave_each_products_last_level,
 );
 
 /// Products A–E (E the best seller, F never replicated) and the history
@@ -132,4 +133,33 @@ async fn redelivered_orders_count_once(t: &TestRecommendations) {
     assert_eq!(t.scalar(weight, &["X", "Y"]).await, 2);
     let pairs = "SELECT COUNT(*) FROM co_purchases";
     assert_eq!(t.scalar(pairs, &[]).await, 6);
+}
+
+/// Stock changes delivered in one batch (applied set-based) leave each product at its last
+/// level, as one at a time would, and do not make an unknown product known; delivered again,
+/// they change nothing.
+async fn stock_changes_in_one_batch_leave_each_products_last_level(t: &TestRecommendations) {
+    shop(t).await;
+    let batch = [
+        stock_changed("A", 5),
+        stock_changed("B", 0),
+        stock_changed("A", 0),
+        stock_changed("F", 7),
+        stock_changed("A", 3),
+    ];
+    t.publish_together(&batch).await;
+    t.settled().await;
+    let stock = |id: &'static str| async move {
+        t.scalar("SELECT stock FROM products WHERE product_id = $1", &[id])
+            .await
+    };
+    assert_eq!((stock("A").await, stock("B").await), (3, 0));
+    let known_f = "SELECT COUNT(*) FROM products WHERE product_id = $1";
+    assert_eq!(t.scalar(known_f, &["F"]).await, 0);
+    // B is out of stock now, so "me" (who bought A) is offered C first.
+    assert_eq!(t.recommend(&customer("me"), 50).await, ["C", "E", "D"]);
+    for event in &batch {
+        t.deliver(event).await;
+    }
+    assert_eq!((stock("A").await, stock("B").await), (3, 0));
 }

@@ -98,13 +98,20 @@ impl TestRecommendations {
     }
 
     pub async fn stock(&self, id: &str, stock: i64) {
-        let event = StockChanged {
-            product_id: id.into(),
-            stock,
-            delta: 0,
-            reason: "ADJUSTMENT".into(),
-        };
-        self.publish(&event.envelope("catalog")).await;
+        self.publish(&stock_changed(id, stock)).await;
+    }
+
+    /// Publishes `events` together: the consumer receives them in one batch.
+    pub async fn publish_together(&self, events: &[Envelope]) {
+        self.published
+            .lock()
+            .expect("published ids")
+            .extend(events.iter().map(|e| e.id.clone()));
+        self.platform
+            .transport
+            .publish_batch(events)
+            .await
+            .expect("publish");
     }
 
     pub async fn delete(&self, id: &str) {
@@ -157,6 +164,17 @@ impl TestRecommendations {
 
 pub fn customer(id: &str) -> Principal {
     Principal::user(id, Role::Customer)
+}
+
+/// The catalogue set product `id`'s stock to `stock`.
+pub fn stock_changed(id: &str, stock: i64) -> Envelope {
+    let event = StockChanged {
+        product_id: id.into(),
+        stock,
+        delta: 0,
+        reason: "ADJUSTMENT".into(),
+    };
+    event.envelope("catalog")
 }
 
 /// A `ProductCreated` envelope for a live product.
