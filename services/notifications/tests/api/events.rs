@@ -342,6 +342,7 @@ async fn order_updates_in_one_batch_match_one_at_a_time(t: &Harness) {
         assert!(got[0].1.ends_with("is REJECTED"), "{got:?}");
         let mails = t.mails(stranger).await;
         assert_eq!(mails.len(), 1);
+        assert_eq!(mails[0].0, "PENDING", "no address to send it to yet");
     }
     assert_eq!(t.mails(user_id(&ann)).await.len(), 3);
 
