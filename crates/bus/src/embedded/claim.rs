@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use bazaar_db::{now_millis, sqlx};
+use bazaar_db::{Tx, now_millis, sqlx};
 
 use super::sql::{seq_list, type_filter};
 use super::subscription::{EmbeddedAcker, EmbeddedSubscription};
@@ -77,22 +77,7 @@ impl EmbeddedSubscription {
                     .unwrap_or(cursor)
                     .max(cursor),
             };
-            if !fresh.is_empty() {
-                let rows: Vec<String> = fresh
-                    .iter()
-                    .map(|seq| format!("($1, {seq}, 1, $2)"))
-                    .collect();
-                let insert = format!(
-                    "INSERT INTO bus_pending (consumer, seq, attempts, due_at) VALUES {}",
-                    rows.join(",")
-                );
-                sqlx::query(sqlx::AssertSqlSafe(insert))
-                    .persistent(false)
-                    .bind(name)
-                    .bind(redeliver_at)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            record_claims(&mut tx, name, fresh.iter().copied(), redeliver_at).await?;
             if new_cursor != cursor {
                 sqlx::query(
                     "UPDATE bus_consumers SET cursor = $2, delivered = delivered + $3 WHERE name = $1",
@@ -130,20 +115,17 @@ impl EmbeddedSubscription {
         tx.commit().await?;
         let mut deliveries = Vec::with_capacity(claimed.len());
         for (seq, attempt) in claimed {
-            let acker = EmbeddedAcker::new(self.inner.clone(), name.clone(), seq);
             // A pruned or unreadable message can never succeed: settle it so it stops coming back.
             match bodies
                 .get(&seq)
                 .map(|b| serde_json::from_str::<Envelope>(b))
             {
-                Some(Ok(event)) => {
-                    let mut delivery = Delivery::new(event, attempt as u32, Box::new(acker));
-                    delivery.position = seq;
-                    deliveries.push(delivery);
-                }
+                Some(Ok(event)) => deliveries.push(self.delivery(seq, attempt as u32, event)),
                 other => {
                     tracing::error!(consumer = %name, seq, ?other, "dropping unreadable event");
-                    acker.ack().await?;
+                    EmbeddedAcker::new(self.inner.clone(), name.clone(), seq)
+                        .ack()
+                        .await?;
                 }
             }
         }
@@ -152,4 +134,28 @@ impl EmbeddedSubscription {
         }
         Ok(Ok(deliveries))
     }
+}
+
+/// Records first deliveries of `seqs` to `consumer`, due again at `due_at` unless settled.
+pub(super) async fn record_claims(
+    tx: &mut Tx,
+    consumer: &str,
+    seqs: impl Iterator<Item = i64>,
+    due_at: i64,
+) -> Result<(), BusError> {
+    let rows: Vec<String> = seqs.map(|seq| format!("($1, {seq}, 1, $2)")).collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let insert = format!(
+        "INSERT INTO bus_pending (consumer, seq, attempts, due_at) VALUES {}",
+        rows.join(",")
+    );
+    sqlx::query(sqlx::AssertSqlSafe(insert))
+        .persistent(false)
+        .bind(consumer)
+        .bind(due_at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

@@ -14,6 +14,8 @@ mod schema;
 mod sql;
 mod stats;
 mod subscription;
+#[cfg(test)]
+mod tests;
 mod wake;
 
 use std::path::Path;
@@ -112,7 +114,7 @@ impl Transport for EmbeddedTransport {
         .await?;
         Ok(Box::new(EmbeddedSubscription {
             inner: self.inner.clone(),
-            wake: self.inner.waiters.register(&spec.event_types),
+            waiter: self.inner.waiters.register(spec),
             spec: spec.clone(),
         }))
     }

@@ -1,13 +1,16 @@
 //! Storing published events: every relay's batch goes to one writer task that group-commits
-//! the batches arriving together (one fsync for all), then wakes the subscriptions and live
-//! listeners that want them.
+//! the batches arriving together (one fsync for all), claims them in the same transaction for
+//! idle subscriptions and hands them over (see [`super::wake`]), then wakes the other
+//! subscriptions and live listeners that want them.
 
 use std::sync::Arc;
 
-use bazaar_db::{Db, now_millis, sqlx};
+use bazaar_db::{Db, Tx, now_millis, sqlx};
 use tokio::sync::{mpsc, oneshot};
 
-use super::wake::Waiters;
+use super::claim::record_claims;
+use super::sql::type_filter;
+use super::wake::{Waiter, Waiters};
 use crate::{BusError, Envelope};
 
 /// A relay's batch waiting to be stored, and where to say it was.
@@ -37,7 +40,7 @@ pub(super) async fn write_publishes(
             }
         }
         let events = group.iter().flat_map(|r| &r.events);
-        let answer = match store_events(&db, events).await {
+        let answer = match store_events(&db, events, &waiters).await {
             Ok(stored) => {
                 let mut types: Vec<&str> = stored.iter().map(|e| e.event_type.as_str()).collect();
                 types.sort_unstable();
@@ -57,31 +60,94 @@ pub(super) async fn write_publishes(
     }
 }
 
-/// Inserts `events` in one transaction; returns those that were new (not duplicates).
+/// Inserts `events` in one transaction, claiming them there for the idle subscriptions that
+/// take them, and hands those their events once the transaction is durable. Returns the events
+/// that were new (not duplicates).
 async fn store_events<'a>(
     db: &Db,
     events: impl Iterator<Item = &'a Envelope>,
+    waiters: &Waiters,
 ) -> Result<Vec<&'a Envelope>, BusError> {
     let mut tx = db.begin().await?;
     let mut stored = Vec::new();
     for event in events {
         let body = serde_json::to_string(event).map_err(|e| BusError::Malformed(e.to_string()))?;
-        let inserted = sqlx::query(
+        let seq: Option<i64> = sqlx::query_scalar(
             "INSERT INTO bus_messages (id, body, stored_at, event_type) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (id) DO NOTHING",
+             ON CONFLICT (id) DO NOTHING RETURNING seq",
         )
         .bind(&event.id)
         .bind(body)
         .bind(now_millis())
         .bind(&event.event_type)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        if inserted.rows_affected() == 1 {
-            stored.push(event);
+        if let Some(seq) = seq {
+            stored.push((seq, event));
         }
     }
-    tx.commit().await?;
-    Ok(stored)
+    let Some(&(last, _)) = stored.last() else {
+        tx.commit().await?;
+        return Ok(Vec::new());
+    };
+    let reserved = waiters.reserve(&stored);
+    let claimed = async {
+        let mut claimed = Vec::with_capacity(reserved.len());
+        for (waiter, events) in &reserved {
+            claimed.push(claim_for(&mut tx, waiter, events, last).await?);
+        }
+        tx.commit().await?;
+        Ok::<_, BusError>(claimed)
+    }
+    .await;
+    match claimed {
+        Ok(claimed) => {
+            for ((waiter, events), claimed) in reserved.into_iter().zip(claimed) {
+                match claimed {
+                    true => waiter.hand(events),
+                    false => waiter.release(),
+                }
+            }
+            Ok(stored.into_iter().map(|(_, event)| event).collect())
+        }
+        Err(e) => {
+            reserved.iter().for_each(|(waiter, _)| waiter.release());
+            Err(e)
+        }
+    }
+}
+
+/// Claims `events`, just stored up to `last`, for `waiter`'s consumer, moving its cursor to
+/// `last`: only when no older event of its types is still unclaimed, so it never skips one.
+/// False when there is one (the subscription then claims for itself, in log order).
+async fn claim_for(
+    tx: &mut Tx,
+    waiter: &Waiter,
+    events: &[(i64, Envelope)],
+    last: i64,
+) -> Result<bool, BusError> {
+    let spec = &waiter.spec;
+    let first = events[0].0;
+    let (filter, types) = type_filter(&spec.event_types, 5);
+    let advance = format!(
+        "UPDATE bus_consumers SET cursor = $2, delivered = delivered + $3
+         WHERE name = $1 AND cursor < $4 AND NOT EXISTS (
+             SELECT 1 FROM bus_messages WHERE seq > bus_consumers.cursor AND seq < $4{filter})"
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(advance))
+        .bind(&spec.name)
+        .bind(last)
+        .bind(events.len() as i64)
+        .bind(first);
+    for t in types {
+        query = query.bind(t);
+    }
+    if query.execute(&mut **tx).await?.rows_affected() == 0 {
+        return Ok(false);
+    }
+    let due_at = now_millis() + spec.ack_wait.as_millis() as i64;
+    record_claims(tx, &spec.name, events.iter().map(|(seq, _)| *seq), due_at).await?;
+    Ok(true)
 }
 
 /// Hands `events` to the writer and waits until they are durable (or were already stored).

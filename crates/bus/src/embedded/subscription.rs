@@ -1,43 +1,70 @@
 //! A subscription to the log: waits for events of its types (or a redelivery that falls due),
-//! and settles deliveries: acks delete them from the pending set, naks push their due time.
+//! taking those the writer hands it or claiming them itself, and settles deliveries: acks
+//! delete them from the pending set, naks push their due time.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use bazaar_db::{now_millis, sqlx};
-use tokio::sync::Notify;
-
 use super::Inner;
 use super::sql::seq_list;
-use crate::BusError;
+use super::wake::{Waiter, Woken};
 use crate::transport::{Acker, ConsumerSpec, Delivery, Subscription};
+use crate::{BusError, Envelope};
+use async_trait::async_trait;
+use bazaar_db::{now_millis, sqlx};
 
 /// Upper bound on how long an idle subscriber sleeps before looking again.
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
 pub(super) struct EmbeddedSubscription {
     pub(super) inner: Arc<Inner>,
-    /// Woken by publishes of this consumer's types.
-    pub(super) wake: Arc<Notify>,
+    /// Woken by publishes of this consumer's types, and handed some of them.
+    pub(super) waiter: Arc<Waiter>,
     pub(super) spec: ConsumerSpec,
+}
+
+impl EmbeddedSubscription {
+    /// The delivery of `event`, at `seq` in the log, for the `attempt`th time.
+    pub(super) fn delivery(&self, seq: i64, attempt: u32, event: Envelope) -> Delivery {
+        let acker = EmbeddedAcker::new(self.inner.clone(), self.spec.name.clone(), seq);
+        let mut delivery = Delivery::new(event, attempt, Box::new(acker));
+        delivery.position = seq;
+        delivery
+    }
 }
 
 #[async_trait]
 impl Subscription for EmbeddedSubscription {
     async fn next_batch(&mut self, max: usize) -> Result<Option<Vec<Delivery>>, BusError> {
+        let room = max.max(1);
         loop {
             // Register for the wake-up before looking, so a publish in between is not missed.
-            let published = self.wake.notified();
+            let published = self.waiter.wake.notified();
             tokio::pin!(published);
             published.as_mut().enable();
-            let wait = match self.claim(max.max(1)).await? {
+            match self.waiter.woken() {
+                Woken::Take(events) => {
+                    let deliveries = events
+                        .into_iter()
+                        .map(|(seq, event)| self.delivery(seq, 1, event))
+                        .collect();
+                    return Ok(Some(deliveries));
+                }
+                // The writer is committing events for us and wakes us when done.
+                Woken::Wait => {
+                    published.await;
+                    continue;
+                }
+                Woken::Claim => {}
+            }
+            let wait = match self.claim(room).await? {
                 Ok(deliveries) => return Ok(Some(deliveries)),
                 Err(wait) => wait.unwrap_or(IDLE_POLL).min(IDLE_POLL),
             };
             if wait.is_zero() {
                 continue;
             }
+            self.waiter.park(room);
             tokio::select! {
                 _ = &mut published => {}
                 _ = tokio::time::sleep(wait) => {}

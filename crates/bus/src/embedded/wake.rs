@@ -1,49 +1,157 @@
-//! Waking the subscriptions that wait for events of the types just published.
+//! Waking the subscriptions that wait for events of the types just published, and handing
+//! freshly stored events straight to an idle one.
+//!
+//! A subscription that found nothing to claim parks here. When the log's writer stores events
+//! a parked subscription takes, it reserves that subscription, records the claim in the very
+//! transaction that stores the events (see [`super::publish`]) and hands the events over in
+//! memory: the subscription skips a claim transaction of its own, which on a quiet system is
+//! most of the time an event spends between two services.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-/// Subscriptions waiting for events, each woken only by events of the types it takes: a publish
-/// does not set every consumer of the process claiming (each claim is a turn in the log's
-/// writers' queue) when one or two of them want the event.
-#[derive(Default)]
-pub(super) struct Waiters(std::sync::Mutex<Vec<Waiter>>);
+use crate::{ConsumerSpec, Envelope};
 
-struct Waiter {
-    /// Empty: every type.
-    types: Vec<String>,
-    wake: Arc<Notify>,
+/// Every subscription of the log in this process.
+#[derive(Default)]
+pub(super) struct Waiters(Mutex<Vec<Arc<Waiter>>>);
+
+/// One subscription, as the writer sees it.
+pub(super) struct Waiter {
+    pub(super) spec: ConsumerSpec,
+    pub(super) wake: Notify,
+    state: Mutex<State>,
+}
+
+enum State {
+    /// Claiming or applying: only woken, never handed events.
+    Busy,
+    /// Waiting for events, ready to take up to `room` at once.
+    Idle { room: usize },
+    /// Chosen by the writer for events it is storing now.
+    Reserved,
+    /// Events the writer stored and claimed for it, with their log sequence numbers.
+    Handed(Vec<(i64, Envelope)>),
+}
+
+/// What a subscription does when it wakes up.
+pub(super) enum Woken {
+    /// Claim from the log as usual.
+    Claim,
+    /// Wait a little longer: the writer is committing events for it.
+    Wait,
+    /// Take these events, already claimed for it.
+    Take(Vec<(i64, Envelope)>),
 }
 
 impl Waiters {
-    /// The wake-up of a new subscription to `types`.
-    pub(super) fn register(&self, types: &[String]) -> Arc<Notify> {
-        let wake = Arc::new(Notify::new());
-        let waiter = Waiter {
-            types: types.to_vec(),
-            wake: wake.clone(),
-        };
-        self.0.lock().expect("waiters").push(waiter);
-        wake
+    /// The waiter of a new subscription of `spec`.
+    pub(super) fn register(&self, spec: &ConsumerSpec) -> Arc<Waiter> {
+        let waiter = Arc::new(Waiter {
+            spec: spec.clone(),
+            wake: Notify::new(),
+            state: Mutex::new(State::Busy),
+        });
+        self.0.lock().expect("waiters").push(waiter.clone());
+        waiter
     }
 
-    /// Wakes the subscriptions that take any of `types` (all of them for `None`), and forgets
-    /// those that are gone. A subscription busy claiming keeps the wake-up for its next look.
-    pub(super) fn wake(&self, types: Option<&[&str]>) {
+    /// Reserves, for each consumer with an idle subscription, one of them for the events of
+    /// `stored` it takes (when they fit its room), and returns them with those events. The one
+    /// chosen goes to the back of the line, so replicas of one consumer take turns.
+    pub(super) fn reserve(
+        &self,
+        stored: &[(i64, &Envelope)],
+    ) -> Vec<(Arc<Waiter>, Vec<(i64, Envelope)>)> {
         let mut waiters = self.0.lock().expect("waiters");
-        waiters.retain(|w| Arc::strong_count(&w.wake) > 1);
+        waiters.retain(|w| Arc::strong_count(w) > 1);
+        let mut reserved: Vec<(Arc<Waiter>, Vec<(i64, Envelope)>)> = Vec::new();
+        for waiter in waiters.iter() {
+            if reserved
+                .iter()
+                .any(|(w, _)| w.spec.name == waiter.spec.name)
+            {
+                continue;
+            }
+            let wanted = stored
+                .iter()
+                .filter(|(_, e)| waiter.spec.wants(&e.event_type));
+            let count = wanted.clone().count();
+            if count > 0 && waiter.reserve(count) {
+                let events = wanted.map(|(seq, e)| (*seq, (*e).clone())).collect();
+                reserved.push((waiter.clone(), events));
+            }
+        }
+        // Stable: the others keep their order ahead of the ones just chosen.
+        waiters.sort_by_key(|w| reserved.iter().any(|(r, _)| Arc::ptr_eq(r, w)));
+        reserved
+    }
+
+    /// Wakes the subscriptions that take any of `types` (all of them for `None`), except those
+    /// the writer holds (it wakes them itself). A subscription busy claiming keeps the wake-up
+    /// for its next look.
+    pub(super) fn wake(&self, types: Option<&[&str]>) {
+        let waiters = self.0.lock().expect("waiters");
         for waiter in waiters.iter() {
             let wanted = match types {
-                Some(types) => {
-                    waiter.types.is_empty()
-                        || types.iter().any(|t| waiter.types.iter().any(|w| w == t))
-                }
+                Some(types) => types.iter().any(|t| waiter.spec.wants(t)),
                 None => true,
             };
-            if wanted {
+            let held = matches!(
+                *waiter.state.lock().expect("waiter"),
+                State::Reserved | State::Handed(_)
+            );
+            if wanted && !held {
                 waiter.wake.notify_one();
             }
         }
+    }
+}
+
+impl Waiter {
+    /// Reserves an idle subscription with room for `count` events for the writer.
+    fn reserve(&self, count: usize) -> bool {
+        let mut state = self.state.lock().expect("waiter");
+        match *state {
+            State::Idle { room } if count <= room => {
+                *state = State::Reserved;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Found nothing to claim: ready to be handed up to `room` events.
+    pub(super) fn park(&self, room: usize) {
+        let mut state = self.state.lock().expect("waiter");
+        if matches!(*state, State::Busy) {
+            *state = State::Idle { room };
+        }
+    }
+
+    /// Woken (or its wait ran out): what to do next. Leaves it busy unless the writer holds it.
+    pub(super) fn woken(&self) -> Woken {
+        let mut state = self.state.lock().expect("waiter");
+        match std::mem::replace(&mut *state, State::Busy) {
+            State::Reserved => {
+                *state = State::Reserved;
+                Woken::Wait
+            }
+            State::Handed(events) => Woken::Take(events),
+            State::Busy | State::Idle { .. } => Woken::Claim,
+        }
+    }
+
+    /// The writer stored and claimed `events` for this subscription.
+    pub(super) fn hand(&self, events: Vec<(i64, Envelope)>) {
+        *self.state.lock().expect("waiter") = State::Handed(events);
+        self.wake.notify_one();
+    }
+
+    /// The writer could not hand it the events it reserved it for: it claims them itself.
+    pub(super) fn release(&self) {
+        *self.state.lock().expect("waiter") = State::Busy;
+        self.wake.notify_one();
     }
 }
