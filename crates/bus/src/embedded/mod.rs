@@ -7,6 +7,7 @@
 //! event either still pending or acknowledged, never lost.
 
 mod claim;
+mod durable;
 mod live;
 mod publish;
 mod retention;
@@ -41,9 +42,10 @@ pub struct EmbeddedTransport {
 }
 
 struct Inner {
-    /// Publishes commit with fsync: a stored event must survive power loss.
+    /// Set-up and figures; commits wait for fsync.
     db: Db,
-    /// Claims, acks and naks skip the fsync: losing the last ones only causes redeliveries.
+    /// Publishes, claims, acks and naks: commits skip the fsync. Losing the last claims or acks
+    /// only causes redeliveries; publishes are made durable before their relays hear so.
     bookkeeping: Db,
     /// Subscriptions waiting for new events.
     waiters: Arc<Waiters>,
@@ -75,7 +77,8 @@ impl EmbeddedTransport {
         let (publishes, requests) = mpsc::unbounded_channel();
         // Ends when the transport is dropped (the last sender goes with it).
         tokio::spawn(write_publishes(
-            db.clone(),
+            bookkeeping.clone(),
+            wal_of(path),
             requests,
             waiters.clone(),
             live.clone(),
@@ -90,6 +93,13 @@ impl EmbeddedTransport {
             }),
         })
     }
+}
+
+/// The write-ahead file SQLite keeps beside the log at `path`.
+fn wal_of(path: &Path) -> std::path::PathBuf {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    wal.into()
 }
 
 #[async_trait]

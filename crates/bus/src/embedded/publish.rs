@@ -1,14 +1,16 @@
-//! Storing published events: every relay's batch goes to one writer task that group-commits
-//! the batches arriving together (one fsync for all), claims them in the same transaction for
-//! idle subscriptions and hands them over (see [`super::wake`]), then wakes the other
-//! subscriptions and live listeners that want them.
+//! Storing published events: every relay's batch goes to one writer task that stores the
+//! batches arriving together in one transaction, claims them there for idle subscriptions and
+//! hands them over (see [`super::wake`]), wakes the other subscriptions and live listeners that
+//! want them, and leaves answering the relays to [`super::durable`].
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bazaar_db::{Db, Tx, now_millis, sqlx};
 use tokio::sync::{mpsc, oneshot};
 
 use super::claim::record_claims;
+use super::durable::{Answer, answer_when_durable};
 use super::sql::type_filter;
 use super::wake::{Waiter, Waiters};
 use crate::{BusError, Envelope};
@@ -16,21 +18,24 @@ use crate::{BusError, Envelope};
 /// A relay's batch waiting to be stored, and where to say it was.
 pub(super) struct PublishRequest {
     events: Vec<Envelope>,
-    done: oneshot::Sender<Result<(), String>>,
+    done: Answer,
 }
 
 /// Publish requests stored in one transaction at most.
 const MAX_GROUP: usize = 64;
 
 /// Stores publishes by group commit: the batches of every relay that publish at about the same
-/// time go into one transaction, so they share one fsync instead of queueing for one each.
-/// Each is answered only once its group is durable.
+/// time go into one transaction on `log` (a handle whose commits skip the fsync), and share
+/// one fsync of `wal`, the log's write-ahead file, before their relays are answered.
 pub(super) async fn write_publishes(
-    db: Db,
+    log: Db,
+    wal: PathBuf,
     mut requests: mpsc::UnboundedReceiver<PublishRequest>,
     waiters: Arc<Waiters>,
     live: tokio::sync::broadcast::Sender<Envelope>,
 ) {
+    let (stored_groups, stored) = mpsc::unbounded_channel();
+    tokio::spawn(answer_when_durable(wal, stored));
     while let Some(first) = requests.recv().await {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -40,7 +45,7 @@ pub(super) async fn write_publishes(
             }
         }
         let events = group.iter().flat_map(|r| &r.events);
-        let answer = match store_events(&db, events, &waiters).await {
+        match store_events(&log, events, &waiters).await {
             Ok(stored) => {
                 let mut types: Vec<&str> = stored.iter().map(|e| e.event_type.as_str()).collect();
                 types.sort_unstable();
@@ -50,25 +55,26 @@ pub(super) async fn write_publishes(
                 for event in stored {
                     let _ = live.send(event.clone());
                 }
-                Ok(())
+                let _ = stored_groups.send(group.into_iter().map(|r| r.done).collect());
             }
-            Err(e) => Err(e.to_string()),
-        };
-        for request in group {
-            let _ = request.done.send(answer.clone());
+            Err(e) => {
+                for request in group {
+                    let _ = request.done.send(Err(e.to_string()));
+                }
+            }
         }
     }
 }
 
 /// Inserts `events` in one transaction, claiming them there for the idle subscriptions that
-/// take them, and hands those their events once the transaction is durable. Returns the events
+/// take them, and hands those their events once it has committed. Returns the events
 /// that were new (not duplicates).
 async fn store_events<'a>(
-    db: &Db,
+    log: &Db,
     events: impl Iterator<Item = &'a Envelope>,
     waiters: &Waiters,
 ) -> Result<Vec<&'a Envelope>, BusError> {
-    let mut tx = db.begin().await?;
+    let mut tx = log.begin().await?;
     let mut stored = Vec::new();
     for event in events {
         let body = serde_json::to_string(event).map_err(|e| BusError::Malformed(e.to_string()))?;
