@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use bazaar_db::params::ROWS_PER_STATEMENT;
 use bazaar_db::{Tx, now_millis, sqlx};
 
 use super::sql::{seq_list, type_filter};
@@ -77,7 +78,11 @@ impl EmbeddedSubscription {
                     .unwrap_or(cursor)
                     .max(cursor),
             };
-            record_claims(&mut tx, name, fresh.iter().copied(), redeliver_at).await?;
+            let rows: Vec<_> = fresh
+                .iter()
+                .map(|&seq| (name.as_str(), seq, redeliver_at))
+                .collect();
+            record_claims(&mut tx, &rows).await?;
             if new_cursor != cursor {
                 sqlx::query(
                     "UPDATE bus_consumers SET cursor = $2, delivered = delivered + $3 WHERE name = $1",
@@ -136,26 +141,26 @@ impl EmbeddedSubscription {
     }
 }
 
-/// Records first deliveries of `seqs` to `consumer`, due again at `due_at` unless settled.
+/// Records first deliveries: each (consumer, log sequence, due again at unless settled).
 pub(super) async fn record_claims(
     tx: &mut Tx,
-    consumer: &str,
-    seqs: impl Iterator<Item = i64>,
-    due_at: i64,
+    deliveries: &[(&str, i64, i64)],
 ) -> Result<(), BusError> {
-    let rows: Vec<String> = seqs.map(|seq| format!("($1, {seq}, 1, $2)")).collect();
-    if rows.is_empty() {
-        return Ok(());
+    for chunk in deliveries.chunks(ROWS_PER_STATEMENT) {
+        let rows: Vec<String> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, (_, seq, _))| format!("(${}, {seq}, 1, ${})", 2 * i + 1, 2 * i + 2))
+            .collect();
+        let insert = format!(
+            "INSERT INTO bus_pending (consumer, seq, attempts, due_at) VALUES {}",
+            rows.join(",")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(insert)).persistent(false);
+        for (consumer, _, due_at) in chunk {
+            query = query.bind(*consumer).bind(*due_at);
+        }
+        query.execute(&mut **tx).await?;
     }
-    let insert = format!(
-        "INSERT INTO bus_pending (consumer, seq, attempts, due_at) VALUES {}",
-        rows.join(",")
-    );
-    sqlx::query(sqlx::AssertSqlSafe(insert))
-        .persistent(false)
-        .bind(consumer)
-        .bind(due_at)
-        .execute(&mut **tx)
-        .await?;
     Ok(())
 }

@@ -3,9 +3,11 @@
 //! hands them over (see [`super::wake`]), wakes the other subscriptions and live listeners that
 //! want them, and leaves answering the relays to [`super::durable`].
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use bazaar_db::params::{ROWS_PER_STATEMENT, value_rows};
 use bazaar_db::{Db, Tx, now_millis, sqlx};
 use tokio::sync::{mpsc, oneshot};
 
@@ -74,24 +76,9 @@ async fn store_events<'a>(
     events: impl Iterator<Item = &'a Envelope>,
     waiters: &Waiters,
 ) -> Result<Vec<&'a Envelope>, BusError> {
+    let events: Vec<&Envelope> = events.collect();
     let mut tx = log.begin().await?;
-    let mut stored = Vec::new();
-    for event in events {
-        let body = serde_json::to_string(event).map_err(|e| BusError::Malformed(e.to_string()))?;
-        let seq: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO bus_messages (id, body, stored_at, event_type) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (id) DO NOTHING RETURNING seq",
-        )
-        .bind(&event.id)
-        .bind(body)
-        .bind(now_millis())
-        .bind(&event.event_type)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(seq) = seq {
-            stored.push((seq, event));
-        }
-    }
+    let stored = insert_new(&mut tx, &events).await?;
     let Some(&(last, _)) = stored.last() else {
         tx.commit().await?;
         return Ok(Vec::new());
@@ -100,8 +87,19 @@ async fn store_events<'a>(
     let claimed = async {
         let mut claimed = Vec::with_capacity(reserved.len());
         for (waiter, events) in &reserved {
-            claimed.push(claim_for(&mut tx, waiter, events, last).await?);
+            claimed.push(advance_cursor(&mut tx, waiter, events, last).await?);
         }
+        let now = now_millis();
+        let mut rows = Vec::new();
+        for ((waiter, events), _) in reserved.iter().zip(&claimed).filter(|(_, ok)| **ok) {
+            let due_at = now + waiter.spec.ack_wait.as_millis() as i64;
+            rows.extend(
+                events
+                    .iter()
+                    .map(|(seq, _)| (waiter.spec.name.as_str(), *seq, due_at)),
+            );
+        }
+        record_claims(&mut tx, &rows).await?;
         tx.commit().await?;
         Ok::<_, BusError>(claimed)
     }
@@ -123,10 +121,46 @@ async fn store_events<'a>(
     }
 }
 
-/// Claims `events`, just stored up to `last`, for `waiter`'s consumer, moving its cursor to
-/// `last`: only when no older event of its types is still unclaimed, so it never skips one.
-/// False when there is one (the subscription then claims for itself, in log order).
-async fn claim_for(
+/// Inserts the `events` not stored before (the log deduplicates by id), a statement per
+/// [`ROWS_PER_STATEMENT`]; returns the new ones with their sequence numbers, in log order.
+async fn insert_new<'a>(
+    tx: &mut Tx,
+    events: &[&'a Envelope],
+) -> Result<Vec<(i64, &'a Envelope)>, BusError> {
+    let now = now_millis();
+    let mut stored = Vec::with_capacity(events.len());
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let insert = format!(
+            "INSERT INTO bus_messages (id, body, stored_at, event_type) VALUES {}
+             ON CONFLICT (id) DO NOTHING RETURNING seq, id",
+            value_rows(1, chunk.len(), 4)
+        );
+        let mut query = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(insert));
+        for event in chunk {
+            let body =
+                serde_json::to_string(event).map_err(|e| BusError::Malformed(e.to_string()))?;
+            query = query
+                .bind(&event.id)
+                .bind(body)
+                .bind(now)
+                .bind(&event.event_type);
+        }
+        let by_id: HashMap<&str, &Envelope> = chunk.iter().map(|e| (e.id.as_str(), *e)).collect();
+        for (seq, id) in query.fetch_all(&mut **tx).await? {
+            if let Some(event) = by_id.get(id.as_str()) {
+                stored.push((seq, *event));
+            }
+        }
+    }
+    // SQLite returns the rows of a multi-row insert in no promised order.
+    stored.sort_unstable_by_key(|(seq, _)| *seq);
+    Ok(stored)
+}
+
+/// Moves the cursor of `waiter`'s consumer over `events`, just stored up to `last`, so they are
+/// its to take: only when no older event of its types is still unclaimed, so it never skips
+/// one. False when there is one (the subscription then claims for itself, in log order).
+async fn advance_cursor(
     tx: &mut Tx,
     waiter: &Waiter,
     events: &[(i64, Envelope)],
@@ -148,12 +182,7 @@ async fn claim_for(
     for t in types {
         query = query.bind(t);
     }
-    if query.execute(&mut **tx).await?.rows_affected() == 0 {
-        return Ok(false);
-    }
-    let due_at = now_millis() + spec.ack_wait.as_millis() as i64;
-    record_claims(tx, &spec.name, events.iter().map(|(seq, _)| *seq), due_at).await?;
-    Ok(true)
+    Ok(query.execute(&mut **tx).await?.rows_affected() == 1)
 }
 
 /// Hands `events` to the writer and waits until they are durable (or were already stored).
