@@ -145,6 +145,9 @@ pub enum DbTarget {
     },
 }
 
+/// A pooled PostgreSQL connection idle for longer is pinged before it is handed out.
+const STALE_AFTER: Duration = Duration::from_secs(1);
+
 /// How SQLite commits reach the disk.
 #[derive(Debug, Clone, Copy)]
 enum Durability {
@@ -202,6 +205,9 @@ impl Db {
         let pool = AnyPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
+            // A connection to a local file cannot go stale; the default ping before each
+            // acquire is a round trip to SQLite's thread, a good part of a small statement.
+            .test_before_acquire(false)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     // WAL lets readers run beside the one writer; FULL sync keeps every
@@ -263,6 +269,18 @@ impl Db {
             AnyPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(10))
+                // Ping only a connection that sat idle for a while (the server may have
+                // restarted meanwhile): sqlx's default pings before every acquire, a round
+                // trip added to every statement run on the pool.
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for > STALE_AFTER {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .after_connect(move |conn, _| {
                     let search_path = search_path.clone();
                     Box::pin(async move {
