@@ -5,13 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
+use bazaar_db::{now_millis, sqlx};
+
 use super::Inner;
 use super::sql::seq_list;
 use super::wake::{Waiter, Woken};
 use crate::transport::{Acker, ConsumerSpec, Delivery, Subscription};
 use crate::{BusError, Envelope};
-use async_trait::async_trait;
-use bazaar_db::{now_millis, sqlx};
 
 /// Upper bound on how long an idle subscriber sleeps before looking again.
 const IDLE_POLL: Duration = Duration::from_millis(500);

@@ -13,6 +13,9 @@ use tokio::sync::Notify;
 
 use crate::{ConsumerSpec, Envelope};
 
+/// Events with their log sequence numbers.
+pub(super) type Sequenced = Vec<(i64, Envelope)>;
+
 /// Every subscription of the log in this process.
 #[derive(Default)]
 pub(super) struct Waiters(Mutex<Vec<Arc<Waiter>>>);
@@ -32,7 +35,7 @@ enum State {
     /// Chosen by the writer for events it is storing now.
     Reserved,
     /// Events the writer stored and claimed for it, with their log sequence numbers.
-    Handed(Vec<(i64, Envelope)>),
+    Handed(Sequenced),
 }
 
 /// What a subscription does when it wakes up.
@@ -42,7 +45,7 @@ pub(super) enum Woken {
     /// Wait a little longer: the writer is committing events for it.
     Wait,
     /// Take these events, already claimed for it.
-    Take(Vec<(i64, Envelope)>),
+    Take(Sequenced),
 }
 
 impl Waiters {
@@ -60,13 +63,10 @@ impl Waiters {
     /// Reserves, for each consumer with an idle subscription, one of them for the events of
     /// `stored` it takes (when they fit its room), and returns them with those events. The one
     /// chosen goes to the back of the line, so replicas of one consumer take turns.
-    pub(super) fn reserve(
-        &self,
-        stored: &[(i64, &Envelope)],
-    ) -> Vec<(Arc<Waiter>, Vec<(i64, Envelope)>)> {
+    pub(super) fn reserve(&self, stored: &[(i64, &Envelope)]) -> Vec<(Arc<Waiter>, Sequenced)> {
         let mut waiters = self.0.lock().expect("waiters");
         waiters.retain(|w| Arc::strong_count(w) > 1);
-        let mut reserved: Vec<(Arc<Waiter>, Vec<(i64, Envelope)>)> = Vec::new();
+        let mut reserved: Vec<(Arc<Waiter>, Sequenced)> = Vec::new();
         for waiter in waiters.iter() {
             if reserved
                 .iter()
@@ -144,7 +144,7 @@ impl Waiter {
     }
 
     /// The writer stored and claimed `events` for this subscription.
-    pub(super) fn hand(&self, events: Vec<(i64, Envelope)>) {
+    pub(super) fn hand(&self, events: Sequenced) {
         *self.state.lock().expect("waiter") = State::Handed(events);
         self.wake.notify_one();
     }
