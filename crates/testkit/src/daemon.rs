@@ -7,10 +7,10 @@ use std::process::{Child, Command};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Where test servers listen: below Linux's ephemeral range (32768–60999 by default), from which
-/// the kernel also takes the local port of every outgoing connection (other tests' clients,
-/// their database connections), so a port found free there could be taken by one of those
-/// before the server binds it.
+/// Where test servers listen: below Linux's ephemeral range (32768–60999 by default). A port
+/// the kernel hands out for `bind(0)` there can go to another test's `bind(0)` again as soon
+/// as it is released, and to the local end of any outgoing connection, before the server that
+/// was meant to have it binds it.
 const PORTS: std::ops::Range<u16> = 20_000..32_000;
 
 /// Ports this test process has handed out already: never twice.
