@@ -7,7 +7,7 @@
 //! memory: the subscription skips a claim transaction of its own, which on a quiet system is
 //! most of the time an event spends between two services.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Notify;
 
@@ -56,7 +56,7 @@ impl Waiters {
             wake: Notify::new(),
             state: Mutex::new(State::Busy),
         });
-        self.0.lock().expect("waiters").push(waiter.clone());
+        locked(&self.0).push(waiter.clone());
         waiter
     }
 
@@ -64,7 +64,7 @@ impl Waiters {
     /// `stored` it takes (when they fit its room), and returns them with those events. The one
     /// chosen goes to the back of the line, so replicas of one consumer take turns.
     pub(super) fn reserve(&self, stored: &[(i64, &Envelope)]) -> Vec<(Arc<Waiter>, Sequenced)> {
-        let mut waiters = self.0.lock().expect("waiters");
+        let mut waiters = locked(&self.0);
         waiters.retain(|w| Arc::strong_count(w) > 1);
         let mut reserved: Vec<(Arc<Waiter>, Sequenced)> = Vec::new();
         for waiter in waiters.iter() {
@@ -92,16 +92,13 @@ impl Waiters {
     /// the writer holds (it wakes them itself). A subscription busy claiming keeps the wake-up
     /// for its next look.
     pub(super) fn wake(&self, types: Option<&[&str]>) {
-        let waiters = self.0.lock().expect("waiters");
+        let waiters = locked(&self.0);
         for waiter in waiters.iter() {
             let wanted = match types {
                 Some(types) => types.iter().any(|t| waiter.spec.wants(t)),
                 None => true,
             };
-            let held = matches!(
-                *waiter.state.lock().expect("waiter"),
-                State::Reserved | State::Handed(_)
-            );
+            let held = matches!(*locked(&waiter.state), State::Reserved | State::Handed(_));
             if wanted && !held {
                 waiter.wake.notify_one();
             }
@@ -112,7 +109,7 @@ impl Waiters {
 impl Waiter {
     /// Reserves an idle subscription with room for `count` events for the writer.
     fn reserve(&self, count: usize) -> bool {
-        let mut state = self.state.lock().expect("waiter");
+        let mut state = locked(&self.state);
         match *state {
             State::Idle { room } if count <= room => {
                 *state = State::Reserved;
@@ -124,7 +121,7 @@ impl Waiter {
 
     /// Found nothing to claim: ready to be handed up to `room` events.
     pub(super) fn park(&self, room: usize) {
-        let mut state = self.state.lock().expect("waiter");
+        let mut state = locked(&self.state);
         if matches!(*state, State::Busy) {
             *state = State::Idle { room };
         }
@@ -132,7 +129,7 @@ impl Waiter {
 
     /// Woken (or its wait ran out): what to do next. Leaves it busy unless the writer holds it.
     pub(super) fn woken(&self) -> Woken {
-        let mut state = self.state.lock().expect("waiter");
+        let mut state = locked(&self.state);
         match std::mem::replace(&mut *state, State::Busy) {
             State::Reserved => {
                 *state = State::Reserved;
@@ -145,13 +142,19 @@ impl Waiter {
 
     /// The writer stored and claimed `events` for this subscription.
     pub(super) fn hand(&self, events: Sequenced) {
-        *self.state.lock().expect("waiter") = State::Handed(events);
+        *locked(&self.state) = State::Handed(events);
         self.wake.notify_one();
     }
 
     /// The writer could not hand it the events it reserved it for: it claims them itself.
     pub(super) fn release(&self) {
-        *self.state.lock().expect("waiter") = State::Busy;
+        *locked(&self.state) = State::Busy;
         self.wake.notify_one();
     }
+}
+
+/// Every section under these locks only assigns whole values, so a lock left by a panicking
+/// thread still guards a consistent state: take it rather than panic in turn.
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
