@@ -24,8 +24,7 @@ const NATS_SERVER: &str = "/usr/sbin/nats-server";
 async fn connect(url: &str, namespace: &str) -> NatsTransport {
     NatsTransport::connect_with_timeout(url, namespace, Duration::from_secs(5)).await.unwrap_or_else(|e| {
         panic!(
-            "these tests need NATS with JetStream at {url}; start it with `start-stop-daemon --start --oknodo \
-             --background --exec {NATS_SERVER} -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server`: {e}"
+            "these tests need NATS with JetStream at {url}; start it with `scripts/backends up`: {e}"
         )
     })
 }
