@@ -1,7 +1,10 @@
 //! The deployment files in `deploy/` cannot be run here (no container engine, no cluster), so
 //! this test checks that they agree with the binary instead: the services they start, the
 //! subcommands and flags they pass, the `BAZAAR_*` variables they set, the endpoints and ports
-//! they probe and scrape, and the metrics the Grafana dashboard queries.
+//! they probe and scrape, and the metrics the Grafana dashboard queries. The Helm chart's
+//! renderings are checked the same way in [`chart`].
+
+mod chart;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -14,10 +17,8 @@ const OPS_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 /// Every bazaar container listens here; only the gateway is published, on this host port.
 const CONTAINER_PORT: u64 = 8080;
 const GATEWAY_HOST_PORT: u64 = 8000;
-/// The image the compose file builds and the name the k8s manifests use before kustomize
-/// rewrites it.
+/// The image the compose file builds.
 const COMPOSE_IMAGE: &str = "bazaar:local";
-const K8S_IMAGE: &str = "bazaar";
 /// Which services a process reaches over HTTP when they do not run in it (`bazaar/src/registry.rs`).
 const NEEDS: [(&str, &[&str]); 2] = [
     ("gateway", &["users", "catalog", "orders"]),
@@ -73,30 +74,6 @@ fn yaml(relative: &str) -> Value {
     docs.remove(0)
 }
 
-fn k8s_files() -> Vec<String> {
-    let mut files: Vec<String> = std::fs::read_dir(repo().join("deploy/k8s"))
-        .expect("deploy/k8s")
-        .map(|e| {
-            e.expect("dir entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .filter(|name| name.ends_with(".yaml") || name.ends_with(".yml"))
-        .map(|name| format!("deploy/k8s/{name}"))
-        .collect();
-    files.sort();
-    files
-}
-
-fn k8s_objects() -> Vec<Value> {
-    k8s_files()
-        .iter()
-        .filter(|f| !f.ends_with("kustomization.yaml"))
-        .flat_map(|f| yaml_documents(f))
-        .collect()
-}
-
 fn bazaar(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_bazaar"))
         .args(args)
@@ -137,7 +114,7 @@ fn map_of(v: Option<&Value>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// A bazaar container in compose or k8s: where it is, the arguments after the `bazaar`
+/// A bazaar container in compose or Kubernetes: where it is, the arguments after the `bazaar`
 /// entrypoint, and the environment it gets.
 #[derive(Debug)]
 struct Process {
@@ -196,82 +173,6 @@ fn compose_processes(compose: &Value) -> Vec<Process> {
                 place: format!("compose service {name}"),
                 args: strings(s.get("command")),
                 env: map_of(s.get("environment")),
-            }
-        })
-        .collect()
-}
-
-/// The pod templates of Deployments and Jobs, with their object's name.
-fn pod_specs(objects: &[Value]) -> Vec<(String, &Value)> {
-    objects
-        .iter()
-        .filter_map(|o| {
-            let spec = o.get("spec")?.get("template")?.get("spec")?;
-            let name = format!("{} {}", str_of(&o["kind"]), str_of(&o["metadata"]["name"]));
-            Some((name, spec))
-        })
-        .collect()
-}
-
-fn bazaar_containers(objects: &[Value]) -> Vec<(String, &Value)> {
-    pod_specs(objects)
-        .into_iter()
-        .flat_map(|(name, spec)| {
-            spec["containers"]
-                .as_sequence()
-                .expect("containers")
-                .iter()
-                .filter(|c| c.get("image").and_then(Value::as_str) == Some(K8S_IMAGE))
-                .map(move |c| (name.clone(), c))
-        })
-        .collect()
-}
-
-/// The environment of a k8s container: its `env` plus every ConfigMap/Secret in `envFrom`.
-fn k8s_processes(objects: &[Value]) -> Vec<Process> {
-    let data_of = |kind: &str, name: &str| -> BTreeMap<String, String> {
-        let object = objects
-            .iter()
-            .find(|o| str_of(&o["kind"]) == kind && str_of(&o["metadata"]["name"]) == name)
-            .unwrap_or_else(|| panic!("no {kind} {name} in deploy/k8s"));
-        let mut data = map_of(object.get("data"));
-        data.extend(map_of(object.get("stringData")));
-        data
-    };
-    bazaar_containers(objects)
-        .into_iter()
-        .map(|(place, c)| {
-            assert!(
-                c.get("command").is_none(),
-                "{place}: keep the bazaar entrypoint"
-            );
-            let mut env = BTreeMap::new();
-            for source in c
-                .get("envFrom")
-                .and_then(Value::as_sequence)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(r) = source.get("configMapRef") {
-                    env.extend(data_of("ConfigMap", &str_of(&r["name"])));
-                }
-                if let Some(r) = source.get("secretRef") {
-                    env.extend(data_of("Secret", &str_of(&r["name"])));
-                }
-            }
-            for var in c
-                .get("env")
-                .and_then(Value::as_sequence)
-                .into_iter()
-                .flatten()
-            {
-                let value = var.get("value").map(str_of).unwrap_or_default();
-                env.insert(str_of(&var["name"]), value);
-            }
-            Process {
-                place,
-                args: strings(c.get("args")),
-                env,
             }
         })
         .collect()
@@ -383,61 +284,6 @@ fn compose_runs_every_service_with_real_commands() {
     );
 }
 
-#[test]
-fn k8s_runs_every_service_with_real_commands() {
-    let objects = k8s_objects();
-    let processes = k8s_processes(&objects);
-    let all = services();
-    // A Service's name → the services run by the pods its selector picks.
-    let mut hosts = BTreeMap::new();
-    for service in objects.iter().filter(|o| str_of(&o["kind"]) == "Service") {
-        let selector = map_of(service["spec"].get("selector"));
-        let mut served = Vec::new();
-        for object in &objects {
-            let Some(template) = object.get("spec").and_then(|s| s.get("template")) else {
-                continue;
-            };
-            let labels = map_of(template["metadata"].get("labels"));
-            if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-                continue;
-            }
-            let name = format!(
-                "{} {}",
-                str_of(&object["kind"]),
-                str_of(&object["metadata"]["name"])
-            );
-            for p in processes.iter().filter(|p| p.place == name) {
-                served.extend(p.services(&all).unwrap_or_default());
-            }
-        }
-        hosts.insert(str_of(&service["metadata"]["name"]), served);
-    }
-    check_processes("deploy/k8s", &processes, &hosts);
-    assert!(
-        processes
-            .iter()
-            .any(|p| p.place.starts_with("Job ") && p.args == ["migrate"]),
-        "k8s: a Job running `bazaar migrate`"
-    );
-}
-
-#[test]
-fn kustomization_lists_every_manifest() {
-    let kustomization = yaml("deploy/k8s/kustomization.yaml");
-    let listed: BTreeSet<String> = strings(kustomization.get("resources"))
-        .into_iter()
-        .map(|r| format!("deploy/k8s/{r}"))
-        .collect();
-    let present: BTreeSet<String> = k8s_files()
-        .into_iter()
-        .filter(|f| !f.ends_with("kustomization.yaml") && !f.ends_with(".example.yaml"))
-        .collect();
-    assert_eq!(
-        listed, present,
-        "kustomization.yaml resources vs files in deploy/k8s"
-    );
-}
-
 /// The `BAZAAR_*` names the binary reads: string literals in the runtime's and the binary's
 /// sources (every module, folders included), plus the per-service patterns built with `ServiceName::env_prefix`.
 fn known_variables() -> BTreeSet<String> {
@@ -496,12 +342,12 @@ fn variables_in(text: &str, quote: Option<char>) -> BTreeSet<String> {
 #[test]
 fn every_bazaar_variable_is_one_the_binary_reads() {
     let known = known_variables();
-    let mut files = vec![
+    let files = vec![
         "deploy/compose.yaml".to_owned(),
         "deploy/.env.example".to_owned(),
         "deploy/Dockerfile".to_owned(),
     ];
-    files.extend(k8s_files());
+    // The Helm chart: chart::every_bazaar_variable_in_the_chart_is_one_the_binary_reads.
     for file in files {
         let unknown: Vec<String> = variables_in(&read(&file), None)
             .into_iter()
@@ -545,145 +391,6 @@ fn compose_health_checks_and_ports() {
                 "compose {name}: only the gateway is published"
             );
         }
-    }
-}
-
-/// A probe's or Service's port: 8080, or the name of a container port that is 8080.
-fn port_number(port: &Value) -> u64 {
-    match port {
-        Value::Number(n) => n.as_u64().expect("port"),
-        Value::String(name) if name == "http" => CONTAINER_PORT,
-        other => panic!("unexpected port {other:?}"),
-    }
-}
-
-#[test]
-fn k8s_probes_and_ports() {
-    let objects = k8s_objects();
-    for (place, c) in bazaar_containers(&objects) {
-        for port in c
-            .get("ports")
-            .and_then(Value::as_sequence)
-            .into_iter()
-            .flatten()
-        {
-            assert_eq!(
-                port["containerPort"].as_u64(),
-                Some(CONTAINER_PORT),
-                "{place}"
-            );
-            if let Some(name) = port.get("name") {
-                assert_eq!(str_of(name), "http", "{place}: the one port name");
-            }
-        }
-        if place.starts_with("Job ") {
-            continue;
-        }
-        for (probe, expected) in [
-            ("startupProbe", None),
-            ("livenessProbe", Some("/healthz")),
-            ("readinessProbe", Some("/readyz")),
-        ] {
-            let Some(get) = c.get(probe).map(|p| &p["httpGet"]) else {
-                assert!(expected.is_none(), "{place}: a {probe}");
-                continue;
-            };
-            let path = str_of(&get["path"]);
-            assert!(
-                OPS_PATHS.contains(&path.as_str()),
-                "{place}: {probe} {path}"
-            );
-            if let Some(expected) = expected {
-                assert_eq!(path, expected, "{place}: {probe}");
-            }
-            assert_eq!(
-                port_number(&get["port"]),
-                CONTAINER_PORT,
-                "{place}: {probe}"
-            );
-        }
-    }
-    for object in &objects {
-        let kind = str_of(&object["kind"]);
-        let name = str_of(&object["metadata"]["name"]);
-        if let Some(template) = object.get("spec").and_then(|s| s.get("template")) {
-            let annotations = map_of(template["metadata"].get("annotations"));
-            if let Some(port) = annotations.get("prometheus.io/port") {
-                assert_eq!(port, &CONTAINER_PORT.to_string(), "{kind} {name}");
-                let path = annotations.get("prometheus.io/path").map(String::as_str);
-                assert_eq!(path, Some("/metrics"), "{kind} {name}");
-            }
-        }
-        if kind == "Service" {
-            for port in object["spec"]["ports"].as_sequence().expect("ports") {
-                assert_eq!(port_number(&port["port"]), CONTAINER_PORT, "Service {name}");
-                assert_eq!(
-                    port_number(&port["targetPort"]),
-                    CONTAINER_PORT,
-                    "Service {name}"
-                );
-            }
-        }
-        if kind == "Ingress" {
-            for rule in object["spec"]["rules"].as_sequence().expect("rules") {
-                for path in rule["http"]["paths"].as_sequence().expect("paths") {
-                    let port = &path["backend"]["service"]["port"]["number"];
-                    assert_eq!(port.as_u64(), Some(CONTAINER_PORT), "Ingress {name}");
-                }
-            }
-        }
-    }
-}
-
-#[test]
-fn k8s_pods_are_locked_down() {
-    let objects = k8s_objects();
-    for (place, spec) in pod_specs(&objects) {
-        assert_eq!(
-            spec["securityContext"]["runAsNonRoot"].as_bool(),
-            Some(true),
-            "{place}"
-        );
-        let data_volumes: BTreeSet<String> = spec["volumes"]
-            .as_sequence()
-            .into_iter()
-            .flatten()
-            .filter(|v| v.get("emptyDir").is_some())
-            .map(|v| str_of(&v["name"]))
-            .collect();
-        for c in spec["containers"].as_sequence().expect("containers") {
-            let security = &c["securityContext"];
-            assert_eq!(
-                security["readOnlyRootFilesystem"].as_bool(),
-                Some(true),
-                "{place}"
-            );
-            assert_eq!(
-                security["allowPrivilegeEscalation"].as_bool(),
-                Some(false),
-                "{place}"
-            );
-            let data = c["volumeMounts"]
-                .as_sequence()
-                .into_iter()
-                .flatten()
-                .find(|m| str_of(&m["mountPath"]) == "/data")
-                .unwrap_or_else(|| panic!("{place}: /data must be mounted"));
-            assert!(
-                data_volumes.contains(&str_of(&data["name"])),
-                "{place}: /data is an emptyDir"
-            );
-            assert!(c["resources"]["requests"].is_mapping(), "{place}: requests");
-            assert!(c["resources"]["limits"].is_mapping(), "{place}: limits");
-        }
-    }
-    for p in k8s_processes(&objects) {
-        assert_eq!(
-            p.env.get("BAZAAR_DATA_DIR").map(String::as_str),
-            Some("/data"),
-            "{}",
-            p.place
-        );
     }
 }
 
@@ -756,6 +463,10 @@ fn expressions(value: &serde_json::Value, out: &mut Vec<String>) {
     }
 }
 
+/// Where the dashboard lives: in the Helm chart (its ConfigMap reads it with `.Files.Get`, which
+/// cannot reach outside the chart), and compose mounts that directory into Grafana.
+const DASHBOARD: &str = "deploy/helm/bazaar/dashboards/bazaar.json";
+
 /// Every `.rs` file under `dir`, concatenated.
 fn sources_under(dir: &Path, out: &mut String) {
     for entry in std::fs::read_dir(dir)
@@ -776,7 +487,7 @@ fn sources_under(dir: &Path, out: &mut String) {
 
 #[test]
 fn dashboard_queries_only_known_metrics() {
-    let text = read("deploy/grafana/dashboards/bazaar.json");
+    let text = read(DASHBOARD);
     let dashboard: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON");
     let mut exprs = Vec::new();
     expressions(&dashboard, &mut exprs);
@@ -828,10 +539,24 @@ fn dashboard_queries_only_known_metrics() {
         }
     }
     let providers = yaml("deploy/grafana/provisioning/dashboards/bazaar.yaml");
+    let provider_paths: Vec<String> = providers["providers"]
+        .as_sequence()
+        .expect("providers")
+        .iter()
+        .map(|p| str_of(&p["options"]["path"]))
+        .collect();
+    assert!(!provider_paths.is_empty(), "a dashboard provider");
+    // Compose's Grafana loads the chart's copy: there is no other.
+    let dir = Path::new(DASHBOARD).parent().expect("dir");
+    let mount = format!(
+        "./{}:{}:ro",
+        dir.strip_prefix("deploy").expect("under deploy/").display(),
+        provider_paths[0]
+    );
+    let compose = compose();
     assert!(
-        providers["providers"]
-            .as_sequence()
-            .is_some_and(|p| !p.is_empty())
+        strings(compose["services"]["grafana"].get("volumes")).contains(&mount),
+        "compose grafana: mount {mount}"
     );
 }
 
