@@ -109,14 +109,24 @@ impl App {
             stop.clone(),
         ));
 
+        let serves_graphql = public.is_some();
         let router = public.unwrap_or(internal);
         let router =
             with_standard_layers(router.merge(ops_routes(checks)), Duration::from_secs(30));
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
-        tracing::info!(address = %listener.local_addr()?, services = %names(services),
+        let address = listener.local_addr()?;
+        tracing::info!(%address, services = %names(services),
             bus = platform.transport.kind(), cache = platform.cache.kind(), "bazaar is ready");
+        if serves_graphql {
+            // Listening on every interface (0.0.0.0) is reached locally through loopback.
+            let mut open = address;
+            if open.ip().is_unspecified() {
+                open.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            tracing::info!("GraphQL and GraphiQL: http://{open}/graphql");
+        }
         Ok(App {
             listener,
             router,

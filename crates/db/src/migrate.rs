@@ -59,7 +59,9 @@ impl Db {
             .bind(now_millis())
             .execute(&mut *tx)
             .await?;
-            tracing::info!(set, version = m.version, "applied migration");
+            // Debug: a first start applies dozens, which would bury the line saying where
+            // bazaar listens (`bazaar migrate` and BAZAAR_LOG=debug show them).
+            tracing::debug!(set, version = m.version, "applied migration");
         }
         tx.commit().await?;
         Ok(())
