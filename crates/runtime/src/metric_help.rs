@@ -3,7 +3,7 @@
 //! The Prometheus exporter writes a `# HELP` line only for a described metric, and
 //! `promtool check metrics` flags every metric without one. The metrics are recorded across
 //! the crates and services; describing them here, in one list, keeps the catalogue reviewable
-//! (README's Metrics section mirrors it) without every crate needing a start-up hook.
+//! (docs/operations.md's Metrics section mirrors it) without every crate needing a start-up hook.
 
 use metrics::Unit;
 
