@@ -11,6 +11,7 @@ mod batching;
 mod browser;
 mod connectivity;
 mod deploy_files;
+mod docs_files;
 mod engagement;
 mod graphql_caching;
 mod graphql_http;
