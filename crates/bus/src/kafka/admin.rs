@@ -3,9 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::error::RDKafkaErrorCode;
-use tracing::{info, warn};
+use rdkafka::producer::{FutureProducer, Producer};
+use tracing::{debug, info, warn};
 
 use super::config::{Context, KafkaConfig, Refusal};
 use crate::BusError;
@@ -37,7 +39,7 @@ pub fn refused(refusal: Refusal) -> BusError {
         )),
         Refusal::Certificate(why) => BusError::Unavailable(format!(
             "TLS to Kafka failed: the brokers' certificate did not verify or TLS is \
-             misconfigured (check BAZAAR_KAFKA_CA_FILE): {why}"
+             misconfigured (check BAZAAR_KAFKA_CA_FILE and BAZAAR_KAFKA_TLS): {why}"
         )),
     }
 }
@@ -95,6 +97,52 @@ pub async fn ensure_topic(
             "Kafka controller not answering yet, retrying");
         tokio::time::sleep(delay).await;
         attempt = attempt.saturating_add(1);
+    }
+}
+
+/// Waits until every partition of `topic` has a leader: a topic just created answers
+/// "not leader" for a moment, and live feeds and figures read its offsets at once.
+pub async fn wait_for_leaders<C: ClientContext + 'static>(
+    producer: &FutureProducer<C>,
+    config: &KafkaConfig,
+    topic: &str,
+) -> Result<(), BusError> {
+    let deadline = Instant::now() + config.startup_timeout;
+    let mut attempt = 0u32;
+    loop {
+        // A blocking call of librdkafka's: off the async workers.
+        let (client, name) = (producer.clone(), topic.to_owned());
+        let metadata = tokio::task::spawn_blocking(move || {
+            client.client().fetch_metadata(Some(&name), REQUEST_TIMEOUT)
+        })
+        .await;
+        let led = metadata
+            .map_err(|e| e.to_string())
+            .and_then(|m| m.map_err(|e| e.to_string()))
+            .map(|m| {
+                m.topics().iter().any(|t| {
+                    t.name() == topic
+                        && t.error().is_none()
+                        && !t.partitions().is_empty()
+                        && t.partitions()
+                            .iter()
+                            .all(|p| p.error().is_none() && p.leader() >= 0)
+                })
+            });
+        match led {
+            Ok(true) => return Ok(()),
+            _ if Instant::now() >= deadline => {
+                return Err(BusError::Unavailable(format!(
+                    "the partitions of {topic} have no leader after {:?}",
+                    config.startup_timeout
+                )));
+            }
+            _ => {
+                debug!(%topic, attempt, "waiting for partition leaders");
+                tokio::time::sleep(Duration::from_millis(50).saturating_mul(attempt + 1)).await;
+                attempt = attempt.saturating_add(1);
+            }
+        }
     }
 }
 

@@ -166,6 +166,14 @@ impl ClientContext for Context {
                 Some(Refusal::Credentials(reason.to_owned()))
             }
             Some(RDKafkaErrorCode::SSL) => Some(Refusal::Certificate(reason.to_owned())),
+            // librdkafka reports a certificate that does not verify, or TLS spoken to a
+            // plaintext listener, as a transport failure; only the reason tells them apart
+            // from a broker that is merely down.
+            _ if reason.contains("SSL handshake failed")
+                || reason.contains("certificate verify failed") =>
+            {
+                Some(Refusal::Certificate(reason.to_owned()))
+            }
             _ => None,
         };
         match refusal {

@@ -69,8 +69,6 @@ impl KafkaTransport {
         let context = Context::default();
         let namespace = sanitize(namespace);
         let topic = format!("{namespace}.events");
-        let admin = admin::client(&config, context.clone())?;
-        admin::ensure_topic(&admin, &context, &config, &topic).await?;
         let producer: FutureProducer<Context> = config
             .client()
             // Stored on every in-sync replica before the send is answered, at most once per
@@ -86,6 +84,11 @@ impl KafkaTransport {
             .set("partitioner", "murmur2_random")
             .create_with_context(context.clone())
             .map_err(|e| BusError::Unavailable(format!("creating a Kafka producer: {e}")))?;
+        // After the producer: its polling thread is what hands librdkafka's errors (a refused
+        // password or certificate) to the context that start-up consults.
+        let admin = admin::client(&config, context.clone())?;
+        admin::ensure_topic(&admin, &context, &config, &topic).await?;
+        admin::wait_for_leaders(&producer, &config, &topic).await?;
         let config = Arc::new(config);
         Ok(KafkaTransport {
             inner: Arc::new(Inner {
