@@ -1,15 +1,19 @@
 //! What the Kafka transport does beyond the shared conformance suite: a departed member's
 //! deliveries come back in order, a stuck member loses its partitions after `ack_wait`, live
-//! feeds reach every listener, a group's lag is read by another process, and TLS that fails
-//! stops start-up naming the CA setting. Each test has a namespace (topic, groups) of its own
+//! feeds reach every listener, a group's lag is read by another process, TLS that fails
+//! stops start-up naming the CA setting, and a member joining and leaving mid-load loses
+//! nothing. Each test has a namespace (topic, groups) of its own
 //! on the broker at 127.0.0.1:9092 (`BAZAAR_TEST_KAFKA_BROKERS`); skipped with a message when
 //! there is none, unless `BAZAAR_REQUIRE_BACKENDS=1`.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bazaar_bus::{ConsumerSpec, Envelope, KafkaConfig, KafkaTransport, Subscription, Transport};
 use futures::StreamExt;
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 fn brokers() -> String {
     std::env::var("BAZAAR_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
@@ -43,9 +47,9 @@ where
         .await
         .expect("connect");
     let outcome =
-        tokio::time::timeout(Duration::from_secs(40), test(transport.clone(), namespace)).await;
+        tokio::time::timeout(Duration::from_secs(60), test(transport.clone(), namespace)).await;
     transport.delete_topic().await.expect("delete test topic");
-    outcome.expect("test finished within 40 s");
+    outcome.expect("test finished within 60 s");
 }
 
 fn event(source: &str, event_type: &str, aggregate: &str) -> Envelope {
@@ -207,6 +211,133 @@ async fn failed_tls_names_the_ca_setting() {
             started.elapsed() < Duration::from_secs(15),
             "{:?}",
             started.elapsed()
+        );
+    })
+    .await;
+}
+
+type Seen = Arc<Mutex<Vec<(String, &'static str)>>>;
+
+/// One member of `spec`'s group: takes batches, records and acks them, until `stop`.
+async fn member(
+    t: KafkaTransport,
+    spec: ConsumerSpec,
+    seen: Seen,
+    who: &'static str,
+    stop: CancellationToken,
+) {
+    let mut sub = t.subscribe(&spec).await.unwrap();
+    loop {
+        let batch = tokio::select! {
+            _ = stop.cancelled() => break,
+            batch = sub.next_batch(20) => batch.unwrap().expect("subscription open"),
+        };
+        for d in batch {
+            seen.lock().unwrap().push((d.event.id.clone(), who));
+            // A little work per event, so that the load outlasts the rebalances.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            d.ack().await.unwrap();
+        }
+    }
+}
+
+/// A second member joins its group in the middle of the load and leaves again: every event
+/// is delivered (none lost in either hand-over), each aggregate's in publish order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_joining_and_leaving_mid_load_loses_nothing() {
+    with_kafka(|t, _| async move {
+        let spec = ConsumerSpec::new("rebalanced");
+        let seen: Seen = Arc::default();
+        let stop_a = CancellationToken::new();
+        let stop_b = CancellationToken::new();
+        let a = tokio::spawn(member(
+            t.clone(),
+            spec.clone(),
+            seen.clone(),
+            "a",
+            stop_a.clone(),
+        ));
+        let mut published = Vec::new();
+        let mut b = None;
+        for round in 0..24 {
+            if round == 4 {
+                b = Some(tokio::spawn(member(
+                    t.clone(),
+                    spec.clone(),
+                    seen.clone(),
+                    "b",
+                    stop_b.clone(),
+                )));
+            }
+            if round == 14 {
+                stop_b.cancel();
+            }
+            let events: Vec<Envelope> = (0..20)
+                .map(|i| {
+                    event(
+                        "orders",
+                        "OrderPlaced",
+                        &format!("order-{}", (round * 20 + i) % 40),
+                    )
+                })
+                .collect();
+            t.publish_batch(&events).await.unwrap();
+            published.extend(events);
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        bazaar_testkit::eventually_within(
+            Duration::from_secs(20),
+            "every event delivered",
+            || async {
+                let got: HashSet<String> = seen
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                published.iter().all(|e| got.contains(&e.id))
+            },
+        )
+        .await;
+        stop_a.cancel();
+        a.await.unwrap();
+        b.expect("b started").await.unwrap();
+        let seen = seen.lock().unwrap().clone();
+        assert!(
+            seen.iter().any(|(_, who)| *who == "b"),
+            "the second member got no work"
+        );
+        let mut first_seen: Vec<&str> = Vec::new();
+        let mut known = HashSet::new();
+        for (id, _) in &seen {
+            if known.insert(id.as_str()) {
+                first_seen.push(id);
+            }
+        }
+        for aggregate in 0..40 {
+            let key = format!("order-{aggregate}");
+            let expected: Vec<&str> = published
+                .iter()
+                .filter(|e| e.aggregate_id == key)
+                .map(|e| e.id.as_str())
+                .collect();
+            let position: HashMap<&str, usize> = first_seen
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (*id, i))
+                .collect();
+            let mut got = expected.clone();
+            got.sort_by_key(|id| position[id]);
+            assert_eq!(
+                got, expected,
+                "{key} handed out out of order across the rebalances"
+            );
+        }
+        eprintln!(
+            "rebalance test: {} events, {} deliveries ({} by the second member)",
+            published.len(),
+            seen.len(),
+            seen.iter().filter(|(_, who)| *who == "b").count()
         );
     })
     .await;
