@@ -11,6 +11,7 @@
 //! `BAZAAR_REQUIRE_BACKENDS=1` (CI), where it fails.
 #![allow(dead_code)]
 
+pub mod kafka;
 pub mod processes;
 pub mod shop;
 pub mod ws;
