@@ -24,7 +24,7 @@ impl KafkaBroker {
     /// a failure under `BAZAAR_REQUIRE_BACKENDS=1`) without Java or the Kafka jars.
     pub async fn start() -> Option<KafkaBroker> {
         let libs = PathBuf::from(std::env::var("BAZAAR_TEST_KAFKA_LIBS").unwrap_or(LIBS.into()));
-        if !libs.join("kafka-server-4.4.0.jar").is_file() && !libs.is_dir() {
+        if !libs.is_dir() {
             return bazaar_testkit::skip(format!("Kafka jars not found in {}", libs.display()));
         }
         bazaar_testkit::binary("java (a private Kafka broker)", &["/usr/bin/java"])?;

@@ -27,8 +27,9 @@ pub(crate) struct FileKafka {
     heartbeat_interval_ms: Option<u64>,
 }
 
-/// The Kafka transport's configuration, or `None` without `BAZAAR_KAFKA_BROKERS`.
-pub(super) fn load(l: &mut Loader) -> Option<KafkaConfig> {
+/// The Kafka transport's configuration, or `None` without `BAZAAR_KAFKA_BROKERS`;
+/// `other_bus` says whether NATS or RabbitMQ is configured too.
+pub(super) fn load(l: &mut Loader, other_bus: bool) -> Option<KafkaConfig> {
     let f = std::mem::take(&mut l.file.kafka);
     let brokers = first([env("BAZAAR_KAFKA_BROKERS"), f.brokers]);
     let ca_file = first([env("BAZAAR_KAFKA_CA_FILE").map(PathBuf::from), f.ca_file]);
@@ -66,6 +67,13 @@ pub(super) fn load(l: &mut Loader) -> Option<KafkaConfig> {
         }
         return None;
     };
+    if other_bus {
+        errors.push(
+            "set one of BAZAAR_NATS_URL, BAZAAR_AMQP_URL and BAZAAR_KAFKA_BROKERS for the event \
+             bus, not several"
+                .into(),
+        );
+    }
     for broker in brokers.split(',').map(str::trim) {
         let port = broker.rsplit_once(':').map(|(_, port)| port.parse::<u16>());
         if !matches!(port, Some(Ok(_))) {

@@ -113,14 +113,7 @@ pub(super) fn brokers(l: &mut Loader) -> Brokers {
         amqp_ca_file.as_deref(),
     );
     validate::brokers(nats, amqp, ca, &mut l.errors);
-    let kafka = super::kafka::load(l);
-    if kafka.is_some() && (nats_url.is_some() || amqp_url.is_some()) {
-        l.errors.push(
-            "set one of BAZAAR_NATS_URL, BAZAAR_AMQP_URL and BAZAAR_KAFKA_BROKERS for the event \
-             bus, not several"
-                .into(),
-        );
-    }
+    let kafka = super::kafka::load(l, nats_url.is_some() || amqp_url.is_some());
     let redis_url = first([env_secret("BAZAAR_REDIS_URL"), l.file.redis_url.clone()]);
     let (schemes, message) = (
         &["redis://", "rediss://"],
