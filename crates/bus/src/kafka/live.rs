@@ -53,9 +53,7 @@ pub async fn live(
                 .filter(|t| t.name() == topic)
                 .flat_map(|t| t.partitions())
             {
-                let (_, high) = consumer
-                    .fetch_watermarks(&topic, p.id(), TIMEOUT)
-                    .map_err(|e| unavailable("reading watermarks", e))?;
+                let (_, high) = super::stats::watermarks(&consumer, &topic, p.id())?;
                 list.add_partition_offset(&topic, p.id(), Offset::Offset(high))
                     .map_err(|e| unavailable("positioning a live feed", e))?;
             }

@@ -5,9 +5,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::config::{Context, KafkaConfig};
@@ -105,9 +106,7 @@ impl Readers {
             .collect();
         let mut marks = BTreeMap::new();
         for p in &partitions {
-            let (low, high) = meta
-                .fetch_watermarks(topic, *p, TIMEOUT)
-                .map_err(|e| unavailable("reading watermarks", e))?;
+            let (low, high) = watermarks(&*meta, topic, *p)?;
             marks.insert(*p, (low, high));
         }
         let messages = marks
@@ -171,6 +170,36 @@ impl Readers {
             messages,
             consumers,
         })
+    }
+}
+
+/// The low and high watermarks of one partition. Retried for a few seconds while the broker
+/// answers "not leader": a topic just created has leaders in its metadata a moment before
+/// the partitions take offset requests.
+pub fn watermarks<C: Consumer<X>, X: ConsumerContext>(
+    client: &C,
+    topic: &str,
+    partition: i32,
+) -> Result<(i64, i64), BusError> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        match client.fetch_watermarks(topic, partition, TIMEOUT) {
+            Ok(marks) => return Ok(marks),
+            Err(e)
+                if Instant::now() < deadline
+                    && matches!(
+                        e.rdkafka_error_code(),
+                        Some(
+                            RDKafkaErrorCode::NotLeaderForPartition
+                                | RDKafkaErrorCode::LeaderNotAvailable
+                                | RDKafkaErrorCode::UnknownTopicOrPartition
+                        )
+                    ) =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(unavailable("reading watermarks", e)),
+        }
     }
 }
 
