@@ -1,5 +1,5 @@
 //! Connecting the shared infrastructure chosen by the configuration: the embedded event log,
-//! NATS JetStream or RabbitMQ, the in-memory cache or Redis.
+//! NATS JetStream, RabbitMQ or Kafka, the in-memory cache or Redis.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,19 +7,26 @@ use std::time::Duration;
 use anyhow::Context;
 use bazaar_auth::TokenKeys;
 use bazaar_bus::{
-    AmqpConfig, AmqpTransport, EmbeddedTransport, NatsTransport, Transport, without_credentials,
+    AmqpConfig, AmqpTransport, EmbeddedTransport, KafkaTransport, NatsTransport, Transport,
+    without_credentials,
 };
 use bazaar_cache::{Cache, CacheError, MemoryCache, RedisCache, RedisOptions};
 use bazaar_runtime::{Platform, Settings};
 
 pub async fn connect(settings: Arc<Settings>) -> anyhow::Result<Platform> {
-    let transport: Arc<dyn Transport> = match (&settings.nats_url, &settings.amqp_url) {
-        (Some(url), _) => {
+    let brokers = (&settings.nats_url, &settings.amqp_url, &settings.kafka);
+    // The configuration allows one broker only.
+    let transport: Arc<dyn Transport> = match brokers {
+        (_, _, Some(config)) => {
+            tracing::info!(?config, "connecting to Kafka");
+            Arc::new(KafkaTransport::connect(config.clone(), &settings.namespace).await?)
+        }
+        (Some(url), _, None) => {
             let options = settings.connections.nats_options();
             tracing::info!(url = %without_credentials(url), auth = ?options.auth, ca_file = ?options.ca_file, "connecting to NATS JetStream");
             Arc::new(NatsTransport::connect_with(url, &settings.namespace, &options).await?)
         }
-        (None, Some(url)) => {
+        (None, Some(url), None) => {
             let config = AmqpConfig {
                 url: url.expose().to_owned(),
                 ca_file: settings.amqp_ca_file.clone(),
@@ -27,7 +34,7 @@ pub async fn connect(settings: Arc<Settings>) -> anyhow::Result<Platform> {
             tracing::info!(?config, "connecting to RabbitMQ");
             Arc::new(AmqpTransport::connect(config, &settings.namespace).await?)
         }
-        (None, None) => {
+        (None, None, None) => {
             bazaar_db::private_dir(&settings.data_dir).with_context(|| {
                 format!(
                     "cannot create data directory {}",

@@ -45,8 +45,8 @@ impl App {
             && (settings.database_url.is_some() || !settings.service_database_urls.is_empty());
         if !runs_all && !services.contains(&bazaar_gateway::NAME) && !shared_infra {
             anyhow::bail!(
-                "running {} without the gateway needs NATS (BAZAAR_NATS_URL) or RabbitMQ \
-                 (BAZAAR_AMQP_URL) and PostgreSQL (BAZAAR_DATABASE_URL): the embedded event log \
+                "running {} without the gateway needs NATS (BAZAAR_NATS_URL), RabbitMQ \
+                 (BAZAAR_AMQP_URL) or Kafka (BAZAAR_KAFKA_BROKERS) and PostgreSQL (BAZAAR_DATABASE_URL): the embedded event log \
                  cannot reach other processes",
                 names(services)
             );

@@ -26,7 +26,7 @@
 //!
 //! Run (release, loopback only, stops by itself):
 //!
-//!     cargo run --release -p bazaar --example bench -- [--backend embedded|real] [--hot] [--seconds N] [--concurrency C] [--nats-url URL | --amqp-url URL] [--pg-sslmode MODE] [--phases all|reads] [--abuse] [--retention SECS]
+//!     cargo run --release -p bazaar --example bench -- [--backend embedded|real] [--hot] [--seconds N] [--concurrency C] [--nats-url URL | --amqp-url URL | --kafka-brokers HOST:PORT] [--pg-sslmode MODE] [--phases all|reads] [--abuse] [--retention SECS]
 //!
 //! With `OTEL_EXPORTER_OTLP_ENDPOINT` (and the other `OTEL_*` variables) set, the server
 //! exports its traces as `bazaar serve` would, to measure what tracing costs.
@@ -95,6 +95,12 @@ async fn main() -> anyhow::Result<()> {
     let amqp_url = std::env::args()
         .position(|a| a == "--amqp-url")
         .and_then(|i| std::env::args().nth(i + 1));
+    let kafka_brokers = std::env::args()
+        .position(|a| a == "--kafka-brokers")
+        .and_then(|i| std::env::args().nth(i + 1));
+    if amqp_url.is_some() && kafka_brokers.is_some() {
+        anyhow::bail!("--amqp-url and --kafka-brokers: pick one event bus");
+    }
     let namespace = format!("bench{}", uuid::Uuid::now_v7().simple());
     let database = format!("bazaar_bench_{}", uuid::Uuid::new_v4().simple());
     let data_dir = tempfile::tempdir()?;
@@ -157,17 +163,21 @@ async fn main() -> anyhow::Result<()> {
             mode => format!("postgres://postgres@127.0.0.1:5432/{database}?sslmode={mode}"),
         };
         settings.database_url = Some(Secret::new(url));
-        match &amqp_url {
-            Some(url) => settings.amqp_url = Some(Secret::new(url.clone())),
-            None => settings.nats_url = Some(nats_url.clone()),
+        match (&amqp_url, &kafka_brokers) {
+            (Some(url), _) => settings.amqp_url = Some(Secret::new(url.clone())),
+            (None, Some(brokers)) => {
+                settings.kafka = Some(bazaar_bus::KafkaConfig::new(brokers.clone()))
+            }
+            (None, None) => settings.nats_url = Some(nats_url.clone()),
         }
         settings.redis_url = Some(Secret::new(REDIS));
         settings.jwt_secret = Secret::new(format!("bench-secret-{namespace}-0123456789abcdef"));
     }
-    let backend = match (real, amqp_url.is_some()) {
-        (true, false) => "real (PostgreSQL+NATS JetStream+Redis)",
-        (true, true) => "real (PostgreSQL+RabbitMQ+Redis)",
-        (false, _) => "embedded (SQLite+event log+in-memory cache)",
+    let backend = match (real, amqp_url.is_some(), kafka_brokers.is_some()) {
+        (true, false, false) => "real (PostgreSQL+NATS JetStream+Redis)",
+        (true, true, _) => "real (PostgreSQL+RabbitMQ+Redis)",
+        (true, false, true) => "real (PostgreSQL+Kafka+Redis)",
+        (false, _, _) => "embedded (SQLite+event log+in-memory cache)",
     };
     println!(
         "bazaar bench: backend={backend} seconds={seconds} concurrency={concurrency} hot={hot}"
@@ -225,9 +235,16 @@ async fn main() -> anyhow::Result<()> {
     if real {
         postgres(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).await?;
         let timeout = Duration::from_secs(3);
-        match &amqp_url {
-            Some(url) => delete_rabbitmq_queues(url, &namespace).await,
-            None => {
+        match (&amqp_url, &kafka_brokers) {
+            (Some(url), _) => delete_rabbitmq_queues(url, &namespace).await,
+            (None, Some(brokers)) => {
+                let config = bazaar_bus::KafkaConfig::new(brokers.clone());
+                let connect = bazaar_bus::KafkaTransport::connect(config, &namespace);
+                if let Ok(Ok(kafka)) = tokio::time::timeout(timeout * 3, connect).await {
+                    let _ = kafka.delete_topic().await;
+                }
+            }
+            (None, None) => {
                 if let Ok(nats) =
                     NatsTransport::connect_with_timeout(&nats_url, &namespace, timeout).await
                 {

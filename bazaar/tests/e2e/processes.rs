@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::kafka::KafkaBroker;
 use crate::support::processes::*;
 use crate::support::shop::*;
 use crate::support::{Backend, Environment, LOGIN, TestApp, eventually, str};
@@ -451,16 +452,25 @@ async fn rabbitmq_restart_under_load() {
     broker_restart_under_load(Backend::Rabbitmq).await
 }
 
-/// The broker of a test: a private NATS server, or the machine's RabbitMQ application.
+/// The same with a private Kafka broker killed (-9) and started again on its log directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kafka_restart_under_load() {
+    broker_restart_under_load(Backend::Kafka).await
+}
+
+/// The broker of a test: a private NATS server or Kafka broker, or the machine's RabbitMQ
+/// application.
 enum Broker {
     Nats(NatsServer),
     Rabbitmq,
+    Kafka(KafkaBroker),
 }
 
 impl Broker {
     async fn stop(&mut self) {
         match self {
             Broker::Nats(nats) => nats.kill9(),
+            Broker::Kafka(kafka) => kafka.kill9(),
             Broker::Rabbitmq => bazaar_bus::testing::rabbitmqctl(&["stop_app"])
                 .await
                 .expect("rabbitmqctl stop_app"),
@@ -470,6 +480,7 @@ impl Broker {
     async fn start(&mut self) {
         match self {
             Broker::Nats(nats) => nats.restart().await,
+            Broker::Kafka(kafka) => kafka.restart().await,
             Broker::Rabbitmq => bazaar_bus::testing::rabbitmqctl(&["start_app"])
                 .await
                 .expect("rabbitmqctl start_app"),
@@ -484,6 +495,14 @@ async fn broker_restart_under_load(backend: Backend) {
     bounded(LIMIT, async {
         let (mut broker, cluster) = match backend {
             Backend::Rabbitmq => (Broker::Rabbitmq, Cluster::start(&env).await),
+            Backend::Kafka => {
+                let Some(kafka) = KafkaBroker::start().await else {
+                    return;
+                };
+                let cluster =
+                    Cluster::start_on(&env, "BAZAAR_KAFKA_BROKERS", &kafka.address()).await;
+                (Broker::Kafka(kafka), cluster)
+            }
             _ => {
                 let nats = NatsServer::start().await;
                 let cluster = Cluster::start_on(&env, "BAZAAR_NATS_URL", &nats.url()).await;

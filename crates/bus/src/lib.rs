@@ -1,5 +1,5 @@
 //! The event bus: services record events in a transactional outbox, a relay publishes them to
-//! a transport (the embedded SQLite log, NATS JetStream or RabbitMQ) in batches, and consumers apply
+//! a transport (the embedded SQLite log, NATS JetStream, RabbitMQ or Kafka) in batches, and consumers apply
 //! each event exactly once through an idempotent inbox, in batches split by aggregate,
 //! dead-lettering what keeps failing.
 
@@ -9,6 +9,7 @@ mod consumer;
 mod dead_letter_count;
 mod embedded;
 mod envelope;
+mod kafka;
 mod nats;
 mod outbox;
 mod schema;
@@ -25,6 +26,7 @@ pub use consumer::{
 pub use dead_letter_count::dead_letter_count;
 pub use embedded::EmbeddedTransport;
 pub use envelope::Envelope;
+pub use kafka::{KafkaConfig, KafkaSasl, KafkaTransport, SaslMechanism};
 pub use nats::NatsTransport;
 pub use nats::auth::{NatsAuth, NatsOptions, without_credentials};
 pub use outbox::{EventTx, Outbox, OutboxRelay, outbox_backlog, outbox_oldest_unpublished};

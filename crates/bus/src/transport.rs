@@ -1,4 +1,5 @@
-//! The transport contract both brokers implement: the embedded SQLite log and NATS JetStream.
+//! The transport contract every broker implements: the embedded SQLite log, NATS JetStream,
+//! RabbitMQ and Kafka.
 //!
 //! Semantics (checked by the conformance suite in `tests/conformance.rs`):
 //! - `publish` returns only once the broker has stored the event; publishing the same event id
@@ -100,7 +101,7 @@ pub trait Transport: Send + Sync + 'static {
     /// Counts for the stream and its consumers.
     async fn stats(&self) -> Result<StreamStats, BusError>;
 
-    /// A short name for logs and metrics: `embedded` or `nats`.
+    /// A short name for logs and metrics: `embedded`, `nats`, `rabbitmq` or `kafka`.
     fn kind(&self) -> &'static str;
 
     /// Deletes stored events older than `keep` that every consumer has acknowledged, and

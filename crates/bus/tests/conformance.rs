@@ -1,10 +1,11 @@
 //! Transport conformance: the same scenarios against the embedded log + SQLite, NATS
-//! JetStream + PostgreSQL and RabbitMQ + PostgreSQL, checking the delivery contract in
+//! JetStream + PostgreSQL, RabbitMQ + PostgreSQL and Kafka + PostgreSQL, checking the delivery contract in
 //! `src/transport.rs` and the outbox/inbox/dead-letter guarantees built on it.
 //!
-//! NATS, RabbitMQ and PostgreSQL are expected at 127.0.0.1:4222, :5672 and :5432 (RabbitMQ with
-//! `rabbitmqctl` on the PATH: each scenario gets a virtual host of its own); when unreachable
-//! the `nats`/`rabbitmq` variants print `SKIPPED` and pass, unless `BAZAAR_REQUIRE_BACKENDS=1`
+//! NATS, RabbitMQ, Kafka and PostgreSQL are expected at 127.0.0.1:4222, :5672, :9092 and :5432
+//! (RabbitMQ with `rabbitmqctl` on the PATH: each scenario gets a virtual host of its own;
+//! on Kafka a namespace, so a topic and groups, of its own); when unreachable the
+//! `nats`/`rabbitmq`/`kafka` variants print `SKIPPED` and pass, unless `BAZAAR_REQUIRE_BACKENDS=1`
 //! makes them fail.
 
 mod support;
@@ -17,8 +18,8 @@ use bazaar_bus::{Delivery, RetryPolicy, dead_letters, outbox_backlog};
 use serde_json::json;
 use support::{Ctx, OTHER_TYPE, RecordingAcker, TestHandler, event, eventually};
 
-/// One scenario body, three entry points: `<scenario>::embedded`, `<scenario>::nats` and
-/// `<scenario>::rabbitmq`.
+/// One scenario body, four entry points: `<scenario>::embedded`, `<scenario>::nats`,
+/// `<scenario>::rabbitmq` and `<scenario>::kafka`.
 macro_rules! conformance {
     ($($scenario:ident),* $(,)?) => {$(
         mod $scenario {
@@ -35,6 +36,11 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn rabbitmq() {
                 crate::support::run(crate::support::Kind::Rabbitmq, super::$scenario).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn kafka() {
+                crate::support::run(crate::support::Kind::Kafka, super::$scenario).await
             }
         }
     )*};

@@ -104,7 +104,7 @@ fn env_path(name: &str) -> Option<PathBuf> {
 
 /// A CA file must be readable PEM with at least one certificate: checked now, because a typo
 /// would otherwise surface as a TLS failure far from its cause.
-fn check_ca_file(setting: &str, path: &Path, errors: &mut Vec<String>) {
+pub(crate) fn check_ca_file(setting: &str, path: &Path, errors: &mut Vec<String>) {
     match std::fs::read_to_string(path) {
         Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => {}
         Ok(_) => errors.push(format!(

@@ -1,15 +1,17 @@
-//! Test harness: starts a real bazaar process-in-a-task on port 0 against one of three backend
+//! Test harness: starts a real bazaar process-in-a-task on port 0 against one of four backend
 //! sets, and talks to it over HTTP like a client.
 //!
 //! - `Backend::Embedded`: SQLite files, the embedded event log and the in-memory cache in a
 //!   fresh temporary directory.
 //! - `Backend::Real`: a fresh PostgreSQL database, a random NATS/Redis namespace.
 //! - `Backend::Rabbitmq`: the same with RabbitMQ for events, in a virtual host of its own.
+//! - `Backend::Kafka`: the same with Kafka for events (a topic and groups of the namespace).
 //!
 //! When a backend cannot be reached the test is skipped with a message, unless
 //! `BAZAAR_REQUIRE_BACKENDS=1` (CI), where it fails.
 #![allow(dead_code)]
 
+pub mod kafka;
 pub mod processes;
 pub mod shop;
 pub mod ws;
@@ -25,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 pub const NATS_URL: &str = "nats://127.0.0.1:4222";
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub const KAFKA_BROKERS: &str = "127.0.0.1:9092";
 /// PostgreSQL connections per service of a test app (the pipeline keeps 2 more): four tests
 /// at once, some with a process per service, stay well under the server's 100.
 pub const TEST_POOL_SIZE: usize = 2;
@@ -36,6 +39,8 @@ pub enum Backend {
     Real,
     /// PostgreSQL + RabbitMQ + Redis.
     Rabbitmq,
+    /// PostgreSQL + Kafka + Redis.
+    Kafka,
 }
 
 /// Where a test app keeps its state, so a second app can be started on the same state.
@@ -56,10 +61,14 @@ impl Environment {
         let mut vhost = None;
         let database = match backend {
             Backend::Embedded => None,
-            Backend::Real | Backend::Rabbitmq => {
+            Backend::Real | Backend::Rabbitmq | Backend::Kafka => {
                 let reachable = match backend {
                     Backend::Rabbitmq => match real_backends_reachable(false).await {
                         Ok(()) => TestVhost::create().await.map(|v| vhost = Some(v)),
+                        Err(why) => Err(why),
+                    },
+                    Backend::Kafka => match real_backends_reachable(false).await {
+                        Ok(()) => reach(KAFKA_BROKERS).await.map_err(|e| format!("Kafka {e}")),
                         Err(why) => Err(why),
                     },
                     _ => real_backends_reachable(true).await,
@@ -87,10 +96,21 @@ impl Environment {
 
     /// The environment variable and URL of this environment's event broker (shared backends).
     pub fn bus(&self) -> (&'static str, String) {
-        match &self.vhost {
-            Some(vhost) => ("BAZAAR_AMQP_URL", vhost.url()),
-            None => ("BAZAAR_NATS_URL", NATS_URL.into()),
+        match (&self.vhost, self.backend) {
+            (Some(vhost), _) => ("BAZAAR_AMQP_URL", vhost.url()),
+            (None, Backend::Kafka) => ("BAZAAR_KAFKA_BROKERS", KAFKA_BROKERS.into()),
+            (None, _) => ("BAZAAR_NATS_URL", NATS_URL.into()),
         }
+    }
+
+    /// Kafka settings for test apps: heartbeats short enough that every consumer group of a
+    /// starting app forms within a fraction of a second.
+    pub fn kafka_config() -> bazaar_bus::KafkaConfig {
+        let mut config = bazaar_bus::KafkaConfig::new(KAFKA_BROKERS);
+        config.session_timeout = Duration::from_secs(6);
+        config.heartbeat_interval = Duration::from_millis(100);
+        config.startup_timeout = Duration::from_secs(20);
+        config
     }
 
     /// Settings for an app in this environment.
@@ -112,9 +132,10 @@ impl Environment {
         settings.max_open_orders_per_customer = 10_000;
         if let Some(db) = &self.database {
             settings.database_url = Some(Secret::new(db.url.clone()));
-            match &self.vhost {
-                Some(vhost) => settings.amqp_url = Some(Secret::new(vhost.url())),
-                None => settings.nats_url = Some(NATS_URL.into()),
+            match (&self.vhost, self.backend) {
+                (Some(vhost), _) => settings.amqp_url = Some(Secret::new(vhost.url())),
+                (None, Backend::Kafka) => settings.kafka = Some(Self::kafka_config()),
+                (None, _) => settings.nats_url = Some(NATS_URL.into()),
             }
             settings.redis_url = Some(Secret::new(REDIS_URL));
             settings.jwt_secret =
@@ -206,7 +227,17 @@ impl Environment {
     pub async fn cleanup(self) {
         if let Some(db) = self.database {
             let _ = db.drop().await;
+            if self.backend == Backend::Kafka
+                && let Ok(Ok(kafka)) = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    bazaar_bus::KafkaTransport::connect(Self::kafka_config(), &self.namespace),
+                )
+                .await
+            {
+                let _ = kafka.delete_topic().await;
+            }
             if self.vhost.is_none()
+                && self.backend != Backend::Kafka
                 && let Ok(nats) = bazaar_bus::NatsTransport::connect_with_timeout(
                     NATS_URL,
                     &self.namespace,
@@ -232,19 +263,22 @@ impl Backend {
             Backend::Embedded => "embedded",
             Backend::Real => "PostgreSQL+NATS+Redis",
             Backend::Rabbitmq => "PostgreSQL+RabbitMQ+Redis",
+            Backend::Kafka => "PostgreSQL+Kafka+Redis",
         }
     }
 }
 
+/// Whether `addr` accepts a TCP connection within 2 s.
+async fn reach(addr: &'static str) -> Result<(), String> {
+    tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| format!("{addr} did not answer"))?
+        .map(|_| ())
+        .map_err(|e| format!("{addr} unreachable ({e})"))
+}
+
 /// PostgreSQL and Redis, and NATS when `nats` (RabbitMQ is checked by making its vhost).
 async fn real_backends_reachable(nats: bool) -> Result<(), String> {
-    let reach = |addr: &'static str| async move {
-        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
-            .await
-            .map_err(|_| format!("{addr} did not answer"))?
-            .map(|_| ())
-            .map_err(|e| format!("{addr} unreachable ({e})"))
-    };
     reach("127.0.0.1:5432")
         .await
         .map_err(|e| format!("PostgreSQL {e}"))?;
@@ -428,7 +462,8 @@ where
 }
 
 /// Declares one test body run on every backend set: `<name>::embedded`,
-/// `<name>::postgres_nats_redis` and `<name>::postgres_rabbitmq_redis`.
+/// `<name>::postgres_nats_redis`, `<name>::postgres_rabbitmq_redis` and
+/// `<name>::postgres_kafka_redis`.
 #[macro_export]
 macro_rules! on_both_backends {
     ($name:ident) => {
@@ -454,6 +489,14 @@ macro_rules! on_both_backends {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn postgres_rabbitmq_redis() {
                 if let Some(env) = Environment::new(Backend::Rabbitmq).await {
+                    super::$name(&env).await;
+                    env.cleanup().await;
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres_kafka_redis() {
+                if let Some(env) = Environment::new(Backend::Kafka).await {
                     super::$name(&env).await;
                     env.cleanup().await;
                 }

@@ -17,7 +17,7 @@
 
 mod link;
 mod live;
-mod recent;
+pub(crate) mod recent;
 mod subscription;
 mod topology;
 

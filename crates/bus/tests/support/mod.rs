@@ -1,5 +1,6 @@
 //! Harness for the transport conformance suite: one fresh backend pair per test (embedded log +
-//! SQLite, NATS JetStream + PostgreSQL, or RabbitMQ in a vhost of its own + PostgreSQL), a
+//! SQLite, NATS JetStream + PostgreSQL, RabbitMQ in a vhost of its own + PostgreSQL, or Kafka
+//! with a topic of its own + PostgreSQL), a
 //! recording decorator over the real transport, and a configurable handler whose effects land
 //! in the service database.
 
@@ -14,8 +15,8 @@ use async_trait::async_trait;
 use bazaar_bus::testing::TestVhost;
 use bazaar_bus::{
     Acker, AmqpConfig, AmqpTransport, BusError, Consumer, ConsumerSpec, Delivery,
-    EmbeddedTransport, Envelope, EventTx, Handler, HandlerError, NatsTransport, Outbox,
-    OutboxRelay, RetryPolicy, StreamStats, Subscription, Transport,
+    EmbeddedTransport, Envelope, EventTx, Handler, HandlerError, KafkaConfig, KafkaTransport,
+    NatsTransport, Outbox, OutboxRelay, RetryPolicy, StreamStats, Subscription, Transport,
 };
 use bazaar_db::{Db, DbTarget, Migration, sqlx};
 use bazaar_testkit::TestDatabase;
@@ -26,6 +27,8 @@ use tokio_util::sync::CancellationToken;
 /// The default; `BAZAAR_TEST_NATS_URL` overrides it (and `BAZAAR_TEST_PG_URL` the PostgreSQL
 /// server, see `bazaar_testkit::database`).
 const NATS_URL: &str = "nats://127.0.0.1:4222";
+/// The default; `BAZAAR_TEST_KAFKA_BROKERS` overrides it.
+const KAFKA_BROKERS: &str = "127.0.0.1:9092";
 const REACH_TIMEOUT: Duration = Duration::from_secs(3);
 /// Whole-scenario bound, so a hang fails fast instead of stalling the run.
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(20);
@@ -52,6 +55,7 @@ pub enum Kind {
     Embedded,
     Nats,
     Rabbitmq,
+    Kafka,
 }
 
 /// One delivery as the consumer runtime received it.
@@ -92,6 +96,10 @@ enum Cleanup {
         vhost: TestVhost,
         database: TestDatabase,
     },
+    Kafka {
+        kafka: KafkaTransport,
+        database: TestDatabase,
+    },
 }
 
 /// Runs `scenario` against a fresh backend of `kind`, bounded in time, and always cleans up.
@@ -104,6 +112,7 @@ where
         Kind::Embedded => Some(embedded().await),
         Kind::Nats => nats_and_postgres().await,
         Kind::Rabbitmq => rabbitmq_and_postgres().await,
+        Kind::Kafka => kafka_and_postgres().await,
     }) else {
         return;
     };
@@ -152,6 +161,10 @@ where
         }
         Cleanup::Rabbitmq { vhost, database } => {
             vhost.delete().await;
+            database.drop().await.expect("drop test database");
+        }
+        Cleanup::Kafka { kafka, database } => {
+            kafka.delete_topic().await.expect("delete test topic");
             database.drop().await.expect("drop test database");
         }
     }
@@ -237,6 +250,40 @@ async fn rabbitmq_and_postgres() -> Option<(Arc<dyn Transport>, Db, Cleanup)> {
         Arc::new(transport),
         db,
         Cleanup::Rabbitmq { vhost, database },
+    ))
+}
+
+/// Kafka settings for tests: short heartbeats, so that a second member joins within a
+/// fraction of a second, and a short start-up deadline.
+pub fn kafka_config(brokers: &str) -> KafkaConfig {
+    let mut config = KafkaConfig::new(brokers);
+    config.session_timeout = Duration::from_secs(6);
+    config.heartbeat_interval = Duration::from_millis(100);
+    config.startup_timeout = REACH_TIMEOUT * 3;
+    config
+}
+
+async fn kafka_and_postgres() -> Option<(Arc<dyn Transport>, Db, Cleanup)> {
+    if let Some(what) = known_unreachable(Kind::Kafka) {
+        return unreachable_backend(Kind::Kafka, what);
+    }
+    let brokers =
+        std::env::var("BAZAAR_TEST_KAFKA_BROKERS").unwrap_or_else(|_| KAFKA_BROKERS.into());
+    // librdkafka retries an absent broker quietly: ask the socket first, as the other kinds do.
+    let first = brokers.split(',').next().unwrap_or_default().to_owned();
+    let reached = tokio::time::timeout(REACH_TIMEOUT, tokio::net::TcpStream::connect(&first)).await;
+    if !matches!(reached, Ok(Ok(_))) {
+        return unreachable_backend(Kind::Kafka, format!("Kafka broker at {first} unreachable"));
+    }
+    let (database, db) = postgres(Kind::Kafka).await?;
+    let namespace = format!("conf_{}", uuid::Uuid::now_v7().simple());
+    let kafka = KafkaTransport::connect(kafka_config(&brokers), &namespace)
+        .await
+        .expect("Kafka creates the test topic");
+    Some((
+        Arc::new(kafka.clone()),
+        db,
+        Cleanup::Kafka { kafka, database },
     ))
 }
 

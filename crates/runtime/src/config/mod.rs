@@ -2,6 +2,7 @@
 //! file (in that order of precedence), merged and validated once at start-up into [`Settings`].
 //! `config.default.toml` at the repository root documents every key.
 
+mod kafka;
 mod sections;
 pub mod settings;
 pub mod sources;
@@ -117,6 +118,7 @@ impl Parts {
             nats_url: b.nats_url,
             amqp_url: b.amqp_url,
             amqp_ca_file: b.amqp_ca_file,
+            kafka: b.kafka,
             redis_url: b.redis_url,
             connections: d.connections,
             jwt_secret,

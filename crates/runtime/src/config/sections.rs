@@ -86,11 +86,12 @@ pub(super) fn databases(l: &mut Loader) -> Databases {
     }
 }
 
-/// The event bus's broker (NATS or RabbitMQ, or none for the embedded log) and Redis.
+/// The event bus's broker (NATS, RabbitMQ or Kafka, or none for the embedded log) and Redis.
 pub(super) struct Brokers {
     pub nats_url: Option<String>,
     pub amqp_url: Option<Secret>,
     pub amqp_ca_file: Option<PathBuf>,
+    pub kafka: Option<bazaar_bus::KafkaConfig>,
     pub redis_url: Option<Secret>,
 }
 
@@ -112,6 +113,7 @@ pub(super) fn brokers(l: &mut Loader) -> Brokers {
         amqp_ca_file.as_deref(),
     );
     validate::brokers(nats, amqp, ca, &mut l.errors);
+    let kafka = super::kafka::load(l, nats_url.is_some() || amqp_url.is_some());
     let redis_url = first([env_secret("BAZAAR_REDIS_URL"), l.file.redis_url.clone()]);
     let (schemes, message) = (
         &["redis://", "rediss://"],
@@ -122,6 +124,7 @@ pub(super) fn brokers(l: &mut Loader) -> Brokers {
         nats_url,
         amqp_url,
         amqp_ca_file,
+        kafka,
         redis_url,
     }
 }

@@ -73,6 +73,9 @@ pub struct Settings {
     pub amqp_url: Option<Secret>,
     /// PEM file of the CA that signed the RabbitMQ server's certificate (amqps://).
     pub amqp_ca_file: Option<PathBuf>,
+    /// Apache Kafka for the event bus instead of NATS or RabbitMQ (its password redacted in
+    /// `Debug`).
+    pub kafka: Option<bazaar_bus::KafkaConfig>,
     pub redis_url: Option<Secret>,
     /// TLS and credentials for PostgreSQL, Redis and NATS beyond what their URLs carry.
     pub connections: crate::connections::Connections,
@@ -164,9 +167,10 @@ impl Settings {
         }
     }
 
-    /// True when events travel through a broker other processes can reach (NATS or RabbitMQ).
+    /// True when events travel through a broker other processes can reach (NATS, RabbitMQ or
+    /// Kafka).
     pub fn has_shared_bus(&self) -> bool {
-        self.nats_url.is_some() || self.amqp_url.is_some()
+        self.nats_url.is_some() || self.amqp_url.is_some() || self.kafka.is_some()
     }
 
     /// True when nothing outside this process is configured.
@@ -175,6 +179,7 @@ impl Settings {
             && self.service_database_urls.is_empty()
             && self.nats_url.is_none()
             && self.amqp_url.is_none()
+            && self.kafka.is_none()
             && self.redis_url.is_none()
     }
 }

@@ -91,6 +91,8 @@ pub(super) struct FileConfig {
     pub redis: crate::connections::FileRedis,
     #[serde(default)]
     pub nats: crate::connections::FileNats,
+    #[serde(default)]
+    pub kafka: super::kafka::FileKafka,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,5 +1,5 @@
-//! The loader's own tests: defaults, every problem reported at once, the RabbitMQ settings
-//! and unknown file keys.
+//! The loader's own tests: defaults, every problem reported at once, the RabbitMQ and Kafka
+//! settings and unknown file keys.
 
 use bazaar_db::DbTarget;
 
@@ -129,4 +129,72 @@ fn a_service_s_own_settings_are_read_for_the_services_named() {
     );
     let err = Settings::load(&args).unwrap_err().to_string();
     assert!(err.contains("services.catalog"), "{err}");
+}
+
+#[test]
+fn kafka_is_a_fourth_bus_with_tls_and_sasl_and_excludes_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+    let file = dir.path().join("bazaar.toml");
+    let load = |toml: String, nats: Option<&str>| {
+        std::fs::write(&file, toml).unwrap();
+        Settings::load(&ConfigArgs {
+            config: Some(file.clone()),
+            nats_url: nats.map(Into::into),
+            data_dir: Some(dir.path().into()),
+            ..Default::default()
+        })
+    };
+    let ok = load(
+        format!(
+            "[kafka]\nbrokers = \"k1:9093,k2:9093\"\nca_file = {:?}\nusername = \"shop\"\n\
+             password = \"hunter2\"\nsasl_mechanism = \"scram-sha-256\"\npartitions = 12\n",
+            ca.display().to_string()
+        ),
+        None,
+    )
+    .unwrap();
+    assert!(ok.has_shared_bus() && !ok.is_embedded());
+    let kafka = ok.kafka.as_ref().expect("kafka settings");
+    assert_eq!(
+        (kafka.brokers.as_str(), kafka.partitions),
+        ("k1:9093,k2:9093", 12)
+    );
+    assert_eq!(kafka.replication_factor, 1, "the default for one broker");
+    let sasl = kafka.sasl.as_ref().expect("sasl");
+    assert_eq!(sasl.mechanism, bazaar_bus::SaslMechanism::ScramSha256);
+    assert!(
+        !format!("{ok:?}").contains("hunter2"),
+        "the password printed"
+    );
+
+    let err = load(
+        "[kafka]\nbrokers = \"k1\"\nusername = \"shop\"\nsasl_mechanism = \"GSSAPI\"\n\
+         heartbeat_interval_ms = 20000\n"
+            .into(),
+        Some("nats://127.0.0.1:4222"),
+    )
+    .unwrap_err()
+    .to_string();
+    for needle in [
+        "not several",
+        "\"k1\" is not HOST:PORT",
+        "must be set together",
+        "below BAZAAR_KAFKA_SESSION_TIMEOUT_MS",
+    ] {
+        assert!(err.contains(needle), "{needle} missing from {err}");
+    }
+    let err = load(
+        "[kafka]\nbrokers = \"k1:9092\"\nusername = \"u\"\npassword = \"p\"\nsasl_mechanism = \"GSSAPI\"\nca_file = \"/nonexistent.pem\"\n".into(),
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    for needle in [
+        "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+        "BAZAAR_KAFKA_CA_FILE /nonexistent.pem",
+    ] {
+        assert!(err.contains(needle), "{needle} missing from {err}");
+    }
 }
