@@ -17,16 +17,6 @@ use super::{
 };
 use render::{CHART, Rendering, TOPOLOGIES, k8s_processes};
 
-/// Kafka's settings, which the chart renders for `broker: kafka` although the binary does not
-/// read them yet (its Kafka transport is pending): allowed in the chart's own files and in the
-/// Kafka rendering only. Once the binary reads them, this list must go (a test says so).
-const KAFKA_PENDING: [&str; 5] = [
-    "BAZAAR_KAFKA_BROKERS",
-    "BAZAAR_KAFKA_USERNAME",
-    "BAZAAR_KAFKA_PASSWORD",
-    "BAZAAR_KAFKA_SASL_MECHANISM",
-    "BAZAAR_KAFKA_CA_FILE",
-];
 const KAFKA_RENDERING: &str = "postgres-kafka-redis";
 
 fn kind_and_name(o: &Value) -> (String, String) {
@@ -227,12 +217,6 @@ fn check_embedded(what: &str, r: &Rendering, processes: &[super::Process]) {
 #[test]
 fn every_bazaar_variable_in_the_chart_is_one_the_binary_reads() {
     let known = known_variables();
-    for name in KAFKA_PENDING {
-        assert!(
-            !known.contains(name),
-            "bazaar reads {name} now: remove it from KAFKA_PENDING"
-        );
-    }
     let mut dirs = vec![repo().join(CHART)];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).expect("chart dir") {
@@ -244,7 +228,7 @@ fn every_bazaar_variable_in_the_chart_is_one_the_binary_reads() {
             let text = std::fs::read_to_string(&path).expect("chart file");
             let unknown: Vec<String> = variables_in(&text, None)
                 .into_iter()
-                .filter(|v| !known.contains(v) && !KAFKA_PENDING.contains(&v.as_str()))
+                .filter(|v| !known.contains(v))
                 .collect();
             assert!(
                 unknown.is_empty(),
@@ -260,7 +244,7 @@ fn every_bazaar_variable_in_the_chart_is_one_the_binary_reads() {
         let kafka = r.topology == KAFKA_RENDERING;
         let unknown: Vec<String> = variables_in(&r.text, None)
             .into_iter()
-            .filter(|v| !known.contains(v) && !(kafka && KAFKA_PENDING.contains(&v.as_str())))
+            .filter(|v| !known.contains(v))
             .collect();
         assert!(
             unknown.is_empty(),
