@@ -29,7 +29,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lapin::BasicProperties;
 use lapin::options::BasicPublishOptions;
-use tracing::{debug, warn};
+use tracing::warn;
 
 pub use link::AmqpConfig;
 use link::{Link, unavailable};
@@ -145,14 +145,7 @@ impl Transport for AmqpTransport {
     /// Returns once the broker confirmed each (stored on every queue bound to it).
     async fn publish_batch(&self, events: &[Envelope]) -> Result<(), BusError> {
         let recent = &self.inner.recent;
-        let mut fresh: Vec<&Envelope> = Vec::with_capacity(events.len());
-        for event in events {
-            if recent.seen(&event.id) || fresh.iter().any(|e| e.id == event.id) {
-                debug!(event_id = %event.id, "duplicate publish skipped");
-                continue;
-            }
-            fresh.push(event);
-        }
+        let fresh = recent.fresh(events);
         if fresh.is_empty() {
             return Ok(());
         }

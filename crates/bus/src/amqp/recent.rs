@@ -1,4 +1,4 @@
-//! Publish-side deduplication for RabbitMQ, which has none of its own: event ids this process
+//! Publish-side deduplication for RabbitMQ and Kafka, which have none across publishes: event ids this process
 //! had confirmed by the broker in the last two minutes are not published again (the relay's
 //! retry after a failed mark, a batch handed in twice). A repeat from another process or after
 //! a restart still goes out; the consumers' inbox absorbs it.
@@ -6,6 +6,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use crate::Envelope;
 
 /// As long as JetStream's duplicate window, so both brokers forgive the same retries.
 pub const WINDOW: Duration = Duration::from_secs(120);
@@ -31,6 +33,20 @@ impl RecentIds {
         let mut inner = self.inner.lock().expect("recent ids lock");
         inner.expire(Instant::now());
         inner.at.contains_key(id)
+    }
+
+    /// The events of `events` to send: neither confirmed within the window nor repeated
+    /// earlier in the batch, in order.
+    pub fn fresh<'a>(&self, events: &'a [Envelope]) -> Vec<&'a Envelope> {
+        let mut fresh: Vec<&Envelope> = Vec::with_capacity(events.len());
+        for event in events {
+            if self.seen(&event.id) || fresh.iter().any(|e| e.id == event.id) {
+                tracing::debug!(event_id = %event.id, "duplicate publish skipped");
+                continue;
+            }
+            fresh.push(event);
+        }
+        fresh
     }
 
     /// Records ids the broker just confirmed.

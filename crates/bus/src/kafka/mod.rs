@@ -28,7 +28,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use tracing::debug;
 
 use config::Context;
 pub use config::{KafkaConfig, KafkaSasl, SaslMechanism};
@@ -146,14 +145,7 @@ impl Transport for KafkaTransport {
     /// fails, so the relay's retry does not store them twice.
     async fn publish_batch(&self, events: &[Envelope]) -> Result<(), BusError> {
         let recent = &self.inner.recent;
-        let mut fresh: Vec<&Envelope> = Vec::with_capacity(events.len());
-        for event in events {
-            if recent.seen(&event.id) || fresh.iter().any(|e| e.id == event.id) {
-                debug!(event_id = %event.id, "duplicate publish skipped");
-                continue;
-            }
-            fresh.push(event);
-        }
+        let fresh = recent.fresh(events);
         let mut sent = Vec::with_capacity(fresh.len());
         let mut failure = None;
         for event in &fresh {
